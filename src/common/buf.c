@@ -1,0 +1,93 @@
+/* Growable byte buffer. */
+#include "common/buf.h"
+#include "common/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ch_buf_init(struct ch_buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void ch_buf_free(struct ch_buf *b)
+{
+    free(b->data);
+    ch_buf_init(b);
+}
+
+int ch_buf_reserve(struct ch_buf *b, size_t n)
+{
+    size_t want = b->len + n + 1; /* room for a trailing NUL */
+    size_t cap;
+    char *p;
+
+    if (want < b->len)
+        return CH_ENOMEM;
+    if (want <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap < want)
+        cap *= 2;
+    p = realloc(b->data, cap);
+    if (p == NULL)
+        return CH_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int ch_buf_append(struct ch_buf *b, const void *p, size_t n)
+{
+    int rv = ch_buf_reserve(b, n);
+    if (rv != 0)
+        return rv;
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int ch_buf_printf(struct ch_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    int rv;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return CH_EINVAL;
+    rv = ch_buf_reserve(b, (size_t)n);
+    if (rv != 0)
+        return rv;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void ch_buf_consume(struct ch_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+char *ch_buf_steal(struct ch_buf *b, size_t *len)
+{
+    char *p = b->data;
+    if (len != NULL)
+        *len = b->len;
+    ch_buf_init(b);
+    return p;
+}

@@ -1,0 +1,49 @@
+/* Every limit of a node in one place, with its default and the flag that
+ * changes it (SPEC §2, §4, §5). */
+#ifndef CHORUS_COMMON_LIMITS_H
+#define CHORUS_COMMON_LIMITS_H
+
+/* Topic path bytes (SPEC §3). */
+#define CH_MAX_TOPIC_BYTES 255
+/* User / publisher message id bytes (SPEC §3). */
+#define CH_MAX_ID_BYTES 128
+/* --max-message-bytes default: body bytes of one publish. */
+#define CH_DEFAULT_MAX_MESSAGE_BYTES (1024 * 1024)
+/* Header JSON bytes of one publish (not counted in the body limit). */
+#define CH_MAX_HEADER_BYTES (64 * 1024)
+/* A WebSocket frame may carry the command line and header on top of the
+ * body; frames above body limit + this slack are not parsed (close 1009). */
+#define CH_FRAME_SLACK_BYTES (CH_MAX_HEADER_BYTES + 1024)
+/* --dedup-window default, seconds. */
+#define CH_DEFAULT_DEDUP_WINDOW_S 120
+/* --publish-timeout default, ms. */
+#define CH_DEFAULT_PUBLISH_TIMEOUT_MS 5000
+/* --max-connection-buffer default: bytes queued for one client. */
+#define CH_DEFAULT_MAX_CONN_BUFFER (4 * 1024 * 1024)
+/* Unanswered publishes on one connection before it stops being read. */
+#define CH_MAX_UNANSWERED_PUBLISHES 10000
+/* Bytes read from the store for one connection per pump turn. */
+#define CH_REPLAY_SLICE_BYTES (256 * 1024)
+/* Bytes handed to one uv_write of a connection. */
+#define CH_WRITE_CHUNK_BYTES (256 * 1024)
+/* Payload bytes of one raft entry (a batch closes when it would pass). */
+#define CH_MAX_BATCH_BYTES (1024 * 1024)
+/* Publishes in one raft entry. */
+#define CH_MAX_BATCH_MSGS 4096
+/* Raft entries proposed and not yet applied. */
+#define CH_MAX_ENTRIES_IN_FLIGHT 8
+/* Publishes queued in the cluster (waiting + in flight) before refusal. */
+#define CH_MAX_PENDING_PUBLISHES 200000
+/* HTTP request line + header bytes. */
+#define CH_MAX_HTTP_HEADER_BYTES (64 * 1024)
+/* Subscriptions per connection. */
+#define CH_MAX_SUBS_PER_CONN 1024
+/* Concurrent client connections per node. */
+#define CH_MAX_CONNECTIONS 20000
+/* REST replay: default and maximum `limit`. */
+#define CH_REST_DEFAULT_LIMIT 100
+#define CH_REST_MAX_LIMIT 10000
+/* LMDB map size (virtual; pages are allocated on use). */
+#define CH_STORE_MAP_BYTES (64ULL * 1024 * 1024 * 1024)
+
+#endif

@@ -1,0 +1,117 @@
+/* The store: one LMDB environment holding per-topic message logs, topic
+ * metadata, the publisher-message-id de-dup table and the applied raft
+ * index. Writes happen only through apply (one write transaction per raft
+ * entry, the applied index inside it, so re-applying is a no-op). Reads use
+ * read transactions; they are cheap (memory-mapped).
+ *
+ * Threads: one thread (the loop) writes; read transactions may be used on
+ * any thread, each on one thread only (env opened with MDB_NOTLS). */
+#ifndef CHORUS_STORE_STORE_H
+#define CHORUS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/codec.h"
+
+struct store;
+struct store_txn;  /* a read transaction */
+struct store_snap; /* a snapshot in progress (pinned read view) */
+
+/* Topic metadata. */
+struct store_topic {
+    int64_t first_seq; /* first stored sequenceId (1 unless trimmed) */
+    int64_t last_seq;  /* last assigned sequenceId */
+    int64_t count;     /* stored messages */
+    int64_t bytes;     /* sum of stored body bytes */
+};
+
+/* Outcome of one publish of an applied batch. */
+struct store_result {
+    int status;   /* 0, or CH_EINVAL (bad path/ids: not stored) */
+    bool is_dup;  /* an earlier publish with the same (path, user, msgid)
+                     within the window: seq/time are the original's */
+    int64_t seq;  /* sequenceId assigned (or the original's) */
+    int64_t time; /* publishing time (or the original's) */
+};
+
+/* Opens (creating) the store in directory `dir` (created if missing).
+ * On error returns CH_EIO/CH_ENOMEM/CH_ECORRUPT and writes a reason into
+ * errmsg (CH_ERRMSG_SIZE bytes). *out owned; free with store_close. */
+int store_open(const char *dir, uint64_t map_bytes, struct store **out,
+               char *errmsg);
+void store_close(struct store *s);
+/* Last error text of the store (for logs). */
+const char *store_errmsg(const struct store *s);
+
+/* Index of the last raft entry whose effect is in the store (0 if none). */
+uint64_t store_applied_index(struct store *s);
+
+/* Applies a publish batch in ONE write transaction: if index <= applied
+ * index, nothing changes and *skipped is true (results untouched).
+ * Otherwise, first de-dup entries older than time - dedup_window_s are
+ * dropped; then per message, in order: validate (path, ids), de-dup by
+ * (path, user, msgid) when msgid is non-empty, assign the topic's next
+ * sequenceId, store the record, update topic meta and de-dup table; finally
+ * the applied index becomes `index`. results[i] is filled for each msg.
+ * Deterministic: uses only its arguments and stored state.
+ * Returns 0, or CH_EIO/CH_ENOSPACE on an LMDB failure (nothing applied). */
+int store_apply_publish(struct store *s, uint64_t index, int64_t time,
+                        int64_t dedup_window_s, const struct ch_msg *msgs,
+                        size_t n, struct store_result *results,
+                        bool *skipped);
+
+/* Records that entry `index` was applied with no other effect. */
+int store_set_applied(struct store *s, uint64_t index);
+
+/* Read transactions. */
+int store_read_begin(struct store *s, struct store_txn **out);
+void store_read_end(struct store_txn *t);
+
+/* Topic metadata; CH_ENOTFOUND if the topic was never written. */
+int store_topic_get(struct store_txn *t, const char *path, size_t path_n,
+                    struct store_topic *out);
+
+/* Called per message; `m` (all fields set, path included) is valid only
+ * during the call. Return non-zero to stop the read (no error). */
+typedef int (*store_msg_cb)(void *arg, const struct ch_msg *m);
+
+/* Reads messages of exactly `path` with seq >= from_seq, in order, calling
+ * cb for each, until max_count messages were passed (max_count <= 0: no
+ * limit), the body bytes passed reach max_bytes (after at least one message;
+ * 0: no limit), cb returns non-zero (that message counts as passed), or the
+ * log ends. *next_seq (may be NULL) is the seq after the last passed
+ * message, or from_seq if none. Returns 0 or CH_EIO/CH_ECORRUPT. */
+int store_read_range(struct store_txn *t, const char *path, size_t path_n,
+                     int64_t from_seq, int64_t max_count, size_t max_bytes,
+                     store_msg_cb cb, void *arg, int64_t *next_seq);
+
+/* Called per topic in path order; return non-zero to stop. */
+typedef int (*store_topic_cb)(void *arg, const char *path, size_t path_n,
+                              const struct store_topic *t);
+/* Lists topics equal to or below `prefix` (whole segments: "/foo" matches
+ * "/foo" and "/foo/bar", not "/foobar"); prefix_n == 0 or "/" lists all. */
+int store_topics_list(struct store_txn *t, const char *prefix,
+                      size_t prefix_n, store_topic_cb cb, void *arg);
+
+/* Snapshots. begin (loop thread) pins a consistent read view; write (any
+ * one thread, e.g. the libuv pool) serializes the whole store into `out`;
+ * end releases the view (same thread as write, or the loop once write is
+ * done). The format starts with a fixed header carrying the applied index. */
+int store_snapshot_begin(struct store *s, struct store_snap **out);
+int store_snapshot_write(struct store_snap *snap, struct ch_buf *out);
+void store_snapshot_end(struct store_snap *snap);
+/* Reads the applied index recorded in a snapshot buffer. */
+int store_snapshot_index(const void *buf, size_t len, uint64_t *index);
+/* Replaces the whole store content with the snapshot's, in one write
+ * transaction. Returns 0 or CH_ECORRUPT (store unchanged) / CH_EIO. */
+int store_restore(struct store *s, const void *buf, size_t len);
+
+/* Flushes the store to disk (mdb_env_sync force). */
+int store_sync(struct store *s);
+/* Cheap health probe: a read transaction can be opened. */
+int store_check(struct store *s);
+
+#endif
