@@ -1,2 +1,283 @@
-/* placeholder: being written */
-int main(void) { return 1; }
+/* chorusd: wires store, cluster and gateway on one libuv loop and owns the
+ * process lifecycle (start-up rules of SPEC §2, clean SIGTERM/SIGINT). */
+#include "config.h"
+#include "cluster/cluster.h"
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "gateway/gw.h"
+#include "store/store.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+extern char **environ;
+
+struct node {
+    uv_loop_t loop;
+    struct chorusd_config cfg;
+    struct store *store;
+    struct cluster *cluster;
+    struct gw *gw;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    bool signals_inited;
+    bool stopping;
+    int exit_code;
+};
+
+/* mkdir -p with one clear error. */
+static int make_dirs(const char *path, char *errmsg)
+{
+    char tmp[PATH_MAX];
+    size_t len = strlen(path);
+    struct stat st;
+
+    if (len == 0 || len >= sizeof tmp) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad data dir path");
+        return CH_EINVAL;
+    }
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; ; p++) {
+        char saved = *p;
+        if (saved != '/' && saved != '\0')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create data dir '%s': %s",
+                     tmp, strerror(errno));
+            return CH_EIO;
+        }
+        *p = saved;
+        if (saved == '\0')
+            break;
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "data dir '%s' is not a directory",
+                 path);
+        return CH_EIO;
+    }
+    return 0;
+}
+
+/* raft 0.15 takes IPv4 literals only (RAFT-NOTES §1.5): resolve a name. */
+static int resolve_raft_addr(char *addr, size_t size, char *errmsg)
+{
+    char host[256];
+    char *colon = strrchr(addr, ':');
+    struct addrinfo hints, *res = NULL;
+    struct in_addr a;
+    char ip[INET_ADDRSTRLEN];
+    int rv;
+
+    if (colon == NULL || colon == addr || colon[1] == '\0' ||
+        (size_t)(colon - addr) >= sizeof host) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad --raft '%s': want IPv4:PORT",
+                 addr);
+        return CH_EINVAL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (inet_pton(AF_INET, host, &a) != 1) {
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_INET;
+        rv = getaddrinfo(host, NULL, &hints, &res);
+        if (rv != 0) {
+            snprintf(errmsg, CH_ERRMSG_SIZE, "cannot resolve --raft '%s': %s",
+                     addr, gai_strerror(rv));
+            return CH_EINVAL;
+        }
+        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr,
+                  ip, sizeof ip);
+        freeaddrinfo(res);
+        snprintf(host, sizeof host, "%s%s", ip, colon);
+        snprintf(addr, size, "%s", host);
+    }
+    if (!cluster_addr_valid_ipv4(addr)) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad --raft '%s': want IPv4:PORT",
+                 addr);
+        return CH_EINVAL;
+    }
+    return 0;
+}
+
+static void loop_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void gw_closed(struct gw *gw, void *arg)
+{
+    struct node *n = arg;
+    (void)gw;
+    if (n->signals_inited) {
+        uv_close((uv_handle_t *)&n->sigterm, NULL);
+        uv_close((uv_handle_t *)&n->sigint, NULL);
+        n->signals_inited = false;
+    }
+    log_info("main", "stopped id=%llu", (unsigned long long)n->cfg.id);
+}
+
+static void cluster_closed(struct cluster *c, void *arg)
+{
+    struct node *n = arg;
+    (void)c;
+    /* Publishes were answered by the cluster close; flush and close
+     * connections. */
+    gw_close(n->gw, gw_closed, n);
+}
+
+static void node_stop(struct node *n)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    if (n->gw != NULL)
+        gw_stop_accepting(n->gw);
+    if (n->cluster != NULL) {
+        cluster_close(n->cluster, cluster_closed, n);
+    } else if (n->gw != NULL) {
+        gw_close(n->gw, gw_closed, n);
+    } else {
+        gw_closed(NULL, n);
+    }
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    struct node *n = h->data;
+    log_info("main", "signal received signal=%s, shutting down",
+             signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    node_stop(n);
+}
+
+static int node_start(struct node *n, char *errmsg)
+{
+    struct cluster_config cc;
+    struct gw_config gc;
+    char store_dir[PATH_MAX + 16];
+    int rv;
+
+    rv = resolve_raft_addr(n->cfg.raft, sizeof n->cfg.raft, errmsg);
+    if (rv != 0)
+        return rv;
+    if (n->cfg.has_cluster) {
+        struct cluster_member *members;
+        unsigned n_members;
+        rv = cluster_spec_parse(n->cfg.cluster, &members, &n_members, errmsg);
+        if (rv != 0)
+            return rv;
+        free(members);
+    }
+    rv = make_dirs(n->cfg.data, errmsg);
+    if (rv != 0)
+        return rv;
+    snprintf(store_dir, sizeof store_dir, "%s/store", n->cfg.data);
+    rv = store_open(store_dir, CH_STORE_MAP_BYTES, &n->store, errmsg);
+    if (rv != 0)
+        return rv;
+
+    memset(&cc, 0, sizeof cc);
+    cc.id = n->cfg.id;
+    cc.raft_addr = n->cfg.raft;
+    cc.http_addr = n->cfg.http;
+    cc.data_dir = n->cfg.data;
+    cc.cluster_spec = n->cfg.has_cluster ? n->cfg.cluster : NULL;
+    cc.join = n->cfg.join;
+    cc.join_addr = n->cfg.join_addr[0] ? n->cfg.join_addr : NULL;
+    cc.dedup_window_s = (int64_t)n->cfg.dedup_window_s;
+    cc.publish_timeout_ms = (unsigned)n->cfg.publish_timeout_ms;
+    cc.election_timeout_ms = (unsigned)n->cfg.election_timeout_ms;
+    cc.heartbeat_timeout_ms = (unsigned)n->cfg.heartbeat_timeout_ms;
+    cc.snapshot_threshold = (unsigned)n->cfg.snapshot_threshold;
+    cc.snapshot_trailing = (unsigned)n->cfg.snapshot_trailing;
+    rv = cluster_create(&n->loop, &cc, n->store, &n->cluster, errmsg);
+    if (rv != 0)
+        return rv;
+
+    memset(&gc, 0, sizeof gc);
+    gc.http_addr = n->cfg.http;
+    gc.max_message_bytes = (size_t)n->cfg.max_message_bytes;
+    gc.max_conn_buffer = (size_t)n->cfg.max_connection_buffer;
+    rv = gw_create(&n->loop, &gc, n->cluster, &n->gw, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = gw_start(n->gw, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = cluster_start(n->cluster, errmsg);
+    if (rv != 0)
+        return rv;
+
+    if (uv_signal_init(&n->loop, &n->sigterm) != 0 ||
+        uv_signal_init(&n->loop, &n->sigint) != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot install signal handlers");
+        return CH_EIO;
+    }
+    n->signals_inited = true;
+    n->sigterm.data = n;
+    n->sigint.data = n;
+    if (uv_signal_start(&n->sigterm, signal_cb, SIGTERM) != 0 ||
+        uv_signal_start(&n->sigint, signal_cb, SIGINT) != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot install signal handlers");
+        return CH_EIO;
+    }
+    log_info("main", "node started id=%llu http=%s raft=%s data=%s",
+             (unsigned long long)n->cfg.id, n->cfg.http, n->cfg.raft,
+             n->cfg.data);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct node node;
+    char errmsg[CH_ERRMSG_SIZE] = "";
+    int rv;
+
+    rv = config_parse(argc, argv, environ, &node.cfg, errmsg, sizeof errmsg);
+    if (rv == CONFIG_HELP) {
+        config_usage(stdout);
+        return 0;
+    }
+    if (rv != CONFIG_OK) {
+        fprintf(stderr, "chorusd: %s\n", errmsg);
+        return 2;
+    }
+    ch_log_set_level(node.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    rv = uv_loop_init(&node.loop);
+    if (rv != 0) {
+        fprintf(stderr, "chorusd: cannot create event loop: %s\n",
+                uv_strerror(rv));
+        return 1;
+    }
+    rv = node_start(&node, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "chorusd: %s\n", errmsg);
+        node.exit_code = 1;
+        node_stop(&node);
+    }
+    uv_run(&node.loop, UV_RUN_DEFAULT);
+
+    if (node.gw != NULL)
+        gw_destroy(node.gw);
+    if (node.cluster != NULL)
+        cluster_destroy(node.cluster);
+    if (node.store != NULL)
+        store_close(node.store);
+    if (uv_loop_close(&node.loop) != 0) {
+        uv_walk(&node.loop, loop_walk_close, NULL);
+        uv_run(&node.loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&node.loop) != 0)
+            log_warn("main", "event loop did not close cleanly");
+    }
+    return node.exit_code;
+}

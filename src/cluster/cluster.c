@@ -1,2 +1,490 @@
-/* placeholder: being written */
-typedef int chorus_placeholder_t;
+/* The cluster object: raft on the node's loop, start-up rules (SPEC §2),
+ * the leader monitor and shutdown. */
+#include "cluster/cluster_int.h"
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DEFAULT_ELECTION_TIMEOUT_MS 500
+#define DEFAULT_HEARTBEAT_TIMEOUT_MS 50
+#define DEFAULT_SNAPSHOT_THRESHOLD 1024
+#define DEFAULT_SNAPSHOT_TRAILING 512
+#define CONNECT_RETRY_DELAY_MS 200
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_FOLLOWER:
+        return "follower";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    default:
+        return "unavailable";
+    }
+}
+
+/* mkdir -p */
+static int mkdirs(const char *path, char *errmsg)
+{
+    char tmp[PATH_MAX];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof tmp) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad directory path '%s'", path);
+        return CH_EINVAL;
+    }
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create '%s': %s", tmp,
+                     strerror(errno));
+            return CH_EIO;
+        }
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create '%s': %s", tmp,
+                 strerror(errno));
+        return CH_EIO;
+    }
+    return 0;
+}
+
+/* True when raft's directory holds persisted state (metadata or segments). */
+static bool raft_dir_has_state(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+
+    if (d == NULL)
+        return false;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "metadata", 8) == 0 ||
+            strncmp(e->d_name, "snapshot-", 9) == 0 ||
+            strncmp(e->d_name, "open-", 5) == 0 ||
+            (e->d_name[0] >= '0' && e->d_name[0] <= '9')) {
+            found = true;
+            break;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
+                   struct store *store, struct cluster **out, char *errmsg)
+{
+    struct cluster *c;
+    int rv;
+
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
+        return CH_ENOMEM;
+    }
+    c->loop = loop;
+    c->cfg = *cfg;
+    if (c->cfg.election_timeout_ms == 0)
+        c->cfg.election_timeout_ms = DEFAULT_ELECTION_TIMEOUT_MS;
+    if (c->cfg.heartbeat_timeout_ms == 0)
+        c->cfg.heartbeat_timeout_ms = DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    if (c->cfg.snapshot_threshold == 0)
+        c->cfg.snapshot_threshold = DEFAULT_SNAPSHOT_THRESHOLD;
+    if (c->cfg.snapshot_trailing == 0)
+        c->cfg.snapshot_trailing = DEFAULT_SNAPSHOT_TRAILING;
+    if (c->cfg.heartbeat_timeout_ms >= c->cfg.election_timeout_ms) {
+        snprintf(errmsg, CH_ERRMSG_SIZE,
+                 "heartbeat timeout must be below the election timeout");
+        free(c);
+        return CH_EINVAL;
+    }
+    c->store = store;
+    c->last_state = -1;
+    if ((size_t)snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft",
+                         cfg->data_dir) >= sizeof c->raft_dir) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "data dir path too long");
+        free(c);
+        return CH_EINVAL;
+    }
+    rv = mkdirs(c->raft_dir, errmsg);
+    if (rv != 0) {
+        free(c);
+        return rv;
+    }
+    *out = c;
+    return 0;
+}
+
+struct store *cluster_store(struct cluster *c)
+{
+    return c->store;
+}
+
+void cluster_set_applied_cb(struct cluster *c, cluster_applied_cb cb,
+                            void *arg)
+{
+    c->applied_cb = cb;
+    c->applied_arg = arg;
+}
+
+/* Decides whether to bootstrap and with which configuration (SPEC §2). */
+static int maybe_bootstrap(struct cluster *c, char *errmsg)
+{
+    struct raft_configuration conf;
+    struct cluster_member *members = NULL;
+    unsigned n = 0;
+    bool self_named = false;
+    int rv;
+
+    if (c->cfg.join) {
+        log_info("cluster", "join mode: waiting to be added id=%llu",
+                 (unsigned long long)c->cfg.id);
+        return 0;
+    }
+    if (raft_dir_has_state(c->raft_dir)) {
+        log_info("cluster", "restarting from state dir=%s", c->raft_dir);
+        return 0;
+    }
+    raft_configuration_init(&conf);
+    if (c->cfg.cluster_spec != NULL) {
+        rv = cluster_spec_parse(c->cfg.cluster_spec, &members, &n, errmsg);
+        if (rv != 0)
+            goto err;
+        for (unsigned i = 0; i < n; i++) {
+            if (members[i].id == c->cfg.id) {
+                self_named = true;
+                if (strcmp(members[i].raft, c->cfg.raft_addr) != 0) {
+                    snprintf(errmsg, CH_ERRMSG_SIZE,
+                             "--cluster gives id %llu raft address %s but "
+                             "--raft is %s",
+                             (unsigned long long)c->cfg.id, members[i].raft,
+                             c->cfg.raft_addr);
+                    rv = CH_EINVAL;
+                    goto err;
+                }
+            }
+            rv = raft_configuration_add(&conf, members[i].id, members[i].raft,
+                                        RAFT_VOTER);
+            if (rv != 0) {
+                snprintf(errmsg, CH_ERRMSG_SIZE, "configuration: %s",
+                         raft_strerror(rv));
+                rv = CH_EINVAL;
+                goto err;
+            }
+        }
+        if (!self_named) {
+            snprintf(errmsg, CH_ERRMSG_SIZE,
+                     "--cluster does not name this node's id %llu (use "
+                     "--join to join an existing cluster)",
+                     (unsigned long long)c->cfg.id);
+            rv = CH_EINVAL;
+            goto err;
+        }
+    } else {
+        rv = raft_configuration_add(&conf, c->cfg.id, c->cfg.raft_addr,
+                                    RAFT_VOTER);
+        if (rv != 0) {
+            snprintf(errmsg, CH_ERRMSG_SIZE, "configuration: %s",
+                     raft_strerror(rv));
+            rv = CH_EINVAL;
+            goto err;
+        }
+    }
+    rv = raft_bootstrap(&c->raft, &conf);
+    if (rv == RAFT_CANTBOOTSTRAP) {
+        log_info("cluster", "already bootstrapped: %s", c->io.errmsg);
+        rv = 0;
+    } else if (rv != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bootstrap failed: %s (%d): %s",
+                 raft_strerror(rv), rv, c->io.errmsg);
+        rv = CH_EIO;
+        goto err;
+    } else {
+        log_info("cluster", "bootstrapped id=%llu voters=%u",
+                 (unsigned long long)c->cfg.id, n ? n : 1);
+    }
+err:
+    raft_configuration_close(&conf);
+    free(members);
+    return rv;
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct cluster *c = req->data;
+
+    c->barrier_pending = false;
+    if (status != 0) {
+        log_warn("cluster", "leader barrier failed status=%d", status);
+        return;
+    }
+    if (raft_state(&c->raft) == RAFT_LEADER) {
+        c->is_ready = true;
+        log_info("cluster", "leader ready id=%llu term=%llu applied=%llu",
+                 (unsigned long long)c->cfg.id,
+                 (unsigned long long)c->raft.current_term,
+                 (unsigned long long)raft_last_applied(&c->raft));
+    }
+}
+
+/* Once per tick: leadership changes and publish timeouts. libraft 0.15 has
+ * no state-change callback (RAFT-NOTES §5), so poll. */
+static void monitor(struct cluster *c)
+{
+    int state = raft_state(&c->raft);
+    raft_id leader_id = 0;
+    const char *leader_addr = NULL;
+
+    raft_leader(&c->raft, &leader_id, &leader_addr);
+    if (state != c->last_state || leader_id != c->last_leader_id) {
+        log_info("cluster", "state changed id=%llu state=%s term=%llu "
+                            "leader=%llu",
+                 (unsigned long long)c->cfg.id, state_name(state),
+                 (unsigned long long)c->raft.current_term,
+                 (unsigned long long)leader_id);
+        if (c->last_state == RAFT_LEADER && state != RAFT_LEADER)
+            c->is_ready = false;
+        if (state == RAFT_LEADER && c->last_state != RAFT_LEADER) {
+            /* 0.15 appends no no-op on election: a barrier makes sure every
+             * earlier entry reached the FSM before we call ourselves ready
+             * (RAFT-NOTES §2). */
+            c->is_ready = false;
+            c->barrier.data = c;
+            if (!c->barrier_pending &&
+                raft_barrier(&c->raft, &c->barrier, barrier_cb) == 0)
+                c->barrier_pending = true;
+        }
+        if (state == RAFT_FOLLOWER)
+            c->is_ready = leader_id != 0;
+        c->last_state = state;
+        c->last_leader_id = leader_id;
+    }
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+
+    if (c->closing)
+        return;
+    monitor(c);
+    cluster__propose_expire(c);
+}
+
+static void check_cb(uv_check_t *h)
+{
+    struct cluster *c = h->data;
+
+    if (!c->closing)
+        cluster__propose_flush(c);
+}
+
+int cluster_start(struct cluster *c, char *errmsg)
+{
+    int rv;
+
+    rv = raft_uv_tcp_init(&c->transport, c->loop);
+    if (rv != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "raft transport init failed: %s",
+                 raft_strerror(rv));
+        return CH_EIO;
+    }
+    rv = raft_uv_init(&c->io, c->loop, c->raft_dir, &c->transport);
+    if (rv != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "raft io init failed: %s",
+                 c->io.errmsg);
+        raft_uv_tcp_close(&c->transport);
+        return CH_EIO;
+    }
+    /* A corrupt segment must fail loudly, never be dropped silently
+     * (RAFT-NOTES §7 pitfall 11). */
+    raft_uv_set_auto_recovery(&c->io, false);
+    raft_uv_set_connect_retry_delay(&c->io, CONNECT_RETRY_DELAY_MS);
+    /* raft_uv implements async_work but reports version 1; the async (v3)
+     * snapshot needs 2 (upstream did the same in v0.17.1). */
+    c->io.version = 2;
+    cluster__fsm_init(c);
+    rv = raft_init(&c->raft, &c->io, &c->fsm, c->cfg.id, c->cfg.raft_addr);
+    if (rv != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "raft init failed (%d): %s", rv,
+                 raft_errmsg(&c->raft));
+        /* raft_close must still run to release the io; the loop runs it. */
+        c->raft_inited = true;
+        return CH_EIO;
+    }
+    c->raft_inited = true;
+    c->raft.data = c;
+    raft_set_election_timeout(&c->raft, c->cfg.election_timeout_ms);
+    raft_set_heartbeat_timeout(&c->raft, c->cfg.heartbeat_timeout_ms);
+    raft_set_pre_vote(&c->raft, true);
+    raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
+    raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
+
+    rv = maybe_bootstrap(c, errmsg);
+    if (rv != 0)
+        return rv;
+
+    rv = uv_check_init(c->loop, &c->flush_check);
+    if (rv != 0)
+        goto err_uv;
+    c->flush_check.data = c;
+    c->n_handles_open++;
+    rv = uv_check_start(&c->flush_check, check_cb);
+    if (rv != 0)
+        goto err_uv;
+    rv = uv_timer_init(c->loop, &c->tick_timer);
+    if (rv != 0)
+        goto err_uv;
+    c->tick_timer.data = c;
+    c->n_handles_open++;
+
+    rv = raft_start(&c->raft);
+    if (rv != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "raft start failed (%d): %s", rv,
+                 raft_errmsg(&c->raft));
+        return CH_EIO;
+    }
+    c->raft_started = true;
+    rv = uv_timer_start(&c->tick_timer, tick_cb, c->cfg.heartbeat_timeout_ms,
+                        c->cfg.heartbeat_timeout_ms);
+    if (rv != 0)
+        goto err_uv;
+    monitor(c);
+    log_info("cluster", "started id=%llu raft=%s state=%s applied=%llu",
+             (unsigned long long)c->cfg.id, c->cfg.raft_addr,
+             state_name(raft_state(&c->raft)),
+             (unsigned long long)raft_last_applied(&c->raft));
+    return 0;
+err_uv:
+    snprintf(errmsg, CH_ERRMSG_SIZE, "libuv: %s", uv_strerror(rv));
+    return CH_EIO;
+}
+
+static void maybe_closed(struct cluster *c)
+{
+    if (c->n_handles_open > 0 || c->raft_inited)
+        return;
+    if (c->close_cb != NULL) {
+        cluster_close_cb cb = c->close_cb;
+        c->close_cb = NULL;
+        cb(c, c->close_arg);
+    }
+}
+
+static void handle_close_cb(uv_handle_t *h)
+{
+    struct cluster *c = h->data;
+    c->n_handles_open--;
+    maybe_closed(c);
+}
+
+static void on_raft_closed(struct raft *r)
+{
+    struct cluster *c = r->data;
+
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    c->raft_inited = false;
+    maybe_closed(c);
+}
+
+void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
+{
+    CH_ASSERT(!c->closing);
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_arg = arg;
+
+    /* Never proposed: certainly not committed. */
+    cluster__propose_fail_all(c, CH_ESHUTDOWN);
+    if (c->n_handles_open >= 1 && !uv_is_closing((uv_handle_t *)&c->flush_check))
+        uv_close((uv_handle_t *)&c->flush_check, handle_close_cb);
+    if (c->n_handles_open >= 2 && !uv_is_closing((uv_handle_t *)&c->tick_timer))
+        uv_close((uv_handle_t *)&c->tick_timer, handle_close_cb);
+    if (c->raft_inited) {
+        c->raft.data = c;
+        /* In-flight applies fail with LEADERSHIPLOST: outcome unknown. */
+        raft_close(&c->raft, on_raft_closed);
+    } else {
+        maybe_closed(c);
+    }
+}
+
+void cluster_destroy(struct cluster *c)
+{
+    cluster__fsm_close(c);
+    free(c);
+}
+
+void cluster_get_status(struct cluster *c, struct cluster_status *out)
+{
+    raft_id leader_id = 0;
+    const char *leader_addr = NULL;
+    int state;
+
+    memset(out, 0, sizeof *out);
+    out->id = c->cfg.id;
+    if (!c->raft_started) {
+        out->state = c->cfg.join ? "joining" : "unavailable";
+        return;
+    }
+    state = raft_state(&c->raft);
+    raft_leader(&c->raft, &leader_id, &leader_addr);
+    out->state = state_name(state);
+    out->term = c->raft.current_term;
+    out->leader_id = leader_id;
+    out->commit_index = c->raft.commit_index;
+    out->applied_index = raft_last_applied(&c->raft);
+    for (unsigned i = 0; i < c->raft.configuration.n &&
+                         out->n_members < sizeof out->members /
+                                              sizeof out->members[0];
+         i++) {
+        const struct raft_server *s = &c->raft.configuration.servers[i];
+        struct cluster_member *m = &out->members[out->n_members++];
+        m->id = s->id;
+        snprintf(m->raft, sizeof m->raft, "%s", s->address);
+        /* TODO(#3): the replicated member directory gives every HTTP
+         * address; until then a node knows its own. */
+        if (s->id == c->cfg.id)
+            snprintf(m->http, sizeof m->http, "%s", c->cfg.http_addr);
+        m->role = s->role == RAFT_VOTER     ? CLUSTER_ROLE_VOTER
+                  : s->role == RAFT_STANDBY ? CLUSTER_ROLE_STANDBY
+                                            : CLUSTER_ROLE_SPARE;
+    }
+    if (c->cfg.join && (c->raft.configuration.n == 0 || leader_id == 0))
+        out->state = "joining";
+}
+
+bool cluster_is_healthy(struct cluster *c)
+{
+    raft_id leader_id = 0;
+    const char *leader_addr = NULL;
+
+    if (!c->raft_started || c->closing)
+        return false;
+    raft_leader(&c->raft, &leader_id, &leader_addr);
+    if (leader_id == 0)
+        return false;
+    if (raft_state(&c->raft) == RAFT_LEADER && !c->is_ready)
+        return false;
+    return store_check(c->store) == 0;
+}
+
+void cluster_get_metrics(struct cluster *c, struct cluster_metrics *out)
+{
+    *out = c->metrics;
+    out->pending_publishes = c->n_pending;
+}

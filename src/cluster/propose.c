@@ -1,2 +1,260 @@
-/* placeholder: being written */
-typedef int chorus_placeholder_t;
+/* The proposal path: publishes are appended to an open batch; once per loop
+ * turn (uv_check) closed batches become ONE raft entry each (one buffer per
+ * raft_apply, RAFT-NOTES §2), with at most CH_MAX_ENTRIES_IN_FLIGHT entries
+ * proposed and not yet applied. Beyond the cap, batches grow instead.
+ * The leader stamps the publishing time and the de-dup window into the
+ * entry, so apply is deterministic on every node. */
+#include "cluster/cluster_int.h"
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct batch *batch_create(struct cluster *c)
+{
+    struct batch *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->c = c;
+    b->req.data = b;
+    ch_batch_enc_init(&b->enc);
+    return b;
+}
+
+void cluster__batch_free(struct batch *b)
+{
+    ch_batch_enc_close(&b->enc);
+    free(b->waiters);
+    free(b);
+}
+
+static void list_push(struct batch **head, struct batch **tail,
+                      struct batch *b)
+{
+    b->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = b;
+    else
+        *head = b;
+    *tail = b;
+}
+
+static void list_remove(struct batch **head, struct batch **tail,
+                        struct batch *b)
+{
+    struct batch *prev = NULL;
+    for (struct batch *it = *head; it != NULL; prev = it, it = it->next) {
+        if (it != b)
+            continue;
+        if (prev != NULL)
+            prev->next = it->next;
+        else
+            *head = it->next;
+        if (*tail == it)
+            *tail = prev;
+        it->next = NULL;
+        return;
+    }
+}
+
+/* Answers one waiter (at most once). */
+static void waiter_answer(struct cluster *c, struct waiter *w, int status,
+                          const struct store_result *res)
+{
+    cluster_publish_cb cb = w->cb;
+
+    if (cb == NULL)
+        return;
+    w->cb = NULL;
+    CH_ASSERT(c->n_pending > 0);
+    c->n_pending--;
+    if (status == 0 && res != NULL && res->status == 0) {
+        c->metrics.publishes_committed++;
+        if (res->is_dup)
+            c->metrics.publishes_dup++;
+    } else {
+        c->metrics.publishes_failed++;
+    }
+    cb(w->arg, status, res);
+}
+
+static void close_open_batch(struct cluster *c)
+{
+    if (c->open == NULL)
+        return;
+    list_push(&c->waiting_head, &c->waiting_tail, c->open);
+    c->open = NULL;
+}
+
+int cluster_publish(struct cluster *c, const struct ch_msg *m,
+                    cluster_publish_cb cb, void *arg)
+{
+    struct batch *b;
+    struct waiter *w;
+    int rv;
+
+    if (c->closing)
+        return CH_ESHUTDOWN;
+    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER)
+        return CH_ENOTLEADER; /* TODO(#3): forward to the leader */
+    if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
+        return CH_EFULL;
+
+    if (c->open != NULL &&
+        (c->open->n_waiters >= CH_MAX_BATCH_MSGS ||
+         ch_batch_enc_size(&c->open->enc) + m->body.n + m->header.n >
+             CH_MAX_BATCH_BYTES))
+        close_open_batch(c);
+    if (c->open == NULL) {
+        c->open = batch_create(c);
+        if (c->open == NULL)
+            return CH_ENOMEM;
+    }
+    b = c->open;
+    if (b->n_waiters == b->cap_waiters) {
+        size_t cap = b->cap_waiters ? b->cap_waiters * 2 : 16;
+        struct waiter *grown = realloc(b->waiters, cap * sizeof *grown);
+        if (grown == NULL)
+            return CH_ENOMEM;
+        b->waiters = grown;
+        b->cap_waiters = cap;
+    }
+    rv = ch_batch_enc_add(&b->enc, m);
+    if (rv != 0)
+        return rv;
+    w = &b->waiters[b->n_waiters++];
+    w->cb = cb;
+    w->arg = arg;
+    w->deadline_ms = uv_now(c->loop) + c->cfg.publish_timeout_ms;
+    c->n_pending++;
+    return 0;
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct batch *b = req->data;
+    struct cluster *c = b->c;
+    const struct fsm_result *fr = result;
+
+    list_remove(&c->inflight_head, &c->inflight_tail, b);
+    CH_ASSERT(c->n_inflight > 0);
+    c->n_inflight--;
+
+    if (status != 0) {
+        /* LEADERSHIPLOST (deposed or closing): the entry may still be
+         * committed by the next leader, so the outcome is unknown. A disk
+         * write failure means it was not committed here. */
+        int st = status == RAFT_LEADERSHIPLOST ? CH_EUNKNOWN : CH_EIO;
+        if (status != RAFT_LEADERSHIPLOST)
+            log_error("cluster", "raft apply failed status=%d n=%zu", status,
+                      b->n_waiters);
+        for (size_t i = 0; i < b->n_waiters; i++)
+            waiter_answer(c, &b->waiters[i], st, NULL);
+    } else if (fr == NULL || fr->status != 0 || fr->n != b->n_waiters) {
+        for (size_t i = 0; i < b->n_waiters; i++)
+            waiter_answer(c, &b->waiters[i], CH_EIO, NULL);
+    } else {
+        for (size_t i = 0; i < b->n_waiters; i++) {
+            const struct store_result *r = &fr->results[i];
+            waiter_answer(c, &b->waiters[i], r->status == 0 ? 0 : r->status,
+                          r);
+        }
+    }
+    cluster__batch_free(b);
+    /* A slot is free: propose what waits, without waiting for the check. */
+    if (!c->closing)
+        cluster__propose_flush(c);
+}
+
+/* Proposes one batch. Returns 0, or an error after answering its waiters. */
+static int propose(struct cluster *c, struct batch *b)
+{
+    struct raft_buffer buf;
+    void *data;
+    size_t len;
+    int rv;
+
+    rv = ch_batch_enc_finish(&b->enc, (int64_t)time(NULL),
+                             c->cfg.dedup_window_s, raft_malloc, &data, &len);
+    if (rv != 0)
+        goto err;
+    CH_ASSERT(len % 8 == 0); /* RAFT-NOTES §7 pitfall 1 */
+    buf.base = data;
+    buf.len = len;
+    rv = raft_apply(&c->raft, &b->req, &buf, 1, apply_cb);
+    if (rv != 0) {
+        raft_free(data);
+        log_warn("cluster", "raft_apply refused rv=%d (%s) n=%zu", rv,
+                 raft_strerror(rv), b->n_waiters);
+        rv = rv == RAFT_NOTLEADER ? CH_ENOTLEADER : CH_EIO;
+        goto err;
+    }
+    b->proposed = true;
+    c->n_inflight++;
+    c->metrics.batches_proposed++;
+    list_push(&c->inflight_head, &c->inflight_tail, b);
+    return 0;
+err:
+    /* Never handed to raft: certainly not committed. */
+    for (size_t i = 0; i < b->n_waiters; i++)
+        waiter_answer(c, &b->waiters[i], rv, NULL);
+    cluster__batch_free(b);
+    return rv;
+}
+
+void cluster__propose_flush(struct cluster *c)
+{
+    if (!c->raft_started)
+        return;
+    if (c->open != NULL && c->waiting_head == NULL &&
+        c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT)
+        close_open_batch(c);
+    while (c->waiting_head != NULL && c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT) {
+        struct batch *b = c->waiting_head;
+        list_remove(&c->waiting_head, &c->waiting_tail, b);
+        propose(c, b);
+        if (c->waiting_head == NULL && c->open != NULL &&
+            c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT)
+            close_open_batch(c);
+    }
+}
+
+static void expire_batch(struct cluster *c, struct batch *b, uint64_t now)
+{
+    for (size_t i = 0; i < b->n_waiters; i++) {
+        struct waiter *w = &b->waiters[i];
+        if (w->deadline_ms > now)
+            break; /* waiters are in deadline order */
+        /* Even a batch not yet proposed may still be proposed later: the
+         * outcome of a timed-out publish is always unknown. */
+        waiter_answer(c, w, CH_ETIMEDOUT, NULL);
+    }
+}
+
+void cluster__propose_expire(struct cluster *c)
+{
+    uint64_t now = uv_now(c->loop);
+
+    for (struct batch *b = c->inflight_head; b != NULL; b = b->next)
+        expire_batch(c, b, now);
+    for (struct batch *b = c->waiting_head; b != NULL; b = b->next)
+        expire_batch(c, b, now);
+    if (c->open != NULL)
+        expire_batch(c, c->open, now);
+}
+
+void cluster__propose_fail_all(struct cluster *c, int status)
+{
+    struct batch *b;
+
+    close_open_batch(c);
+    while ((b = c->waiting_head) != NULL) {
+        list_remove(&c->waiting_head, &c->waiting_tail, b);
+        for (size_t i = 0; i < b->n_waiters; i++)
+            waiter_answer(c, &b->waiters[i], status, NULL);
+        cluster__batch_free(b);
+    }
+}

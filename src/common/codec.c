@@ -1,2 +1,418 @@
-/* placeholder: being written */
-typedef int chorus_placeholder_t;
+/* msgpack codecs: the raft publish command and the stored message record.
+ * Every format is written and read here once; decoders are zero-copy and
+ * treat their input as hostile (raft entries and store values are fuzzed). */
+#include "common/codec.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "common/err.h"
+
+/* Fields of one message array in a command, and of a record array. */
+#define CMD_MSG_FIELDS 6
+#define RECORD_FIELDS 6
+
+/* Fixed-width prefix of a command payload: fix_uint8 type (2 bytes),
+ * fix_int64 time (9), fix_int64 dedup window (9), fix_uint32 n (5). Fixed
+ * widths make ch_batch_enc_size exact before the time is known. */
+#define CMD_PREFIX_BYTES (2 + 9 + 9 + 5)
+
+/* Smallest encoding of one message array: fixarray + 6 empty bins. */
+#define CMD_MIN_MSG_BYTES (1 + CMD_MSG_FIELDS * 2)
+
+static size_t pad8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* ---- msgpack helpers ---------------------------------------------------- */
+
+static int buf_write_cb(void *data, const char *p, size_t n)
+{
+    struct ch_buf *b = data;
+
+    return ch_buf_append(b, p, n) == 0 ? 0 : -1;
+}
+
+void ch_mp_packer_init_buf(msgpack_packer *pk, struct ch_buf *b)
+{
+    msgpack_packer_init(pk, b, buf_write_cb);
+}
+
+int ch_mp_pack_bytes(msgpack_packer *pk, const void *p, size_t n)
+{
+    if (msgpack_pack_bin(pk, n) != 0)
+        return -1;
+    /* An empty body would hand a possibly NULL pointer to memcpy. */
+    if (n > 0 && msgpack_pack_bin_body(pk, p, n) != 0)
+        return -1;
+    return 0;
+}
+
+/* First bytes of arrays, maps and ext values: see the header comment for
+ * why these never go through msgpack_unpack_next. */
+static int is_container_or_ext(unsigned char c)
+{
+    return (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf) ||
+           (c >= 0xc7 && c <= 0xc9) || (c >= 0xd4 && c <= 0xd8);
+}
+
+/* Unpacks one scalar at *off. Scalars never allocate a zone, so the object
+ * may outlive the msgpack_unpacked; str/bin point into buf. */
+static int read_scalar(const char *buf, size_t len, size_t *off,
+                       msgpack_object *out)
+{
+    msgpack_unpacked u;
+    msgpack_unpack_return r;
+    size_t pos = *off;
+
+    if (pos >= len || is_container_or_ext((unsigned char)buf[pos]))
+        return CH_ECORRUPT;
+    msgpack_unpacked_init(&u);
+    r = msgpack_unpack_next(&u, buf, len, &pos);
+    if (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES) {
+        *out = u.data;
+        msgpack_unpacked_destroy(&u);
+        if (pos > len || pos <= *off)
+            return CH_ECORRUPT;
+        *off = pos;
+        return 0;
+    }
+    msgpack_unpacked_destroy(&u);
+    return CH_ECORRUPT;
+}
+
+int ch_mp_read_array(const char *buf, size_t len, size_t *off, uint32_t *n)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t pos = *off;
+
+    if (pos >= len)
+        return CH_ECORRUPT;
+    if (p[pos] >= 0x90 && p[pos] <= 0x9f) {
+        *n = p[pos] & 0x0fu;
+        *off = pos + 1;
+        return 0;
+    }
+    if (p[pos] == 0xdc) {
+        if (len - pos < 3)
+            return CH_ECORRUPT;
+        *n = (uint32_t)p[pos + 1] << 8 | p[pos + 2];
+        *off = pos + 3;
+        return 0;
+    }
+    if (p[pos] == 0xdd) {
+        if (len - pos < 5)
+            return CH_ECORRUPT;
+        *n = (uint32_t)p[pos + 1] << 24 | (uint32_t)p[pos + 2] << 16 |
+             (uint32_t)p[pos + 3] << 8 | p[pos + 4];
+        *off = pos + 5;
+        return 0;
+    }
+    return CH_ECORRUPT;
+}
+
+int ch_mp_read_bytes(const char *buf, size_t len, size_t *off,
+                     struct ch_bytes *out)
+{
+    msgpack_object o;
+    size_t pos = *off;
+    int rv = read_scalar(buf, len, &pos, &o);
+
+    if (rv != 0)
+        return rv;
+    if (o.type == MSGPACK_OBJECT_BIN) {
+        out->p = o.via.bin.ptr;
+        out->n = o.via.bin.size;
+    } else if (o.type == MSGPACK_OBJECT_STR) {
+        out->p = o.via.str.ptr;
+        out->n = o.via.str.size;
+    } else {
+        return CH_ECORRUPT;
+    }
+    /* Zero-copy is part of the contract: the bytes must lie in buf. */
+    if (out->n > 0 && (out->p < buf || out->p + out->n > buf + len))
+        return CH_ECORRUPT;
+    if (out->n == 0)
+        out->p = buf + pos;
+    *off = pos;
+    return 0;
+}
+
+int ch_mp_read_int(const char *buf, size_t len, size_t *off, int64_t *out)
+{
+    msgpack_object o;
+    size_t pos = *off;
+    int rv = read_scalar(buf, len, &pos, &o);
+
+    if (rv != 0)
+        return rv;
+    if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o.via.u64 > (uint64_t)INT64_MAX)
+            return CH_ECORRUPT;
+        *out = (int64_t)o.via.u64;
+    } else if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o.via.i64;
+    } else {
+        return CH_ECORRUPT;
+    }
+    *off = pos;
+    return 0;
+}
+
+int ch_mp_read_uint(const char *buf, size_t len, size_t *off, uint64_t *out)
+{
+    msgpack_object o;
+    size_t pos = *off;
+    int rv = read_scalar(buf, len, &pos, &o);
+
+    if (rv != 0)
+        return rv;
+    if (o.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return CH_ECORRUPT;
+    *out = o.via.u64;
+    *off = pos;
+    return 0;
+}
+
+/* ---- raft command ------------------------------------------------------- */
+
+void ch_batch_enc_init(struct ch_batch_enc *e)
+{
+    msgpack_sbuffer_init(&e->body);
+    msgpack_packer_init(&e->pk, &e->body, msgpack_sbuffer_write);
+    e->n_msgs = 0;
+}
+
+void ch_batch_enc_close(struct ch_batch_enc *e)
+{
+    msgpack_sbuffer_destroy(&e->body);
+    e->n_msgs = 0;
+}
+
+void ch_batch_enc_reset(struct ch_batch_enc *e)
+{
+    msgpack_sbuffer_clear(&e->body);
+    e->n_msgs = 0;
+}
+
+int ch_batch_enc_add(struct ch_batch_enc *e, const struct ch_msg *m)
+{
+    size_t before = e->body.size;
+    const struct ch_bytes *fields[CMD_MSG_FIELDS] = {
+        &m->path, &m->user, &m->app, &m->msgid, &m->header, &m->body};
+
+    if (e->n_msgs == UINT32_MAX)
+        return CH_ENOMEM;
+    if (msgpack_pack_array(&e->pk, CMD_MSG_FIELDS) != 0)
+        goto err_rollback;
+    for (size_t i = 0; i < CMD_MSG_FIELDS; i++) {
+        if (ch_mp_pack_bytes(&e->pk, fields[i]->p, fields[i]->n) != 0)
+            goto err_rollback;
+    }
+    e->n_msgs++;
+    return 0;
+
+err_rollback:
+    /* A half-written message would corrupt the batch: drop it. */
+    e->body.size = before;
+    return CH_ENOMEM;
+}
+
+size_t ch_batch_enc_size(const struct ch_batch_enc *e)
+{
+    return pad8(CH_CMD_HEADER_BYTES + CMD_PREFIX_BYTES + e->body.size);
+}
+
+/* Packer target writing into a preallocated buffer of known size. */
+struct fixed_writer {
+    char *p;
+    size_t cap;
+    size_t len;
+};
+
+static int fixed_write_cb(void *data, const char *p, size_t n)
+{
+    struct fixed_writer *w = data;
+
+    if (n > w->cap - w->len)
+        return -1;
+    memcpy(w->p + w->len, p, n);
+    w->len += n;
+    return 0;
+}
+
+int ch_batch_enc_finish(const struct ch_batch_enc *e, int64_t time,
+                        int64_t dedup_window_s, void *(*alloc)(size_t),
+                        void **out, size_t *out_len)
+{
+    size_t payload = CMD_PREFIX_BYTES + e->body.size;
+    size_t total = ch_batch_enc_size(e);
+    struct fixed_writer w;
+    msgpack_packer pk;
+    char *p;
+
+    if (payload > UINT32_MAX)
+        return CH_ENOMEM; /* cannot be described by the header */
+    p = alloc(total);
+    if (p == NULL)
+        return CH_ENOMEM;
+    put_le32((unsigned char *)p, CH_CMD_MAGIC);
+    put_le32((unsigned char *)p + 4, (uint32_t)payload);
+    w.p = p + CH_CMD_HEADER_BYTES;
+    w.cap = payload;
+    w.len = 0;
+    msgpack_packer_init(&pk, &w, fixed_write_cb);
+    /* The prefix fits by construction (CMD_PREFIX_BYTES), so these cannot
+     * fail; checked anyway so a change of widths is caught. */
+    if (msgpack_pack_fix_uint8(&pk, CH_CMD_PUBLISH) != 0 ||
+        msgpack_pack_fix_int64(&pk, time) != 0 ||
+        msgpack_pack_fix_int64(&pk, dedup_window_s) != 0 ||
+        msgpack_pack_fix_uint32(&pk, e->n_msgs) != 0)
+        CH_ASSERT(!"command prefix overflow");
+    CH_ASSERT(w.len == CMD_PREFIX_BYTES);
+    if (e->body.size > 0)
+        memcpy(w.p + w.len, e->body.data, e->body.size);
+    /* Zero padding: entries are compared byte for byte across replicas. */
+    memset(p + CH_CMD_HEADER_BYTES + payload, 0,
+           total - CH_CMD_HEADER_BYTES - payload);
+    *out = p;
+    *out_len = total;
+    return 0;
+}
+
+int ch_cmd_decode(const void *buf, size_t len, struct ch_cmd *out)
+{
+    const unsigned char *u = buf;
+    const char *p = buf;
+    size_t plen;
+    size_t end;
+    size_t off = CH_CMD_HEADER_BYTES;
+    uint64_t type;
+    uint64_t n;
+    struct ch_msg *msgs = NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (buf == NULL || len < CH_CMD_HEADER_BYTES || get_le32(u) != CH_CMD_MAGIC)
+        return CH_ECORRUPT;
+    plen = get_le32(u + 4);
+    if (plen > len - CH_CMD_HEADER_BYTES ||
+        pad8(CH_CMD_HEADER_BYTES + plen) != len)
+        return CH_ECORRUPT;
+    end = CH_CMD_HEADER_BYTES + plen;
+    for (size_t i = end; i < len; i++) {
+        if (u[i] != 0)
+            return CH_ECORRUPT;
+    }
+
+    if (ch_mp_read_uint(p, end, &off, &type) != 0 || type != CH_CMD_PUBLISH)
+        return CH_ECORRUPT;
+    if (ch_mp_read_int(p, end, &off, &out->time) != 0 ||
+        ch_mp_read_int(p, end, &off, &out->dedup_window_s) != 0 ||
+        ch_mp_read_uint(p, end, &off, &n) != 0)
+        goto err;
+    /* Bound the allocation by what the input can hold. */
+    if (n > (end - off) / CMD_MIN_MSG_BYTES)
+        goto err;
+    if (n > 0) {
+        msgs = calloc((size_t)n, sizeof(*msgs));
+        if (msgs == NULL)
+            goto err; /* only reachable for inputs the size of memory */
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        struct ch_msg *m = &msgs[i];
+        uint32_t n_fields;
+
+        if (ch_mp_read_array(p, end, &off, &n_fields) != 0 ||
+            n_fields != CMD_MSG_FIELDS ||
+            ch_mp_read_bytes(p, end, &off, &m->path) != 0 ||
+            ch_mp_read_bytes(p, end, &off, &m->user) != 0 ||
+            ch_mp_read_bytes(p, end, &off, &m->app) != 0 ||
+            ch_mp_read_bytes(p, end, &off, &m->msgid) != 0 ||
+            ch_mp_read_bytes(p, end, &off, &m->header) != 0 ||
+            ch_mp_read_bytes(p, end, &off, &m->body) != 0)
+            goto err;
+        m->seq = 0;
+        m->time = out->time;
+    }
+    if (off != end)
+        goto err; /* trailing bytes inside the payload */
+    out->type = CH_CMD_PUBLISH;
+    out->n_msgs = (uint32_t)n;
+    out->msgs = msgs;
+    return 0;
+
+err:
+    free(msgs);
+    memset(out, 0, sizeof(*out));
+    return CH_ECORRUPT;
+}
+
+void ch_cmd_free(struct ch_cmd *c)
+{
+    free(c->msgs);
+    c->msgs = NULL;
+    c->n_msgs = 0;
+}
+
+/* ---- stored record ------------------------------------------------------ */
+
+int ch_record_encode(const struct ch_msg *m, struct ch_buf *out)
+{
+    size_t before = out->len;
+    msgpack_packer pk;
+
+    ch_mp_packer_init_buf(&pk, out);
+    if (msgpack_pack_array(&pk, RECORD_FIELDS) != 0 ||
+        ch_mp_pack_bytes(&pk, m->user.p, m->user.n) != 0 ||
+        ch_mp_pack_bytes(&pk, m->app.p, m->app.n) != 0 ||
+        ch_mp_pack_bytes(&pk, m->msgid.p, m->msgid.n) != 0 ||
+        ch_mp_pack_bytes(&pk, m->header.p, m->header.n) != 0 ||
+        ch_mp_pack_bytes(&pk, m->body.p, m->body.n) != 0 ||
+        msgpack_pack_int64(&pk, m->time) != 0)
+        goto err_rollback;
+    return 0;
+
+err_rollback:
+    out->len = before;
+    if (out->data != NULL)
+        out->data[out->len] = '\0';
+    return CH_ENOMEM;
+}
+
+int ch_record_decode(const void *p, size_t n, struct ch_msg *out)
+{
+    const char *b = p;
+    size_t off = 0;
+    uint32_t n_fields;
+    struct ch_msg m = *out;
+
+    if (p == NULL || ch_mp_read_array(b, n, &off, &n_fields) != 0 ||
+        n_fields != RECORD_FIELDS ||
+        ch_mp_read_bytes(b, n, &off, &m.user) != 0 ||
+        ch_mp_read_bytes(b, n, &off, &m.app) != 0 ||
+        ch_mp_read_bytes(b, n, &off, &m.msgid) != 0 ||
+        ch_mp_read_bytes(b, n, &off, &m.header) != 0 ||
+        ch_mp_read_bytes(b, n, &off, &m.body) != 0 ||
+        ch_mp_read_int(b, n, &off, &m.time) != 0 || off != n)
+        return CH_ECORRUPT;
+    *out = m;
+    return 0;
+}

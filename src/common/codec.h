@@ -90,4 +90,22 @@ int ch_record_encode(const struct ch_msg *m, struct ch_buf *out);
  * Returns 0 or CH_ECORRUPT. */
 int ch_record_decode(const void *p, size_t n, struct ch_msg *out);
 
+/* msgpack reading/writing helpers shared by this project's decoders
+ * (commands, records, store snapshots). Each reader takes one value at *off
+ * in buf[0..len), advances *off past it, and returns 0 or CH_ECORRUPT (wrong
+ * type, truncated, out of range). Byte fields point into buf. Containers are
+ * read as headers only: msgpack-c allocates a zone sized from an array's
+ * claimed element count before checking it against the input, so untrusted
+ * input never reaches msgpack_unpack_next as a container. */
+int ch_mp_read_array(const char *buf, size_t len, size_t *off, uint32_t *n);
+/* A bin, or leniently a str. */
+int ch_mp_read_bytes(const char *buf, size_t len, size_t *off,
+                     struct ch_bytes *out);
+int ch_mp_read_int(const char *buf, size_t len, size_t *off, int64_t *out);
+int ch_mp_read_uint(const char *buf, size_t len, size_t *off, uint64_t *out);
+/* Aims a packer at a ch_buf (appends; the packer returns -1 on no memory). */
+void ch_mp_packer_init_buf(msgpack_packer *pk, struct ch_buf *b);
+/* Packs p[0..n) as a msgpack bin. Returns 0 or -1 (no memory). */
+int ch_mp_pack_bytes(msgpack_packer *pk, const void *p, size_t n);
+
 #endif

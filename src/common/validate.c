@@ -3,6 +3,7 @@
 #include "common/limits.h"
 
 #include <limits.h>
+#include <stdint.h>
 
 static bool seg_char(char c)
 {
@@ -80,8 +81,52 @@ bool ch_parse_i64(const char *p, size_t n, long long *out)
             return false;
         v = v * 10 + (unsigned long long)(p[i] - '0');
     }
-    if (v > (unsigned long long)LLONG_MAX)
+    /* The negative range is one larger: "-9223372036854775808" is valid. */
+    if (v > (unsigned long long)LLONG_MAX + (neg ? 1u : 0u))
         return false;
-    *out = neg ? -(long long)v : (long long)v;
+    if (neg && v == (unsigned long long)LLONG_MAX + 1u)
+        *out = LLONG_MIN;
+    else
+        *out = neg ? -(long long)v : (long long)v;
+    return true;
+}
+
+bool ch_valid_utf8(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1Fu;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0Fu;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07u;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3Fu);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
     return true;
 }

@@ -16,4 +16,8 @@ bool ch_topic_under(const char *path, size_t path_n, const char *prefix,
 /* Parses a decimal int64 (optional leading '-'); whole string. */
 bool ch_parse_i64(const char *p, size_t n, long long *out);
 
+/* True when p[0..n) is well-formed UTF-8 (RFC 3629: no overlongs,
+ * no surrogates, at most U+10FFFF). */
+bool ch_valid_utf8(const char *p, size_t n);
+
 #endif

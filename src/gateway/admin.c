@@ -1,2 +1,265 @@
-/* placeholder: being written */
-typedef int chorus_placeholder_t;
+/* Admin API (SPEC §5): health, cluster status, topics, metrics. */
+#include "gateway/gw_int.h"
+#include "common/log.h"
+#include "common/validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static void respond_json_value(struct gw_conn *c, int status, json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+
+    json_decref(v);
+    if (text == NULL) {
+        gw__http_error(c, 500, "out of memory");
+        return;
+    }
+    gw__http_respond_json(c, status, text);
+    free(text);
+}
+
+static const char *role_name(int role)
+{
+    switch (role) {
+    case CLUSTER_ROLE_VOTER:
+        return "voter";
+    case CLUSTER_ROLE_STANDBY:
+        return "standby";
+    default:
+        return "spare";
+    }
+}
+
+static void handle_cluster(struct gw_conn *c)
+{
+    struct cluster_status st;
+    json_t *o = json_object();
+    json_t *members = json_array();
+
+    cluster_get_status(c->gw->cluster, &st);
+    for (unsigned i = 0; i < st.n_members; i++) {
+        json_t *m = json_object();
+        json_object_set_new(m, "id", json_integer((json_int_t)st.members[i].id));
+        json_object_set_new(m, "raft", json_string(st.members[i].raft));
+        json_object_set_new(m, "http", st.members[i].http[0]
+                                           ? json_string(st.members[i].http)
+                                           : json_null());
+        json_object_set_new(m, "role", json_string(role_name(st.members[i].role)));
+        json_array_append_new(members, m);
+    }
+    json_object_set_new(o, "id", json_integer((json_int_t)st.id));
+    json_object_set_new(o, "state", json_string(st.state));
+    json_object_set_new(o, "term", json_integer((json_int_t)st.term));
+    json_object_set_new(o, "leader", st.leader_id
+                                         ? json_integer((json_int_t)st.leader_id)
+                                         : json_null());
+    json_object_set_new(o, "commitIndex",
+                        json_integer((json_int_t)st.commit_index));
+    json_object_set_new(o, "appliedIndex",
+                        json_integer((json_int_t)st.applied_index));
+    json_object_set_new(o, "members", members);
+    respond_json_value(c, 200, o);
+}
+
+static void handle_health(struct gw_conn *c)
+{
+    struct cluster_status st;
+    bool ok = cluster_is_healthy(c->gw->cluster);
+    json_t *o = json_object();
+
+    cluster_get_status(c->gw->cluster, &st);
+    json_object_set_new(o, "status", json_string(ok ? "ok" : "unavailable"));
+    json_object_set_new(o, "id", json_integer((json_int_t)st.id));
+    json_object_set_new(o, "state", json_string(st.state));
+    json_object_set_new(o, "leader", st.leader_id
+                                         ? json_integer((json_int_t)st.leader_id)
+                                         : json_null());
+    respond_json_value(c, ok ? 200 : 503, o);
+}
+
+static json_t *topic_json(const char *path, size_t path_n,
+                          const struct store_topic *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_stringn(path, path_n));
+    json_object_set_new(o, "count", json_integer(t->count));
+    json_object_set_new(o, "firstSequenceId", json_integer(t->first_seq));
+    json_object_set_new(o, "lastSequenceId", json_integer(t->last_seq));
+    json_object_set_new(o, "bytes", json_integer(t->bytes));
+    return o;
+}
+
+static int list_cb(void *arg, const char *path, size_t path_n,
+                   const struct store_topic *t)
+{
+    return json_array_append_new(arg, topic_json(path, path_n, t)) == 0 ? 0
+                                                                         : 1;
+}
+
+static void handle_topics(struct gw_conn *c, const char *query)
+{
+    char prefix[CH_MAX_TOPIC_BYTES + 2] = "";
+    struct store_txn *t;
+    json_t *arr, *o;
+    size_t pn;
+    int rv;
+
+    if (gw__query_get(query, "prefix", prefix, sizeof prefix)) {
+        pn = strlen(prefix);
+        if (pn > 0 && !(pn == 1 && prefix[0] == '/') &&
+            !ch_valid_topic(prefix, pn)) {
+            gw__http_error(c, 400, "bad prefix");
+            return;
+        }
+    }
+    pn = strlen(prefix);
+    arr = json_array();
+    rv = store_read_begin(c->gw->store, &t);
+    if (rv == 0) {
+        rv = store_topics_list(t, prefix, pn, list_cb, arr);
+        store_read_end(t);
+    }
+    if (rv != 0) {
+        json_decref(arr);
+        gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
+        return;
+    }
+    o = json_object();
+    json_object_set_new(o, "topics", arr);
+    respond_json_value(c, 200, o);
+}
+
+static void handle_topic(struct gw_conn *c, const char *path, size_t path_n)
+{
+    struct store_topic info;
+    struct store_txn *t;
+    int rv;
+
+    if (!ch_valid_topic(path, path_n)) {
+        gw__http_error(c, 400, "bad topic path");
+        return;
+    }
+    rv = store_read_begin(c->gw->store, &t);
+    if (rv == 0) {
+        rv = store_topic_get(t, path, path_n, &info);
+        store_read_end(t);
+    }
+    if (rv == CH_ENOTFOUND) {
+        gw__http_error(c, 404, "topic %.*s was never written", (int)path_n,
+                       path);
+        return;
+    }
+    if (rv != 0) {
+        gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
+        return;
+    }
+    respond_json_value(c, 200, topic_json(path, path_n, &info));
+}
+
+/* The metric table: written once, used for Prometheus text and JSON. */
+#define GW_METRICS(X)                                                          \
+    X("chorus_connections_total", "counter", gm.connections_total)             \
+    X("chorus_connections", "gauge", gm.connections_current)                   \
+    X("chorus_websocket_connections", "gauge", gm.ws_connections_current)      \
+    X("chorus_http_requests_total", "counter", gm.http_requests)               \
+    X("chorus_commands_total", "counter", gm.commands)                         \
+    X("chorus_publishes_total", "counter", gm.publishes)                       \
+    X("chorus_publish_errors_total", "counter", gm.publish_errors)             \
+    X("chorus_messages_delivered_total", "counter", gm.messages_delivered)     \
+    X("chorus_bytes_out_total", "counter", gm.bytes_out)                       \
+    X("chorus_slow_reader_switches_total", "counter",                          \
+      gm.slow_reader_switches)                                                 \
+    X("chorus_publishes_committed_total", "counter", cm.publishes_committed)   \
+    X("chorus_publishes_failed_total", "counter", cm.publishes_failed)         \
+    X("chorus_publishes_deduplicated_total", "counter", cm.publishes_dup)      \
+    X("chorus_raft_entries_applied_total", "counter", cm.entries_applied)      \
+    X("chorus_raft_batches_proposed_total", "counter", cm.batches_proposed)    \
+    X("chorus_snapshots_total", "counter", cm.snapshots_taken)                 \
+    X("chorus_publishes_pending", "gauge", cm.pending_publishes)               \
+    X("chorus_raft_term", "gauge", st.term)                                    \
+    X("chorus_raft_commit_index", "gauge", st.commit_index)                    \
+    X("chorus_raft_applied_index", "gauge", st.applied_index)                  \
+    X("chorus_raft_leader_id", "gauge", st.leader_id)                          \
+    X("chorus_healthy", "gauge", (uint64_t)healthy)
+
+static void handle_metrics(struct gw_conn *c, bool json)
+{
+    struct gw_metrics gm = c->gw->metrics;
+    struct cluster_metrics cm;
+    struct cluster_status st;
+    bool healthy = cluster_is_healthy(c->gw->cluster);
+    struct ch_buf b;
+    json_t *o;
+
+    cluster_get_metrics(c->gw->cluster, &cm);
+    cluster_get_status(c->gw->cluster, &st);
+    if (json) {
+        o = json_object();
+#define X_JSON(name, type, value)                                              \
+    json_object_set_new(o, name, json_integer((json_int_t)(value)));
+        GW_METRICS(X_JSON)
+#undef X_JSON
+        respond_json_value(c, 200, o);
+        return;
+    }
+    ch_buf_init(&b);
+#define X_TEXT(name, type, value)                                              \
+    if (ch_buf_printf(&b, "# TYPE %s %s\n%s %llu\n", name, type, name,         \
+                      (unsigned long long)(value)) != 0)                       \
+        goto oom;
+    GW_METRICS(X_TEXT)
+#undef X_TEXT
+    gw__http_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
+    ch_buf_free(&b);
+    return;
+oom:
+    ch_buf_free(&b);
+    gw__http_error(c, 500, "out of memory");
+}
+
+void gw__admin_handle(struct gw_conn *c)
+{
+    size_t url_n;
+    const char *query = gw__url_split(&c->req, &url_n);
+    const char *url = c->req.url.data ? c->req.url.data : "";
+    bool get = c->req.method == HTTP_GET;
+
+#define IS(p) (url_n == strlen(p) && strncmp(url, p, url_n) == 0)
+    if (IS("/admin/healthcheck")) {
+        if (get)
+            handle_health(c);
+        else
+            gw__http_error(c, 405, "method not allowed");
+    } else if (IS("/admin/cluster")) {
+        if (get)
+            handle_cluster(c);
+        else
+            gw__http_error(c, 405, "method not allowed");
+    } else if (IS("/admin/cluster/join") || IS("/admin/cluster/leave") ||
+               IS("/admin/cluster/transfer")) {
+        /* TODO(#3): membership changes. */
+        gw__http_error(c, 501, "membership changes are not supported yet");
+    } else if (IS("/admin/topics")) {
+        if (get)
+            handle_topics(c, query);
+        else
+            gw__http_error(c, 405, "method not allowed");
+    } else if (url_n > 14 && strncmp(url, "/admin/topics/", 14) == 0) {
+        if (get)
+            handle_topic(c, url + 13, url_n - 13);
+        else
+            gw__http_error(c, 405, "method not allowed");
+    } else if (IS("/metrics") || IS("/admin/metrics")) {
+        if (get)
+            handle_metrics(c, IS("/admin/metrics"));
+        else
+            gw__http_error(c, 405, "method not allowed");
+    } else {
+        gw__http_error(c, 404, "no such endpoint");
+    }
+#undef IS
+}

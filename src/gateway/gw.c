@@ -1,2 +1,186 @@
-/* placeholder: being written */
-typedef int chorus_placeholder_t;
+/* Gateway lifecycle: listener, the pump check, shutdown. */
+#include "gateway/gw_int.h"
+#include "common/log.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Connections get this long to flush queued output at shutdown. */
+#define GW_CLOSE_FLUSH_MS 300
+
+int gw_create(uv_loop_t *loop, const struct gw_config *cfg,
+              struct cluster *cluster, struct gw **out, char *errmsg)
+{
+    struct gw *gw = calloc(1, sizeof *gw);
+
+    if (gw == NULL) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
+        return CH_ENOMEM;
+    }
+    gw->loop = loop;
+    gw->cfg = *cfg;
+    gw->cluster = cluster;
+    gw->store = cluster_store(cluster);
+    ch_map_init(&gw->index);
+    cluster_set_applied_cb(cluster, gw__sub_applied, gw);
+    *out = gw;
+    return 0;
+}
+
+static void pump_check_cb(uv_check_t *h)
+{
+    gw__sub_run_pumps(h->data);
+}
+
+/* Resolves HOST:PORT (IPv4/IPv6 literal or name) into *sa. */
+static int resolve(const char *addr, struct sockaddr_storage *sa,
+                   char *errmsg)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    struct addrinfo hints, *res = NULL;
+    size_t hn;
+    int rv;
+
+    if (colon == NULL || colon == addr || colon[1] == '\0') {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad address '%s': want HOST:PORT",
+                 addr);
+        return CH_EINVAL;
+    }
+    hn = (size_t)(colon - addr);
+    if (hn >= sizeof host) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad address '%s'", addr);
+        return CH_EINVAL;
+    }
+    memcpy(host, addr, hn);
+    host[hn] = '\0';
+    if (host[0] == '[' && hn > 2 && host[hn - 1] == ']') {
+        memmove(host, host + 1, hn - 2);
+        host[hn - 2] = '\0';
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rv = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rv != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot resolve '%s': %s", addr,
+                 gai_strerror(rv));
+        return CH_EINVAL;
+    }
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int gw_start(struct gw *gw, char *errmsg)
+{
+    struct sockaddr_storage sa;
+    int rv;
+
+    rv = resolve(gw->cfg.http_addr, &sa, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = uv_tcp_init(gw->loop, &gw->listener);
+    if (rv != 0)
+        goto err;
+    gw->listener.data = gw;
+    gw->n_handles_open++;
+    gw->listening = true;
+    rv = uv_tcp_bind(&gw->listener, (struct sockaddr *)&sa, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&gw->listener, 511, gw__conn_accept_cb);
+    if (rv != 0)
+        goto err;
+    rv = uv_check_init(gw->loop, &gw->pump_check);
+    if (rv != 0)
+        goto err;
+    gw->pump_check.data = gw;
+    gw->n_handles_open++;
+    gw->pump_inited = true;
+    rv = uv_check_start(&gw->pump_check, pump_check_cb);
+    if (rv != 0)
+        goto err;
+    rv = uv_timer_init(gw->loop, &gw->close_timer);
+    if (rv != 0)
+        goto err;
+    gw->close_timer.data = gw;
+    gw->n_handles_open++;
+    gw->timer_inited = true;
+    log_info("gw", "listening http=%s", gw->cfg.http_addr);
+    return 0;
+err:
+    snprintf(errmsg, CH_ERRMSG_SIZE, "cannot listen on %s: %s",
+             gw->cfg.http_addr, uv_strerror(rv));
+    return CH_EIO;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct gw *gw = h->data;
+    gw->n_handles_open--;
+    gw__maybe_closed(gw);
+}
+
+void gw_stop_accepting(struct gw *gw)
+{
+    if (gw->listening) {
+        gw->listening = false;
+        uv_close((uv_handle_t *)&gw->listener, handle_closed);
+    }
+}
+
+void gw__maybe_closed(struct gw *gw)
+{
+    gw_close_cb cb;
+
+    if (!gw->closing || gw->conns != NULL || gw->n_handles_open > 0)
+        return;
+    cb = gw->close_cb;
+    gw->close_cb = NULL;
+    if (cb != NULL)
+        cb(gw, gw->close_arg);
+}
+
+static void close_timer_cb(uv_timer_t *t)
+{
+    struct gw *gw = t->data;
+    struct gw_conn *c = gw->conns;
+
+    while (c != NULL) {
+        struct gw_conn *next = c->next;
+        gw__conn_close(c);
+        c = next;
+    }
+    if (!uv_is_closing((uv_handle_t *)&gw->pump_check))
+        uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
+    uv_close((uv_handle_t *)&gw->close_timer, handle_closed);
+}
+
+void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
+{
+    gw->closing = true;
+    gw->close_cb = cb;
+    gw->close_arg = arg;
+    gw_stop_accepting(gw);
+    if (!gw->timer_inited) {
+        /* gw_start failed part-way: no connection exists yet. */
+        if (gw->pump_inited)
+            uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
+        gw__maybe_closed(gw);
+        return;
+    }
+    for (struct gw_conn *c = gw->conns; c != NULL; c = c->next)
+        gw__conn_flush(c);
+    if (uv_timer_start(&gw->close_timer, close_timer_cb, GW_CLOSE_FLUSH_MS,
+                       0) != 0)
+        close_timer_cb(&gw->close_timer);
+}
+
+void gw_destroy(struct gw *gw)
+{
+    ch_map_close(&gw->index);
+    free(gw);
+}

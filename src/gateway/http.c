@@ -1,2 +1,577 @@
-/* placeholder: being written */
-typedef int chorus_placeholder_t;
+/* Connections and HTTP/1.1: accept, bounded input, http_parser, routing to
+ * the REST/admin handlers or the WebSocket upgrade, batched output (one
+ * uv_write in flight per connection, the next chunk collecting meanwhile). */
+#include "gateway/gw_int.h"
+#include "common/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define READ_CHUNK_BYTES (64 * 1024)
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void http_process(struct gw_conn *c);
+
+/* ---- output ---- */
+
+size_t gw__conn_queued(struct gw_conn *c)
+{
+    size_t n = c->out.len + c->wbuf.len;
+    if (c->ws != NULL)
+        n += wslay_event_get_queued_msg_length(c->ws);
+    return n;
+}
+
+bool gw__conn_has_room(struct gw_conn *c)
+{
+    return gw__conn_queued(c) < c->gw->cfg.max_conn_buffer;
+}
+
+void gw__conn_write(struct gw_conn *c, const void *p, size_t n)
+{
+    if (c->closing)
+        return;
+    if (ch_buf_append(&c->out, p, n) != 0) {
+        log_error("gw", "out of memory conn=%llu", (unsigned long long)c->id);
+        gw__conn_close(c);
+    }
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct gw_conn *c = req->data;
+
+    c->writing = false;
+    c->gw->metrics.bytes_out += c->wbuf.len;
+    c->wbuf.len = 0;
+    if (status != 0) {
+        log_debug("gw", "write failed conn=%llu err=%s",
+                  (unsigned long long)c->id, uv_strerror(status));
+        gw__conn_close(c);
+        gw__conn_unref(c);
+        return;
+    }
+    if (!c->closing) {
+        gw__conn_flush(c);
+        if (c->is_ws)
+            gw__sub_schedule_pump(c);
+        gw__conn_update_reading(c);
+    }
+    gw__conn_unref(c);
+}
+
+void gw__conn_flush(struct gw_conn *c)
+{
+    uv_buf_t b;
+    struct ch_buf tmp;
+    int rv;
+
+    if (c->handle_closed)
+        return;
+    if (c->ws != NULL && !c->closing) {
+        /* wslay hands frames to send_cb until our chunk is full. */
+        rv = wslay_event_send(c->ws);
+        if (rv != 0) {
+            log_debug("gw", "ws send failed conn=%llu rv=%d",
+                      (unsigned long long)c->id, rv);
+            gw__conn_close(c);
+            return;
+        }
+    }
+    if (c->writing || c->out.len == 0) {
+        if (!c->writing && c->close_after_write && !c->closing)
+            gw__conn_close(c);
+        return;
+    }
+    /* Swap: out becomes the buffer in flight. */
+    tmp = c->wbuf;
+    c->wbuf = c->out;
+    c->out = tmp;
+    c->out.len = 0;
+    b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
+    c->wreq.data = c;
+    rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+    if (rv != 0) {
+        log_debug("gw", "write failed conn=%llu err=%s",
+                  (unsigned long long)c->id, uv_strerror(rv));
+        c->wbuf.len = 0;
+        gw__conn_close(c);
+        return;
+    }
+    c->writing = true;
+    c->refs++;
+}
+
+/* ---- lifecycle ---- */
+
+static void close_cb(uv_handle_t *h)
+{
+    struct gw_conn *c = h->data;
+    c->handle_closed = true;
+    gw__conn_unref(c);
+}
+
+static void conn_free(struct gw_conn *c)
+{
+    struct gw *gw = c->gw;
+
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else if (gw->conns == c)
+        gw->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    ch_buf_free(&c->in);
+    ch_buf_free(&c->out);
+    ch_buf_free(&c->wbuf);
+    ch_buf_free(&c->req.url);
+    ch_buf_free(&c->req.body);
+    ch_buf_free(&c->req.hdr_names);
+    ch_buf_free(&c->req.hdr_values);
+    if (c->ws != NULL)
+        wslay_event_context_free(c->ws);
+    ch_map_close(&c->cursors);
+    free(c);
+    gw__maybe_closed(gw);
+}
+
+void gw__conn_unref(struct gw_conn *c)
+{
+    CH_ASSERT(c->refs > 0);
+    c->refs--;
+    if (c->refs == 0 && c->handle_closed)
+        conn_free(c);
+}
+
+void gw__conn_close(struct gw_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->gw->metrics.connections_current--;
+    if (c->is_ws)
+        c->gw->metrics.ws_connections_current--;
+    if (c->is_ws) {
+        gw__sub_conn_closed(c);
+        gw__proto_conn_closed(c);
+    }
+    uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
+void gw__conn_update_reading(struct gw_conn *c)
+{
+    bool want;
+    int rv;
+
+    if (c->closing)
+        return;
+    /* Backpressure (SPEC §4): stop reading while too many publishes wait
+     * for answers, while output is full, or while an HTTP request is being
+     * answered. Never an error. */
+    want = !c->req_busy && !c->close_after_write &&
+           c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
+           gw__conn_queued(c) < c->gw->cfg.max_conn_buffer;
+    if (want == c->reading)
+        return;
+    if (want)
+        rv = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    else
+        rv = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rv != 0) {
+        log_warn("gw", "read toggle failed conn=%llu err=%s",
+                 (unsigned long long)c->id, uv_strerror(rv));
+        gw__conn_close(c);
+        return;
+    }
+    c->reading = want;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct gw_conn *c = h->data;
+    (void)hint; /* we read in fixed chunks: the input bound is ours */
+
+    if (c->in_off > 0 && c->in_off == c->in.len) {
+        c->in.len = 0;
+        c->in_off = 0;
+    }
+    if (ch_buf_reserve(&c->in, READ_CHUNK_BYTES) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = c->in.data + c->in.len;
+    buf->len = READ_CHUNK_BYTES;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct gw_conn *c = s->data;
+    (void)buf;
+
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_debug("gw", "read failed conn=%llu err=%s",
+                      (unsigned long long)c->id, uv_strerror((int)nread));
+        /* On EOF, queued answers still go out (half-close), then close. */
+        if (nread == UV_EOF && !c->is_ws && (c->writing || c->req_busy ||
+                                             c->out.len > 0)) {
+            c->close_after_write = true;
+            gw__conn_update_reading(c);
+            return;
+        }
+        gw__conn_close(c);
+        return;
+    }
+    c->in.len += (size_t)nread;
+    if (c->is_ws)
+        gw__ws_recv(c);
+    else
+        http_process(c);
+    if (!c->closing) {
+        gw__conn_flush(c);
+        gw__conn_update_reading(c);
+    }
+}
+
+void gw__conn_accept_cb(uv_stream_t *server, int status)
+{
+    struct gw *gw = server->data;
+    struct gw_conn *c;
+    int rv;
+
+    if (status != 0) {
+        log_warn("gw", "accept failed err=%s", uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        log_error("gw", "out of memory accepting a connection");
+        return;
+    }
+    c->gw = gw;
+    c->id = ++gw->next_conn_id;
+    ch_map_init(&c->cursors);
+    rv = uv_tcp_init(gw->loop, &c->tcp);
+    if (rv != 0) {
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->refs = 1; /* the handle */
+    c->next = gw->conns;
+    if (gw->conns != NULL)
+        gw->conns->prev = c;
+    gw->conns = c;
+    gw->metrics.connections_total++;
+    gw->metrics.connections_current++;
+    rv = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rv == 0 && gw->metrics.connections_current > CH_MAX_CONNECTIONS) {
+        log_warn("gw", "connection limit reached limit=%d",
+                 CH_MAX_CONNECTIONS);
+        rv = UV_EMFILE;
+    }
+    if (rv != 0) {
+        gw__conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    gw__conn_update_reading(c);
+}
+
+/* ---- HTTP parsing ---- */
+
+static void req_reset(struct gw_http_req *r)
+{
+    r->method = 0;
+    r->url.len = 0;
+    r->body.len = 0;
+    r->hdr_names.len = 0;
+    r->hdr_values.len = 0;
+    r->n_headers = 0;
+    r->header_bytes = 0;
+    r->last_was_value = false;
+    r->complete = false;
+    r->too_large = false;
+    r->keep_alive = false;
+    r->upgrade = false;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct gw_conn *c = p->data;
+    req_reset(&c->req);
+    return 0;
+}
+
+static int count_header_bytes(struct gw_conn *c, size_t n)
+{
+    c->req.header_bytes += n;
+    return c->req.header_bytes > CH_MAX_HTTP_HEADER_BYTES ? -1 : 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = p->data;
+    if (count_header_bytes(c, n) != 0)
+        return -1;
+    return ch_buf_append(&c->req.url, at, n) == 0 ? 0 : -1;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = p->data;
+    struct gw_http_req *r = &c->req;
+
+    if (count_header_bytes(c, n) != 0)
+        return -1;
+    if (r->last_was_value || r->n_headers == 0) {
+        /* A new header: terminate the previous pair. */
+        if (r->n_headers > 0 && (ch_buf_append(&r->hdr_names, "", 1) != 0 ||
+                                 ch_buf_append(&r->hdr_values, "", 1) != 0))
+            return -1;
+        r->n_headers++;
+        r->last_was_value = false;
+    }
+    return ch_buf_append(&r->hdr_names, at, n) == 0 ? 0 : -1;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = p->data;
+    if (count_header_bytes(c, n) != 0)
+        return -1;
+    c->req.last_was_value = true;
+    return ch_buf_append(&c->req.hdr_values, at, n) == 0 ? 0 : -1;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct gw_conn *c = p->data;
+    struct gw_http_req *r = &c->req;
+
+    if (r->n_headers > 0 && (ch_buf_append(&r->hdr_names, "", 1) != 0 ||
+                             ch_buf_append(&r->hdr_values, "", 1) != 0))
+        return -1;
+    r->method = p->method;
+    r->keep_alive = http_should_keep_alive(p) != 0;
+    if ((p->flags & F_CONTENTLENGTH) &&
+        p->content_length > c->gw->cfg.max_message_bytes)
+        r->too_large = true;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = p->data;
+    struct gw_http_req *r = &c->req;
+
+    if (r->too_large || r->body.len + n > c->gw->cfg.max_message_bytes) {
+        r->too_large = true;
+        return 0; /* keep parsing; the body is dropped, answer is 413 */
+    }
+    return ch_buf_append(&r->body, at, n) == 0 ? 0 : -1;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct gw_conn *c = p->data;
+    c->req.complete = true;
+    c->req.upgrade = p->upgrade != 0;
+    http_parser_pause(p, 1); /* one request at a time */
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+const char *gw__http_header(const struct gw_http_req *r, const char *name)
+{
+    const char *n = r->hdr_names.data;
+    const char *v = r->hdr_values.data;
+
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (strcasecmp(n, name) == 0)
+            return v;
+        n += strlen(n) + 1;
+        v += strlen(v) + 1;
+    }
+    return NULL;
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
+    }
+}
+
+void gw__http_respond(struct gw_conn *c, int status, const char *ctype,
+                      const char *body, size_t body_n)
+{
+    char head[256];
+    int n;
+
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: "
+                 "%zu\r\n%s\r\n",
+                 status, status_text(status), ctype, body_n,
+                 c->req.keep_alive ? "" : "Connection: close\r\n");
+    gw__conn_write(c, head, (size_t)n);
+    gw__conn_write(c, body, body_n);
+    if (!c->req.keep_alive)
+        c->close_after_write = true;
+    c->req_busy = false;
+    gw__conn_flush(c);
+}
+
+void gw__http_respond_json(struct gw_conn *c, int status, const char *json)
+{
+    gw__http_respond(c, status, "application/json", json, strlen(json));
+}
+
+void gw__http_error(struct gw_conn *c, int status, const char *fmt, ...)
+{
+    char text[512];
+    struct ch_buf b;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    ch_buf_init(&b);
+    /* Minimal JSON string escaping of our own texts. */
+    if (ch_buf_append(&b, "{\"error\":\"", 10) != 0)
+        goto oom;
+    for (const char *p = text; *p != '\0'; p++) {
+        char esc[8];
+        int n;
+        if (*p == '"' || *p == '\\')
+            n = snprintf(esc, sizeof esc, "\\%c", *p);
+        else if ((unsigned char)*p < 0x20)
+            n = snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)*p);
+        else
+            n = snprintf(esc, sizeof esc, "%c", *p);
+        if (ch_buf_append(&b, esc, (size_t)n) != 0)
+            goto oom;
+    }
+    if (ch_buf_append(&b, "\"}", 2) != 0)
+        goto oom;
+    gw__http_respond(c, status, "application/json", b.data, b.len);
+    ch_buf_free(&b);
+    return;
+oom:
+    ch_buf_free(&b);
+    gw__conn_close(c);
+}
+
+static void dispatch(struct gw_conn *c)
+{
+    const char *url = c->req.url.data ? c->req.url.data : "";
+
+    c->gw->metrics.http_requests++;
+    c->req_busy = true;
+    if (c->req.too_large) {
+        c->req.keep_alive = false;
+        gw__http_error(c, 413, "message too large (limit %zu bytes)",
+                       c->gw->cfg.max_message_bytes);
+        return;
+    }
+    if (strncmp(url, "/stream", 7) == 0 &&
+        (url[7] == '\0' || url[7] == '/' || url[7] == '?')) {
+        if (gw__ws_upgrade(c) == 0)
+            c->req_busy = false;
+        return;
+    }
+    if (strncmp(url, "/api/", 5) == 0) {
+        gw__rest_handle(c);
+        return;
+    }
+    gw__admin_handle(c);
+}
+
+/* Runs the parser over buffered input while no request is being answered. */
+static void http_process(struct gw_conn *c)
+{
+    while (!c->closing && !c->req_busy && !c->is_ws &&
+           c->in_off < c->in.len) {
+        size_t avail = c->in.len - c->in_off;
+        size_t n = http_parser_execute(&c->parser, &parser_settings,
+                                       c->in.data + c->in_off, avail);
+        enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+
+        c->in_off += n;
+        if (err == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+        } else if (err != HPE_OK) {
+            c->req.keep_alive = false;
+            if (c->req.header_bytes > CH_MAX_HTTP_HEADER_BYTES)
+                gw__http_error(c, 431, "request headers too large");
+            else
+                gw__http_error(c, 400, "bad HTTP request: %s",
+                               http_errno_description(err));
+            c->in_off = c->in.len;
+            return;
+        }
+        if (c->req.complete) {
+            c->req.complete = false;
+            dispatch(c);
+            if (c->is_ws) {
+                /* Bytes after the upgrade request are WebSocket frames. */
+                gw__ws_recv(c);
+                return;
+            }
+        } else if (n == avail) {
+            break;
+        }
+    }
+    if (c->in_off == c->in.len) {
+        c->in.len = 0;
+        c->in_off = 0;
+    }
+}
+
+void gw__http_resume(struct gw_conn *c)
+{
+    if (c->closing)
+        return;
+    http_process(c);
+    gw__conn_flush(c);
+    gw__conn_update_reading(c);
+}

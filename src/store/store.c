@@ -1,2 +1,861 @@
-/* placeholder: being written */
-typedef int chorus_placeholder_t;
+/* The store: per-topic message logs in one LMDB environment, written only
+ * by applying raft entries (one write transaction per entry, the applied
+ * index inside it) and read through read transactions on any thread.
+ *
+ * Layout (store_int.h): topics maps a path to a topic id and its counters;
+ * messages are keyed by (topic id, seq) so a topic's log is one contiguous
+ * key range; the de-dup table is keyed by (topic id, user, msgid), which
+ * keeps the longest key (8 + 128 + 1 + 128, plus 8 for the time index) under
+ * LMDB's 511-byte limit where the path itself (255) would not fit. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/validate.h"
+#include "store/store_int.h"
+
+/* Longest de-dup key: topic id, user, separator, msgid. */
+#define DEDUP_KEY_MAX (8 + CH_MAX_ID_BYTES + 1 + CH_MAX_ID_BYTES)
+/* Longest de-dup time index key: ordered time, de-dup key. */
+#define DEDUP_TIME_KEY_MAX (8 + DEDUP_KEY_MAX)
+/* Concurrent read transactions (LMDB reader table slots). */
+#define STORE_MAX_READERS 1024
+
+static const char *const db_names[STORE_N_DBS + 1] = {
+    [STORE_DB_TOPICS] = "topics", [STORE_DB_MSGS] = "msgs",
+    [STORE_DB_DEDUP] = "dedup",   [STORE_DB_DEDUP_TIME] = "dedup_time",
+    [STORE_DB_META] = "meta",
+};
+
+struct topic_rec {
+    uint64_t id;
+    int64_t first_seq;
+    int64_t last_seq;
+    int64_t count;
+    int64_t bytes;
+};
+
+void store__put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+uint64_t store__get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Times are signed; flipping the sign bit makes big-endian byte order match
+ * numeric order, so the time index can be scanned from its start. */
+static uint64_t time_to_ordered(int64_t t)
+{
+    return (uint64_t)t ^ (UINT64_C(1) << 63);
+}
+
+/* Two's complement without relying on implementation-defined casts. */
+static int64_t u64_to_i64(uint64_t u)
+{
+    return u > (uint64_t)INT64_MAX ? -(int64_t)(~u) - 1 : (int64_t)u;
+}
+
+static int64_t ordered_to_time(uint64_t u)
+{
+    return u64_to_i64(u ^ (UINT64_C(1) << 63));
+}
+
+static int64_t get_be64_signed(const unsigned char *p)
+{
+    return u64_to_i64(store__get_be64(p));
+}
+
+static void put_be64_signed(unsigned char *p, int64_t v)
+{
+    store__put_be64(p, (uint64_t)v);
+}
+
+int store__err_from_mdb(struct store *s, int mdb_rc, const char *what)
+{
+    if (s != NULL)
+        snprintf(s->errmsg, sizeof(s->errmsg), "%s: %s", what,
+                 mdb_strerror(mdb_rc));
+    if (mdb_rc == MDB_MAP_FULL)
+        return CH_ENOSPACE;
+    if (mdb_rc == ENOMEM)
+        return CH_ENOMEM;
+    return CH_EIO;
+}
+
+static int set_err(struct store *s, int code, const char *what)
+{
+    if (s != NULL)
+        snprintf(s->errmsg, sizeof(s->errmsg), "%s", what);
+    return code;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static void topic_rec_encode(const struct topic_rec *t, unsigned char *p)
+{
+    store__put_be64(p, t->id);
+    put_be64_signed(p + 8, t->first_seq);
+    put_be64_signed(p + 16, t->last_seq);
+    put_be64_signed(p + 24, t->count);
+    put_be64_signed(p + 32, t->bytes);
+}
+
+static int topic_rec_decode(const MDB_val *v, struct topic_rec *t)
+{
+    const unsigned char *p = v->mv_data;
+
+    if (v->mv_size != TOPIC_REC_BYTES)
+        return CH_ECORRUPT;
+    t->id = store__get_be64(p);
+    t->first_seq = get_be64_signed(p + 8);
+    t->last_seq = get_be64_signed(p + 16);
+    t->count = get_be64_signed(p + 24);
+    t->bytes = get_be64_signed(p + 32);
+    return 0;
+}
+
+static void topic_to_public(const struct topic_rec *r, struct store_topic *t)
+{
+    t->first_seq = r->first_seq;
+    t->last_seq = r->last_seq;
+    t->count = r->count;
+    t->bytes = r->bytes;
+}
+
+/* Loads a topic; *found false (return 0) when it was never written.
+ * `es` receives error text (NULL on read paths, which may run on any
+ * thread and so must not write the store). */
+static int topic_load(struct store *es, MDB_txn *txn, MDB_dbi dbi,
+                      const char *path, size_t path_n, struct topic_rec *t,
+                      bool *found)
+{
+    MDB_val k = {.mv_size = path_n, .mv_data = (void *)path};
+    MDB_val v;
+    int rc;
+
+    *found = false;
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store__err_from_mdb(es, rc, "get topic");
+    if (topic_rec_decode(&v, t) != 0)
+        return set_err(es, CH_ECORRUPT, "bad topic record");
+    *found = true;
+    return 0;
+}
+
+static int meta_get_u64(struct store *es, MDB_txn *txn, MDB_dbi dbi,
+                        const char *name, uint64_t *out)
+{
+    MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
+    MDB_val v;
+    int rc;
+
+    *out = 0;
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store__err_from_mdb(es, rc, "get meta");
+    if (v.mv_size != 8)
+        return set_err(es, CH_ECORRUPT, "bad meta record");
+    *out = store__get_be64(v.mv_data);
+    return 0;
+}
+
+static int meta_put_u64(struct store *s, MDB_txn *txn, const char *name,
+                        uint64_t value)
+{
+    unsigned char buf[8];
+    MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name};
+    MDB_val v = {.mv_size = sizeof(buf), .mv_data = buf};
+    int rc;
+
+    store__put_be64(buf, value);
+    rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "put meta");
+    return 0;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+/* mkdir -p: SPEC §2 creates a missing data dir with its parents. */
+static int make_dirs(struct store *s, const char *dir)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+
+    if (n == 0 || n >= sizeof(path))
+        return set_err(s, CH_EINVAL, "bad store directory path");
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            snprintf(s->errmsg, sizeof(s->errmsg), "mkdir %s: %s", path,
+                     strerror(errno));
+            return CH_EIO;
+        }
+        if (i < n)
+            path[i] = '/';
+    }
+    return 0;
+}
+
+static int check_format(struct store *s, MDB_txn *txn)
+{
+    static const char name[] = META_FORMAT;
+    MDB_val k = {.mv_size = sizeof(name) - 1, .mv_data = (void *)name};
+    MDB_val v;
+    unsigned char buf[8];
+    int rc;
+
+    rc = mdb_get(txn, s->dbi[STORE_DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        store__put_be64(buf, STORE_FORMAT_VERSION);
+        v.mv_size = sizeof(buf);
+        v.mv_data = buf;
+        rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
+        if (rc != 0)
+            return store__err_from_mdb(s, rc, "put format");
+        return 0;
+    }
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "get format");
+    if (v.mv_size != 8 || store__get_be64(v.mv_data) != STORE_FORMAT_VERSION)
+        return set_err(s, CH_ECORRUPT, "unsupported store format version");
+    return 0;
+}
+
+int store_open(const char *dir, uint64_t map_bytes, struct store **out,
+               char *errmsg)
+{
+    struct store *s;
+    MDB_txn *txn;
+    int n_dead;
+    int rc;
+    int rv;
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        if (errmsg != NULL)
+            snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
+        return CH_ENOMEM;
+    }
+    ch_buf_init(&s->scratch);
+    rv = make_dirs(s, dir);
+    if (rv != 0)
+        goto err_after_alloc;
+    rc = mdb_env_create(&s->env);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "mdb_env_create");
+        goto err_after_alloc;
+    }
+    rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, STORE_N_DBS + 2);
+    /* Gateway replays, health probes and a snapshot may each hold a read
+     * transaction at once; LMDB's default of 126 slots is tight. */
+    if (rc == 0)
+        rc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "configure env");
+        goto err_after_env;
+    }
+    /* NOTLS: read transactions are handed between threads (snapshots).
+     * NOSYNC: the raft log is the source of truth; entries after the last
+     * snapshot are re-applied on restart and store_sync runs before raft
+     * drops log entries (DESIGN "Store layout"). */
+    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC, 0644);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "mdb_env_open");
+        goto err_after_env;
+    }
+    /* Free reader slots left by a process killed with -9. */
+    rc = mdb_reader_check(s->env, &n_dead);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "mdb_reader_check");
+        goto err_after_env;
+    }
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "begin open txn");
+        goto err_after_env;
+    }
+    for (int i = 1; i <= STORE_N_DBS; i++) {
+        rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]);
+        if (rc != 0) {
+            rv = store__err_from_mdb(s, rc, "mdb_dbi_open");
+            goto err_after_txn;
+        }
+    }
+    rv = check_format(s, txn);
+    if (rv != 0)
+        goto err_after_txn;
+    rv = meta_get_u64(s, txn, s->dbi[STORE_DB_META], META_APPLIED, &s->applied);
+    if (rv != 0)
+        goto err_after_txn;
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "commit open txn");
+        goto err_after_env;
+    }
+    *out = s;
+    return 0;
+
+err_after_txn:
+    mdb_txn_abort(txn);
+err_after_env:
+    mdb_env_close(s->env);
+err_after_alloc:
+    if (errmsg != NULL)
+        snprintf(errmsg, CH_ERRMSG_SIZE, "store %s: %s", dir, s->errmsg);
+    ch_buf_free(&s->scratch);
+    free(s);
+    return rv;
+}
+
+void store_close(struct store *s)
+{
+    if (s == NULL)
+        return;
+    mdb_env_close(s->env);
+    ch_buf_free(&s->scratch);
+    free(s);
+}
+
+const char *store_errmsg(const struct store *s)
+{
+    return s->errmsg;
+}
+
+uint64_t store_applied_index(struct store *s)
+{
+    return s->applied;
+}
+
+/* ---- apply -------------------------------------------------------------- */
+
+static size_t dedup_key(unsigned char *p, uint64_t topic_id,
+                        const struct ch_msg *m)
+{
+    size_t n = 8;
+
+    store__put_be64(p, topic_id);
+    memcpy(p + n, m->user.p, m->user.n);
+    n += m->user.n;
+    p[n++] = 0; /* ids never contain NUL, so the split is unambiguous */
+    memcpy(p + n, m->msgid.p, m->msgid.n);
+    return n + m->msgid.n;
+}
+
+/* Deletes one de-dup entry and its time index entry. */
+static int dedup_delete(struct store *s, MDB_txn *txn, const unsigned char *dk,
+                        size_t dk_n, int64_t time)
+{
+    unsigned char tk[DEDUP_TIME_KEY_MAX];
+    MDB_val k = {.mv_size = dk_n, .mv_data = (void *)dk};
+    int rc;
+
+    rc = mdb_del(txn, s->dbi[STORE_DB_DEDUP], &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__err_from_mdb(s, rc, "delete dedup");
+    store__put_be64(tk, time_to_ordered(time));
+    memcpy(tk + 8, dk, dk_n);
+    k.mv_size = 8 + dk_n;
+    k.mv_data = tk;
+    rc = mdb_del(txn, s->dbi[STORE_DB_DEDUP_TIME], &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__err_from_mdb(s, rc, "delete dedup time");
+    return 0;
+}
+
+/* Drops de-dup entries older than cutoff, oldest first. The cutoff comes
+ * from the command, never the clock, so every replica drops the same. */
+static int dedup_purge(struct store *s, MDB_txn *txn, int64_t cutoff)
+{
+    unsigned char dk[DEDUP_KEY_MAX];
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv = 0;
+
+    rc = mdb_cursor_open(txn, s->dbi[STORE_DB_DEDUP_TIME], &cur);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "open dedup time cursor");
+    /* Always restart at the first key: we delete from the front, and
+     * positioning after mdb_cursor_del differs between LMDB versions. */
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        size_t dk_n;
+        MDB_val dkv;
+
+        if (k.mv_size <= 8 || k.mv_size - 8 > sizeof(dk)) {
+            rv = set_err(s, CH_ECORRUPT, "bad dedup time key");
+            goto out;
+        }
+        if (ordered_to_time(store__get_be64(k.mv_data)) >= cutoff)
+            break;
+        dk_n = k.mv_size - 8;
+        /* Copy: the key lives in a page the deletes below may touch. */
+        memcpy(dk, (const unsigned char *)k.mv_data + 8, dk_n);
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            rv = store__err_from_mdb(s, rc, "delete dedup time");
+            goto out;
+        }
+        dkv.mv_size = dk_n;
+        dkv.mv_data = dk;
+        rc = mdb_del(txn, s->dbi[STORE_DB_DEDUP], &dkv, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            rv = store__err_from_mdb(s, rc, "delete dedup");
+            goto out;
+        }
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        rv = store__err_from_mdb(s, rc, "scan dedup time");
+out:
+    mdb_cursor_close(cur);
+    return rv;
+}
+
+/* Looks up a live de-dup entry. An entry older than cutoff (left over only
+ * if the purge missed it) is deleted and reported as absent. */
+static int dedup_find(struct store *s, MDB_txn *txn, const unsigned char *dk,
+                      size_t dk_n, int64_t cutoff, struct store_result *r,
+                      bool *found)
+{
+    MDB_val k = {.mv_size = dk_n, .mv_data = (void *)dk};
+    MDB_val v;
+    int64_t seq;
+    int64_t time;
+    int rc;
+
+    *found = false;
+    rc = mdb_get(txn, s->dbi[STORE_DB_DEDUP], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "get dedup");
+    if (v.mv_size != DEDUP_REC_BYTES)
+        return set_err(s, CH_ECORRUPT, "bad dedup record");
+    seq = get_be64_signed(v.mv_data);
+    time = get_be64_signed((const unsigned char *)v.mv_data + 8);
+    if (time < cutoff)
+        return dedup_delete(s, txn, dk, dk_n, time);
+    r->is_dup = true;
+    r->seq = seq;
+    r->time = time;
+    *found = true;
+    return 0;
+}
+
+static int dedup_store(struct store *s, MDB_txn *txn, const unsigned char *dk,
+                       size_t dk_n, int64_t seq, int64_t time)
+{
+    unsigned char rec[DEDUP_REC_BYTES];
+    unsigned char tk[DEDUP_TIME_KEY_MAX];
+    MDB_val k = {.mv_size = dk_n, .mv_data = (void *)dk};
+    MDB_val v = {.mv_size = sizeof(rec), .mv_data = rec};
+    int rc;
+
+    put_be64_signed(rec, seq);
+    put_be64_signed(rec + 8, time);
+    rc = mdb_put(txn, s->dbi[STORE_DB_DEDUP], &k, &v, 0);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "put dedup");
+    store__put_be64(tk, time_to_ordered(time));
+    memcpy(tk + 8, dk, dk_n);
+    k.mv_size = 8 + dk_n;
+    k.mv_data = tk;
+    v.mv_size = 0;
+    v.mv_data = rec;
+    rc = mdb_put(txn, s->dbi[STORE_DB_DEDUP_TIME], &k, &v, 0);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "put dedup time");
+    return 0;
+}
+
+static bool msg_valid(const struct ch_msg *m)
+{
+    /* Validated here too, not only in the gateway: keys are built from
+     * these and a bad entry must fail alone, identically on every node. */
+    return ch_valid_topic(m->path.p, m->path.n) &&
+           ch_valid_id(m->user.p, m->user.n) &&
+           (m->msgid.n == 0 || ch_valid_id(m->msgid.p, m->msgid.n)) &&
+           (m->app.n == 0 || ch_valid_id(m->app.p, m->app.n));
+}
+
+static int new_topic(struct store *s, MDB_txn *txn, struct topic_rec *t)
+{
+    uint64_t next;
+    int rv;
+
+    rv = meta_get_u64(s, txn, s->dbi[STORE_DB_META], META_NEXT_TOPIC, &next);
+    if (rv != 0)
+        return rv;
+    if (next == 0)
+        next = 1;
+    rv = meta_put_u64(s, txn, META_NEXT_TOPIC, next + 1);
+    if (rv != 0)
+        return rv;
+    t->id = next;
+    t->first_seq = 1;
+    t->last_seq = 0;
+    t->count = 0;
+    t->bytes = 0;
+    return 0;
+}
+
+static int apply_one(struct store *s, MDB_txn *txn, const struct ch_msg *msg,
+                     int64_t time, int64_t cutoff, struct store_result *r)
+{
+    unsigned char dk[DEDUP_KEY_MAX];
+    unsigned char mk[MSG_KEY_BYTES];
+    unsigned char tv[TOPIC_REC_BYTES];
+    size_t dk_n = 0;
+    struct topic_rec t;
+    struct ch_msg m = *msg;
+    bool has_topic;
+    bool is_dup;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv;
+
+    r->status = 0;
+    r->is_dup = false;
+    r->seq = 0;
+    r->time = time;
+    if (!msg_valid(&m)) {
+        r->status = CH_EINVAL;
+        return 0;
+    }
+    m.time = time;
+    rv = topic_load(s, txn, s->dbi[STORE_DB_TOPICS], m.path.p, m.path.n, &t,
+                    &has_topic);
+    if (rv != 0)
+        return rv;
+    /* Without the topic there can be no de-dup entry for it. */
+    if (has_topic && m.msgid.n > 0) {
+        dk_n = dedup_key(dk, t.id, &m);
+        rv = dedup_find(s, txn, dk, dk_n, cutoff, r, &is_dup);
+        if (rv != 0 || is_dup)
+            return rv;
+    }
+    if (!has_topic) {
+        rv = new_topic(s, txn, &t);
+        if (rv != 0)
+            return rv;
+    }
+    t.last_seq++;
+    t.count++;
+    t.bytes += (int64_t)m.body.n;
+
+    s->scratch.len = 0;
+    rv = ch_record_encode(&m, &s->scratch);
+    if (rv != 0)
+        return set_err(s, rv, "encode record");
+    store__put_be64(mk, t.id);
+    put_be64_signed(mk + 8, t.last_seq);
+    k.mv_size = sizeof(mk);
+    k.mv_data = mk;
+    v.mv_size = s->scratch.len;
+    v.mv_data = s->scratch.data;
+    rc = mdb_put(txn, s->dbi[STORE_DB_MSGS], &k, &v, 0);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "put message");
+
+    topic_rec_encode(&t, tv);
+    k.mv_size = m.path.n;
+    k.mv_data = (void *)m.path.p;
+    v.mv_size = sizeof(tv);
+    v.mv_data = tv;
+    rc = mdb_put(txn, s->dbi[STORE_DB_TOPICS], &k, &v, 0);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "put topic");
+
+    if (m.msgid.n > 0) {
+        dk_n = dedup_key(dk, t.id, &m);
+        rv = dedup_store(s, txn, dk, dk_n, t.last_seq, time);
+        if (rv != 0)
+            return rv;
+    }
+    r->seq = t.last_seq;
+    return 0;
+}
+
+int store_apply_publish(struct store *s, uint64_t index, int64_t time,
+                        int64_t dedup_window_s, const struct ch_msg *msgs,
+                        size_t n, struct store_result *results, bool *skipped)
+{
+    MDB_txn *txn;
+    int64_t window = dedup_window_s < 0 ? 0 : dedup_window_s;
+    int64_t cutoff;
+    int rc;
+    int rv;
+
+    *skipped = false;
+    if (n > 0 && (msgs == NULL || results == NULL))
+        return set_err(s, CH_EINVAL, "apply: no messages/results");
+    /* Raft re-applies entries after the last snapshot on restart. */
+    if (index <= s->applied) {
+        *skipped = true;
+        return 0;
+    }
+    cutoff = time < INT64_MIN + window ? INT64_MIN : time - window;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "begin apply txn");
+    rv = dedup_purge(s, txn, cutoff);
+    if (rv != 0)
+        goto err_after_txn;
+    for (size_t i = 0; i < n; i++) {
+        rv = apply_one(s, txn, &msgs[i], time, cutoff, &results[i]);
+        if (rv != 0)
+            goto err_after_txn;
+    }
+    rv = meta_put_u64(s, txn, META_APPLIED, index);
+    if (rv != 0)
+        goto err_after_txn;
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "commit apply txn");
+    s->applied = index;
+    return 0;
+
+err_after_txn:
+    mdb_txn_abort(txn);
+    return rv;
+}
+
+int store_set_applied(struct store *s, uint64_t index)
+{
+    MDB_txn *txn;
+    int rc;
+    int rv;
+
+    if (index <= s->applied)
+        return 0;
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "begin txn");
+    rv = meta_put_u64(s, txn, META_APPLIED, index);
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+        return rv;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "commit txn");
+    s->applied = index;
+    return 0;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+/* Read paths may run on any thread: they return codes but leave the
+ * store's errmsg alone (it belongs to the loop thread). */
+
+int store_read_begin(struct store *s, struct store_txn **out)
+{
+    struct store_txn *t;
+    int rc;
+
+    t = malloc(sizeof(*t));
+    if (t == NULL)
+        return CH_ENOMEM;
+    t->s = s;
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+    if (rc != 0) {
+        free(t);
+        return store__err_from_mdb(NULL, rc, "begin read txn");
+    }
+    *out = t;
+    return 0;
+}
+
+void store_read_end(struct store_txn *t)
+{
+    if (t == NULL)
+        return;
+    mdb_txn_abort(t->txn);
+    free(t);
+}
+
+int store_topic_get(struct store_txn *t, const char *path, size_t path_n,
+                    struct store_topic *out)
+{
+    struct topic_rec r;
+    bool found;
+    int rv;
+
+    if (!ch_valid_topic(path, path_n))
+        return CH_ENOTFOUND; /* such a topic can never have been written */
+    rv = topic_load(NULL, t->txn, t->s->dbi[STORE_DB_TOPICS], path, path_n, &r,
+                    &found);
+    if (rv != 0)
+        return rv;
+    if (!found)
+        return CH_ENOTFOUND;
+    topic_to_public(&r, out);
+    return 0;
+}
+
+int store_read_range(struct store_txn *t, const char *path, size_t path_n,
+                     int64_t from_seq, int64_t max_count, size_t max_bytes,
+                     store_msg_cb cb, void *arg, int64_t *next_seq)
+{
+    unsigned char mk[MSG_KEY_BYTES];
+    struct topic_rec r;
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int64_t next = from_seq;
+    int64_t n_passed = 0;
+    size_t n_bytes = 0;
+    bool found;
+    int rc;
+    int rv;
+
+    if (next_seq != NULL)
+        *next_seq = from_seq;
+    if (!ch_valid_topic(path, path_n))
+        return 0;
+    rv = topic_load(NULL, t->txn, t->s->dbi[STORE_DB_TOPICS], path, path_n, &r,
+                    &found);
+    if (rv != 0 || !found)
+        return rv;
+    if (from_seq > r.last_seq)
+        return 0;
+
+    rc = mdb_cursor_open(t->txn, t->s->dbi[STORE_DB_MSGS], &cur);
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "open msgs cursor");
+    store__put_be64(mk, r.id);
+    put_be64_signed(mk + 8, from_seq < 1 ? 1 : from_seq);
+    k.mv_size = sizeof(mk);
+    k.mv_data = mk;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct ch_msg m;
+        int stop;
+
+        if (k.mv_size != MSG_KEY_BYTES) {
+            rv = CH_ECORRUPT;
+            goto out;
+        }
+        if (store__get_be64(k.mv_data) != r.id)
+            break; /* past this topic's range */
+        memset(&m, 0, sizeof(m));
+        m.path.p = path;
+        m.path.n = path_n;
+        m.seq = get_be64_signed((const unsigned char *)k.mv_data + 8);
+        if (ch_record_decode(v.mv_data, v.mv_size, &m) != 0) {
+            rv = CH_ECORRUPT;
+            goto out;
+        }
+        stop = cb(arg, &m);
+        n_passed++;
+        n_bytes += m.body.n;
+        next = m.seq + 1;
+        if (stop != 0 || (max_count > 0 && n_passed >= max_count) ||
+            (max_bytes > 0 && n_bytes >= max_bytes))
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        rv = store__err_from_mdb(NULL, rc, "read msgs");
+out:
+    mdb_cursor_close(cur);
+    if (next_seq != NULL)
+        *next_seq = next;
+    return rv;
+}
+
+int store_topics_list(struct store_txn *t, const char *prefix, size_t prefix_n,
+                      store_topic_cb cb, void *arg)
+{
+    bool all = prefix_n == 0 || (prefix_n == 1 && prefix[0] == '/');
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv = 0;
+
+    if (!all && prefix_n > CH_MAX_TOPIC_BYTES)
+        return 0; /* longer than any topic */
+    rc = mdb_cursor_open(t->txn, t->s->dbi[STORE_DB_TOPICS], &cur);
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "open topics cursor");
+    k.mv_size = prefix_n;
+    k.mv_data = (void *)prefix;
+    for (rc = mdb_cursor_get(cur, &k, &v, all ? MDB_FIRST : MDB_SET_RANGE);
+         rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct topic_rec r;
+        struct store_topic pub;
+
+        if (!all &&
+            (k.mv_size < prefix_n || memcmp(k.mv_data, prefix, prefix_n) != 0))
+            break; /* keys sharing the prefix bytes are contiguous */
+        /* "/foo-x" and "/foo.y" sort between "/foo" and "/foo/..." */
+        if (!all && !ch_topic_under(k.mv_data, k.mv_size, prefix, prefix_n))
+            continue;
+        if (topic_rec_decode(&v, &r) != 0) {
+            rv = CH_ECORRUPT;
+            break;
+        }
+        topic_to_public(&r, &pub);
+        if (cb(arg, k.mv_data, k.mv_size, &pub) != 0)
+            break;
+    }
+    if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        rv = store__err_from_mdb(NULL, rc, "list topics");
+    mdb_cursor_close(cur);
+    return rv;
+}
+
+/* ---- maintenance -------------------------------------------------------- */
+
+int store_sync(struct store *s)
+{
+    int rc = mdb_env_sync(s->env, 1);
+
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "mdb_env_sync");
+    return 0;
+}
+
+int store_check(struct store *s)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "begin read txn");
+    mdb_txn_abort(txn);
+    return 0;
+}

@@ -1,0 +1,127 @@
+/* The cluster: one raft group per node (libraft 0.15 on the node's libuv
+ * loop), the FSM that applies commands to the store, and the proposal path
+ * that batches many publishes into one raft entry.
+ *
+ * Threads: every function here runs on the loop thread. Callbacks fire on
+ * the loop thread, never synchronously from the call that registered them. */
+#ifndef CHORUS_CLUSTER_CLUSTER_H
+#define CHORUS_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common/codec.h"
+#include "store/store.h"
+
+struct cluster;
+
+#define CLUSTER_ADDR_MAX 64
+
+/* One member of the initial configuration (--cluster). */
+struct cluster_member {
+    uint64_t id;
+    char raft[CLUSTER_ADDR_MAX]; /* IPv4:port */
+    char http[CLUSTER_ADDR_MAX]; /* host:port */
+    int role;                    /* CLUSTER_ROLE_* */
+};
+
+enum { CLUSTER_ROLE_VOTER = 0, CLUSTER_ROLE_STANDBY = 1, CLUSTER_ROLE_SPARE = 2 };
+
+/* Parses `ID=RAFT/HTTP[,ID=RAFT/HTTP...]` into a malloc'd array (free()).
+ * RAFT must be an IPv4 literal with a port. Ids unique and >= 1.
+ * Returns 0 or CH_EINVAL with a reason in errmsg. */
+int cluster_spec_parse(const char *text, struct cluster_member **out,
+                       unsigned *n_out, char *errmsg);
+/* Checks "a.b.c.d:port" (raft 0.15 takes only IPv4 literals). */
+bool cluster_addr_valid_ipv4(const char *addr);
+
+struct cluster_config {
+    uint64_t id;
+    const char *raft_addr;  /* borrowed until cluster_destroy */
+    const char *http_addr;  /* advertised gateway address */
+    const char *data_dir;   /* raft log in data_dir/raft */
+    const char *cluster_spec; /* --cluster or NULL */
+    bool join;                /* --join given */
+    const char *join_addr;    /* --join HTTP address or NULL */
+    int64_t dedup_window_s;
+    unsigned publish_timeout_ms;
+    /* Raft tuning (0: defaults). */
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+};
+
+/* Creates the cluster object (no I/O yet besides creating data_dir/raft).
+ * Borrows loop and store until cluster_destroy. Returns 0 or CH_EINVAL /
+ * CH_EIO / CH_ENOMEM with a reason in errmsg (CH_ERRMSG_SIZE). */
+int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
+                   struct store *store, struct cluster **out, char *errmsg);
+/* Initializes raft, bootstraps per the start-up rules (SPEC §2) and starts
+ * it. Returns 0 or an error with a reason in errmsg. */
+int cluster_start(struct cluster *c, char *errmsg);
+
+typedef void (*cluster_close_cb)(struct cluster *c, void *arg);
+/* Fails every publish not yet proposed (CH_ESHUTDOWN), closes raft (those
+ * in flight fail with CH_EUNKNOWN), closes handles; then cb. Safe to call
+ * once, also when cluster_start failed or was never called. */
+void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg);
+/* Frees the object; only after the close callback. */
+void cluster_destroy(struct cluster *c);
+
+/* Called on every node after each applied publish batch, with the batch's
+ * messages (seq/time set) and results (borrowed for the call). Messages
+ * with results[i].status != 0 or is_dup were not stored. */
+typedef void (*cluster_applied_cb)(void *arg, const struct ch_msg *msgs,
+                                   const struct store_result *results,
+                                   size_t n);
+void cluster_set_applied_cb(struct cluster *c, cluster_applied_cb cb,
+                            void *arg);
+
+/* Completion of a publish: status 0 and *res, or CH_ETIMEDOUT /
+ * CH_EUNKNOWN (outcome unknown), CH_ESHUTDOWN, CH_ENOTLEADER,
+ * CH_EINVAL (res->status), CH_EIO (not committed). */
+typedef void (*cluster_publish_cb)(void *arg, int status,
+                                   const struct store_result *res);
+
+/* Proposes one publish (fields copied at once; user/app/msgid/header/body as
+ * the gateway validated them). If 0 is returned, cb fires exactly once,
+ * within the publish timeout (or at close). Otherwise cb never fires:
+ * CH_ENOTLEADER (no leader reachable), CH_EFULL (too many pending),
+ * CH_ESHUTDOWN, CH_ENOMEM. */
+int cluster_publish(struct cluster *c, const struct ch_msg *m,
+                    cluster_publish_cb cb, void *arg);
+
+/* The store this node applies to (for reads by the gateway). */
+struct store *cluster_store(struct cluster *c);
+
+struct cluster_status {
+    uint64_t id;
+    const char *state; /* leader|follower|candidate|unavailable|joining */
+    uint64_t term;
+    uint64_t leader_id; /* 0: none known */
+    uint64_t commit_index;
+    uint64_t applied_index;
+    unsigned n_members;
+    struct cluster_member members[16];
+};
+void cluster_get_status(struct cluster *c, struct cluster_status *out);
+/* True when this node knows a leader and is ready to take publishes. */
+bool cluster_is_healthy(struct cluster *c);
+
+/* Counters for /metrics. */
+struct cluster_metrics {
+    uint64_t publishes_committed;
+    uint64_t publishes_failed;
+    uint64_t publishes_dup;
+    uint64_t entries_applied;
+    uint64_t batches_proposed;
+    uint64_t snapshots_taken;
+    uint64_t pending_publishes;
+};
+void cluster_get_metrics(struct cluster *c, struct cluster_metrics *out);
+
+#endif

@@ -1,0 +1,44 @@
+/* chorusd flags and CHORUS_* environment variables (SPEC §2). */
+#ifndef CHORUS_CONFIG_H
+#define CHORUS_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/log.h"
+
+struct chorusd_config {
+    uint64_t id;
+    char raft[256];
+    char http[256];
+    char data[PATH_MAX];
+    char cluster[4096];
+    bool has_cluster;
+    bool join;
+    char join_addr[256];
+    enum ch_log_level log_level;
+    uint64_t max_message_bytes;
+    uint64_t dedup_window_s;
+    uint64_t publish_timeout_ms;
+    uint64_t max_connection_buffer;
+    uint64_t snapshot_threshold;
+    uint64_t snapshot_trailing;
+    uint64_t election_timeout_ms;
+    uint64_t heartbeat_timeout_ms;
+};
+
+enum { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };
+
+/* Fills cfg from defaults, then CHORUS_* variables, then argv (the flag
+ * wins). Returns CONFIG_OK, CONFIG_HELP (--help given) or CONFIG_ERROR with
+ * a one-line reason in errmsg (errmsg_size bytes). */
+int config_parse(int argc, char **argv, char *const *envp,
+                 struct chorusd_config *cfg, char *errmsg,
+                 size_t errmsg_size);
+/* Prints every flag with its variable and default. */
+void config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,244 @@
+/* Internals of the gateway, shared by its files and unit tests. */
+#ifndef CHORUS_GATEWAY_GW_INT_H
+#define CHORUS_GATEWAY_GW_INT_H
+
+#include <stdbool.h>
+
+#include <http_parser.h>
+#include <wslay/wslay.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/map.h"
+#include "gateway/gw.h"
+
+/* ---- protocol (proto.c): one client command, parsed without side
+ * effects so it can be unit-tested and fuzzed. ---- */
+enum gw_cmd_type {
+    GW_CMD_PUBLISH = 1,
+    GW_CMD_SUBSCRIBE,
+    GW_CMD_CANCEL,
+};
+
+struct gw_cmd {
+    enum gw_cmd_type type;
+    struct ch_bytes path;
+    struct ch_bytes msgid;  /* publish: may be empty */
+    struct ch_bytes header; /* publish: validated JSON object text or empty */
+    struct ch_bytes body;   /* publish */
+    bool has_start;         /* subscribe */
+    long long start;
+    bool has_max;
+    long long max;
+};
+
+/* Parse outcomes besides 0. */
+enum {
+    GW_PARSE_BAD_REQUEST = 1, /* answer !error-bad-request <why> */
+    GW_PARSE_BAD_SEND = 2,    /* a publish refused: !error-send <id> <why> */
+};
+
+/* Parses one frame. Returns 0 with *cmd filled (pointing into frame), or
+ * GW_PARSE_* with a reason in why (static text) and, for a publish, the
+ * msgid/path parsed so far in *cmd. max_body is --max-message-bytes. */
+int gw_proto_parse(const char *frame, size_t len, size_t max_body,
+                   struct gw_cmd *cmd, const char **why);
+
+/* ---- connections ---- */
+struct gw_conn;
+struct gw_sub;
+
+/* A publish of one WebSocket connection, answered in publish order. */
+struct gw_pub {
+    struct gw_pub *next;
+    struct gw_conn *conn; /* NULL once the connection is gone */
+    bool done;
+    struct ch_buf answer; /* the frame to send once it is at the head */
+    char msgid[CH_MAX_ID_BYTES + 1];
+    char path[CH_MAX_TOPIC_BYTES + 1];
+};
+
+/* Delivery position of one topic on one connection: the next sequenceId to
+ * send. `behind` means messages from next_seq on must come from the store
+ * (output was full, or a gap); the pump moves it forward. */
+struct gw_cursor {
+    int64_t next_seq;
+    bool behind;
+    size_t path_n;
+    char path[CH_MAX_TOPIC_BYTES + 1];
+};
+
+enum gw_sub_state {
+    GW_SUB_PENDING, /* replay queued behind another replay */
+    GW_SUB_REPLAY,  /* sending stored messages replay_next..replay_end */
+    GW_SUB_LIVE,    /* live delivery on */
+};
+
+struct gw_sub {
+    struct gw_sub *next;      /* in the connection's list, command order */
+    struct gw_sub *idx_next;  /* in the gateway's topic index list */
+    struct gw_sub *idx_prev;
+    struct gw_conn *conn;
+    enum gw_sub_state state;
+    bool has_start;
+    long long start;
+    bool has_max;
+    long long max;
+    int64_t replay_next;
+    int64_t replay_end;
+    size_t path_n;
+    char path[CH_MAX_TOPIC_BYTES + 1];
+};
+
+/* One parsed HTTP request. */
+struct gw_http_req {
+    int method; /* enum http_method */
+    struct ch_buf url;
+    struct ch_buf body;
+    struct ch_buf hdr_names;  /* NUL-separated names, as sent */
+    struct ch_buf hdr_values; /* NUL-separated values, same order */
+    size_t n_headers;
+    size_t header_bytes;
+    bool last_was_value;
+    bool complete;
+    bool too_large;
+    bool keep_alive;
+    bool upgrade;
+};
+
+struct gw_conn {
+    uv_tcp_t tcp; /* first: the handle's memory is the connection's */
+    struct gw *gw;
+    uint64_t id;
+    struct gw_conn *prev, *next; /* in gw->conns */
+
+    /* input */
+    struct ch_buf in;
+    size_t in_off; /* bytes of `in` consumed */
+    bool reading;
+
+    /* output: `out` collects bytes; `wbuf` is being written */
+    struct ch_buf out;
+    struct ch_buf wbuf;
+    uv_write_t wreq;
+    bool writing;
+    bool close_after_write;
+
+    /* HTTP */
+    http_parser parser;
+    struct gw_http_req req;
+    bool req_busy; /* a request is being answered asynchronously */
+
+    /* WebSocket */
+    bool is_ws;
+    wslay_event_context_ptr ws;
+    char user[CH_MAX_ID_BYTES + 1];
+    char app[17];
+    struct gw_pub *pub_head, *pub_tail;
+    size_t n_unanswered;
+    struct gw_sub *subs; /* command order */
+    size_t n_subs;
+    struct ch_map cursors; /* path -> struct gw_cursor */
+    size_t n_behind;  /* cursors with behind set */
+    size_t n_replays; /* subs in PENDING or REPLAY */
+    bool pump_scheduled;
+    struct gw_conn *pump_next; /* in gw->pump_list */
+
+    bool closing;
+    bool handle_closed;
+    size_t refs; /* async operations holding the connection */
+};
+
+struct gw_metrics {
+    uint64_t connections_total;
+    uint64_t connections_current;
+    uint64_t ws_connections_current;
+    uint64_t http_requests;
+    uint64_t commands;
+    uint64_t publishes;
+    uint64_t publish_errors;
+    uint64_t messages_delivered;
+    uint64_t bytes_out;
+    uint64_t slow_reader_switches;
+};
+
+struct gw {
+    uv_loop_t *loop;
+    struct gw_config cfg;
+    struct cluster *cluster;
+    struct store *store;
+    uv_tcp_t listener;
+    bool listening;
+    uint64_t next_conn_id;
+    struct gw_conn *conns;
+    struct ch_map index;          /* path -> struct gw_sub list (head) */
+    struct gw_conn *pump_list;    /* connections with work for the pump */
+    uv_check_t pump_check;
+    uv_timer_t close_timer;
+    bool pump_inited;
+    bool timer_inited;
+    bool closing;
+    int n_handles_open;
+    gw_close_cb close_cb;
+    void *close_arg;
+    struct gw_metrics metrics;
+};
+
+/* gw.c */
+void gw__maybe_closed(struct gw *gw);
+
+/* http.c */
+void gw__conn_accept_cb(uv_stream_t *server, int status);
+void gw__conn_write(struct gw_conn *c, const void *p, size_t n);
+void gw__conn_flush(struct gw_conn *c);
+void gw__conn_close(struct gw_conn *c);
+void gw__conn_unref(struct gw_conn *c);
+size_t gw__conn_queued(struct gw_conn *c);
+bool gw__conn_has_room(struct gw_conn *c);
+void gw__conn_update_reading(struct gw_conn *c);
+void gw__http_resume(struct gw_conn *c);
+void gw__http_respond(struct gw_conn *c, int status, const char *ctype,
+                      const char *body, size_t body_n);
+void gw__http_respond_json(struct gw_conn *c, int status, const char *json);
+void gw__http_error(struct gw_conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *gw__http_header(const struct gw_http_req *r, const char *name);
+
+/* ws.c */
+int gw__ws_upgrade(struct gw_conn *c);
+void gw__ws_recv(struct gw_conn *c);
+void gw__ws_send_text(struct gw_conn *c, const char *p, size_t n);
+void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n,
+                       bool binary);
+
+/* proto.c */
+void gw__proto_handle(struct gw_conn *c, const char *frame, size_t len);
+void gw__proto_conn_closed(struct gw_conn *c);
+/* Appends the wire form of message m (SPEC §4) to out. */
+int gw__msg_encode(const struct ch_msg *m, struct ch_buf *out);
+bool gw__msg_is_text(const struct ch_msg *m);
+
+/* sub.c */
+int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd);
+void gw__sub_cancel(struct gw_conn *c, const char *path, size_t path_n);
+void gw__sub_conn_closed(struct gw_conn *c);
+void gw__sub_applied(void *arg, const struct ch_msg *msgs,
+                     const struct store_result *results, size_t n);
+void gw__sub_schedule_pump(struct gw_conn *c);
+void gw__sub_pump(struct gw_conn *c);
+void gw__sub_run_pumps(struct gw *gw);
+
+/* rest.c / admin.c */
+/* Splits the request URL: *path_n = bytes before '?'; returns the query
+ * (after '?') or "". */
+const char *gw__url_split(const struct gw_http_req *r, size_t *path_n);
+/* Percent-decodes query parameter `name` into out (NUL-terminated).
+ * Returns true if present. */
+bool gw__query_get(const char *query, const char *name, char *out,
+                   size_t out_size);
+
+void gw__rest_handle(struct gw_conn *c);
+void gw__admin_handle(struct gw_conn *c);
+
+#endif

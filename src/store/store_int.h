@@ -1,0 +1,60 @@
+/* Store internals shared by store.c, snapshot.c and the store's unit tests:
+ * the struct body, the LMDB layout and the key/value encodings. */
+#ifndef CHORUS_STORE_STORE_INT_H
+#define CHORUS_STORE_STORE_INT_H
+
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "store/store.h"
+
+/* On-disk format version, in meta "format" (also in snapshots). */
+#define STORE_FORMAT_VERSION 1u
+
+/* Named databases of the one environment. The numbers identify them in
+ * snapshots: append-only. */
+enum store_db {
+    STORE_DB_TOPICS = 1,     /* path -> struct topic_rec (TOPIC_REC_BYTES) */
+    STORE_DB_MSGS = 2,       /* topic id BE8 + seq BE8 -> ch_record */
+    STORE_DB_DEDUP = 3,      /* topic id BE8 + user + 0 + msgid -> seq, time */
+    STORE_DB_DEDUP_TIME = 4, /* time (ordered BE8) + dedup key -> empty */
+    STORE_DB_META = 5,       /* "applied", "format", "next_topic" -> BE */
+};
+#define STORE_N_DBS 5
+
+/* topics value: id, first_seq, last_seq, count, bytes, each 8 bytes BE. */
+#define TOPIC_REC_BYTES 40
+/* dedup value: seq, time, each 8 bytes BE. */
+#define DEDUP_REC_BYTES 16
+/* msgs key: topic id + seq. */
+#define MSG_KEY_BYTES 16
+/* LMDB's compiled-in key limit (mdb_env_get_maxkeysize). */
+#define STORE_MAX_KEY_BYTES 511
+
+#define META_APPLIED "applied"
+#define META_FORMAT "format"
+#define META_NEXT_TOPIC "next_topic"
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[STORE_N_DBS + 1]; /* indexed by enum store_db */
+    uint64_t applied;             /* cached meta "applied"; loop thread */
+    struct ch_buf scratch;        /* record encoding in apply; loop thread */
+    char errmsg[CH_ERRMSG_SIZE];  /* last error text (write path, open) */
+};
+
+struct store_txn {
+    struct store *s;
+    MDB_txn *txn; /* read-only */
+};
+
+/* Translates an MDB code to CH_* and keeps `what: <mdb text>` in errmsg. */
+int store__err_from_mdb(struct store *s, int mdb_rc, const char *what);
+
+void store__put_be64(unsigned char *p, uint64_t v);
+uint64_t store__get_be64(const unsigned char *p);
+
+#endif

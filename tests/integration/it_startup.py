@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""it_startup: chorusd's command line, environment and signals (SPEC §2)."""
+
+import os
+import signal
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chorus_harness import (CHORUSD, HOST, Node, check, eq,  # noqa: E402
+                            free_port, http_request, make_tmp, run_cmd,
+                            run_tests, sanitizer_check, timeout, unique_topic)
+
+FLAGS = {
+    # flag: default shown by --help
+    "--id": "1",
+    "--raft": "127.0.0.1:7001",
+    "--http": "127.0.0.1:8080",
+    "--data": "./chorus-data",
+    "--cluster": None,
+    "--join": None,
+    "--log": "info",
+    "--max-message-bytes": "1048576",
+    "--dedup-window": "120",
+    "--publish-timeout": "5000",
+    "--max-connection-buffer": "4194304",
+}
+
+
+def safe_args():
+    """Flags that keep a stray start away from fixed ports/shared dirs."""
+    return ["--raft", "%s:%d" % (HOST, free_port()),
+            "--http", "%s:%d" % (HOST, free_port()),
+            "--data", os.path.join(make_tmp(), "data")]
+
+
+def stderr_lines(p):
+    text = p.stderr.decode("utf-8", "replace")
+    sanitizer_check(text, "chorusd")
+    return [l for l in text.splitlines() if l.strip()]
+
+
+def test_help_lists_every_flag_with_defaults():
+    p = run_cmd([CHORUSD, "--help"], timeout=30)
+    out = p.stdout.decode("utf-8", "replace")
+    stderr_lines(p)
+    eq(p.returncode, 0, "chorusd --help exit code")
+    missing = [f for f in FLAGS if f not in out]
+    check(not missing, "--help does not list %s; stdout:\n%s" % (missing, out))
+    missing = [d for d in FLAGS.values() if d and d not in out]
+    check(not missing, "--help does not show the defaults %s; stdout:\n%s"
+          % (missing, out))
+
+
+def test_bad_flags_exit_nonzero_with_one_line():
+    cases = [
+        ["--bogus"],
+        ["--id", "0"],
+        ["--id", "abc"],
+        ["--max-message-bytes", "-5"],
+        ["--max-message-bytes", "lots"],
+        ["--log", "loud"],
+        ["--publish-timeout", "x"],
+        ["--id"],  # missing value
+        ["stray-positional"],
+    ]
+    problems = []
+    for extra in cases:
+        try:
+            p = run_cmd([CHORUSD] + safe_args() + extra, timeout=30)
+        except Exception as e:  # TimeoutExpired: it kept running
+            problems.append("%s: did not exit (%s)" % (extra, e))
+            continue
+        lines = stderr_lines(p)
+        if p.returncode == 0:
+            problems.append("%s: exit code 0" % extra)
+        if len(lines) != 1:
+            problems.append("%s: expected one stderr line, got %r" % (extra, lines))
+    check(not problems, "bad flags:\n  " + "\n  ".join(problems))
+
+
+def test_bad_address_exits_nonzero():
+    p = run_cmd([CHORUSD, "--raft", "%s:%d" % (HOST, free_port()),
+                 "--data", os.path.join(make_tmp(), "d"),
+                 "--http", "nonsense"], timeout=30)
+    lines = stderr_lines(p)
+    check(p.returncode != 0, "--http nonsense: exit code 0")
+    check(lines, "--http nonsense: nothing on stderr")
+
+
+def occupied_port_case(which):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        kw = {"http_port": port} if which == "http" else {"raft_port": port}
+        n = Node(name="port-in-use-" + which, **kw)
+        n.start(wait=False)
+        rc = n.wait_for_exit(30)
+        check(rc != 0, "%s port %d in use: exit code 0" % (which, port))
+        lines = [l for l in n.run_log().splitlines() if l.strip()]
+        check(lines, "%s port in use: nothing on stderr" % which)
+        clear = [l for l in lines if str(port) in l or "in use" in l.lower()
+                 or "eaddrinuse" in l.lower()]
+        check(clear, "%s port %d in use: no stderr line names the port or says "
+              "'in use':\n%s" % (which, port, "\n".join(lines[-10:])))
+    finally:
+        s.close()
+
+
+def test_http_port_in_use():
+    occupied_port_case("http")
+
+
+def test_raft_port_in_use():
+    occupied_port_case("raft")
+
+
+def test_unusable_data_dir():
+    d = make_tmp()
+    f = os.path.join(d, "regular-file")
+    with open(f, "w") as fh:
+        fh.write("not a directory\n")
+    n = Node(data_dir=os.path.join(f, "sub"), name="bad-data-dir")
+    n.start(wait=False)
+    rc = n.wait_for_exit(30)
+    check(rc != 0, "data dir under a regular file: exit code 0")
+    lines = [l for l in n.run_log().splitlines() if l.strip()]
+    check(lines, "unusable data dir: nothing on stderr")
+
+
+def test_missing_data_dir_is_created():
+    d = os.path.join(make_tmp(), "a", "b", "c")
+    n = Node(data_dir=d, name="nested-data-dir")
+    n.start()
+    check(os.path.isdir(d), "data dir %s was not created" % d)
+    eq(n.stop(), 0, "exit code on SIGTERM")
+
+
+def test_env_http_used_without_flag():
+    port = free_port()
+    n = Node(flags=False, http_port=port, name="env-http",
+             env={"CHORUS_HTTP": "%s:%d" % (HOST, port),
+                  "CHORUS_BOGUS_UNKNOWN": "ignored"})
+    n.extra_args = ["--id", "1", "--raft", n.raft_addr, "--data", n.data_dir]
+    n.start()  # waits for /admin/healthcheck on `port`
+    eq(n.stop(), 0, "exit code on SIGTERM")
+
+
+def test_flag_wins_over_env():
+    env_port = free_port()
+    n = Node(name="flag-wins", env={"CHORUS_HTTP": "%s:%d" % (HOST, env_port),
+                                    "CHORUS_MAX_MESSAGE_BYTES": "1000"})
+    n.start()  # healthy on the --http port
+    try:
+        http_request(env_port, "GET", "/admin/healthcheck", timeout=3)
+        listening = True
+    except OSError:
+        listening = False
+    check(not listening, "CHORUS_HTTP port %d is served although --http was "
+          "given" % env_port)
+    # CHORUS_MAX_MESSAGE_BYTES (no flag) applies
+    t = unique_topic("/env")
+    with n.ws("u") as w:
+        f = w.publish(t, "x" * 1001, msgid="e1")
+        check(f.is_error("error-send") and "too large" in f.text,
+              "CHORUS_MAX_MESSAGE_BYTES=1000 not applied: %r" % f)
+    eq(n.stop(), 0, "exit code on SIGTERM")
+
+
+def test_flag_wins_over_env_for_limits():
+    n = Node(name="flag-wins-2", extra_args=["--max-message-bytes", "5000"],
+             env={"CHORUS_MAX_MESSAGE_BYTES": "1000"})
+    n.start()
+    t = unique_topic("/env")
+    with n.ws("u") as w:
+        f = w.publish(t, "x" * 3000, msgid="e2")
+        check(f.is_status("send"), "--max-message-bytes 5000 must win over "
+              "CHORUS_MAX_MESSAGE_BYTES=1000: %r" % f)
+    eq(n.stop(), 0, "exit code on SIGTERM")
+
+
+def signal_case(sig):
+    n = Node(name="sig%d" % sig)
+    n.start()
+    t = unique_topic("/sig")
+    with n.ws("u") as w:
+        w.publish_ok(t, "before signal")
+        w.send("+ " + t)
+        w.expect_status("subscribed-to", t)
+        rc = n.stop(sig=sig, timeout=30)
+    eq(rc, 0, "exit code on signal %d with a connected client" % sig)
+
+
+def test_sigterm_exits_0():
+    signal_case(signal.SIGTERM)
+
+
+def test_sigint_exits_0():
+    signal_case(signal.SIGINT)
+
+
+@timeout(90)
+def test_join_without_cluster_reports_joining():
+    n = Node(name="joiner", extra_args=["--join"])
+    n.start(wait=False)
+    import time
+    deadline = time.monotonic() + 30
+    last = None
+    while time.monotonic() < deadline:
+        check(n.alive(), "--join node exited (rc=%s)" % n.proc.poll())
+        try:
+            r = n.http("GET", "/admin/cluster", timeout=3)
+            last = r
+            if r.status == 200:
+                break
+        except OSError as e:
+            last = e
+        time.sleep(0.2)
+    check(getattr(last, "status", None) == 200,
+          "GET /admin/cluster on a --join node: %r" % last)
+    j = last.json()
+    eq(j.get("state"), "joining", "state of a node waiting to be added")
+    check("leader" in j and j["leader"] is None, "leader must be null: %r" % j)
+    r = n.http("GET", "/admin/healthcheck")
+    eq(r.status, 503, "/admin/healthcheck of a joining node")
+    eq(n.stop(), 0, "exit code on SIGTERM")
+
+
+if __name__ == "__main__":
+    run_tests(globals())

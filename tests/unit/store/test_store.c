@@ -1,0 +1,1003 @@
+/* Unit tests of the store (src/store): apply, reads, topic listing,
+ * de-dup, reopen, snapshots. Each test uses a fresh temporary directory. */
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/codec.h"
+#include "common/err.h"
+#include "store/store.h"
+
+#define MAP_BYTES (64ULL * 1024 * 1024)
+#define WINDOW 120
+
+struct fx {
+    char dir[256];  /* temp dir holding every store of the test */
+    char path[300]; /* the main store's directory (below dir) */
+    struct store *s;
+    uint64_t index; /* last raft index used */
+};
+
+static int rm_entry(const char *p, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+    char errmsg[CH_ERRMSG_SIZE];
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "%s/chorus-store-XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    /* a missing directory with a missing parent: open creates both */
+    snprintf(f->path, sizeof(f->path), "%s/a/b", f->dir);
+    assert_int_equal(store_open(f->path, MAP_BYTES, &f->s, errmsg), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    store_close(f->s);
+    assert_int_equal(nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    free(f);
+    return 0;
+}
+
+static struct ch_msg msg(const char *path, const char *user, const char *msgid,
+                         const char *body)
+{
+    struct ch_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.path.p = path;
+    m.path.n = strlen(path);
+    m.user.p = user;
+    m.user.n = strlen(user);
+    m.app.p = "app0123456789abc";
+    m.app.n = 16;
+    m.msgid.p = msgid;
+    m.msgid.n = strlen(msgid);
+    m.header.p = "{\"k\":\"v\"}";
+    m.header.n = 9;
+    m.body.p = body;
+    m.body.n = strlen(body);
+    return m;
+}
+
+/* Applies a batch at the next index; asserts it was applied. */
+static void apply(struct fx *f, int64_t time, const struct ch_msg *msgs,
+                  size_t n, struct store_result *res)
+{
+    bool skipped = true;
+
+    f->index++;
+    assert_int_equal(store_apply_publish(f->s, f->index, time, WINDOW, msgs, n,
+                                         res, &skipped),
+                     0);
+    assert_false(skipped);
+    assert_int_equal(store_applied_index(f->s), f->index);
+}
+
+/* Publishes one message; returns its result. */
+static struct store_result pub1(struct fx *f, int64_t time, const char *path,
+                                const char *user, const char *msgid,
+                                const char *body)
+{
+    struct ch_msg m = msg(path, user, msgid, body);
+    struct store_result r;
+
+    apply(f, time, &m, 1, &r);
+    return r;
+}
+
+/* Publishes one message that must be stored. */
+static void pub(struct fx *f, int64_t time, const char *path, const char *user,
+                const char *msgid, const char *body)
+{
+    struct store_result r = pub1(f, time, path, user, msgid, body);
+
+    assert_int_equal(r.status, 0);
+    assert_true(r.seq >= 1);
+}
+
+/* Read collector: copies what the callback sees. */
+#define MAX_READ 64
+struct got_msg {
+    char path[256];
+    char user[130];
+    char app[130];
+    char msgid[130];
+    char header[64];
+    char body[256];
+    size_t body_n;
+    int64_t seq;
+    int64_t time;
+};
+struct collect {
+    struct got_msg msgs[MAX_READ];
+    size_t n;
+    size_t stop_after; /* return non-zero after this many (0: never) */
+};
+
+static void copy_field(char *dst, size_t cap, struct ch_bytes b)
+{
+    assert_true(b.n < cap);
+    if (b.n > 0)
+        memcpy(dst, b.p, b.n);
+    dst[b.n] = '\0';
+}
+
+static int collect_cb(void *arg, const struct ch_msg *m)
+{
+    struct collect *c = arg;
+    struct got_msg *g;
+
+    assert_true(c->n < MAX_READ);
+    g = &c->msgs[c->n++];
+    copy_field(g->path, sizeof(g->path), m->path);
+    copy_field(g->user, sizeof(g->user), m->user);
+    copy_field(g->app, sizeof(g->app), m->app);
+    copy_field(g->msgid, sizeof(g->msgid), m->msgid);
+    copy_field(g->header, sizeof(g->header), m->header);
+    copy_field(g->body, sizeof(g->body), m->body);
+    g->body_n = m->body.n;
+    g->seq = m->seq;
+    g->time = m->time;
+    return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+static int64_t read_range(struct store *s, const char *path, int64_t from,
+                          int64_t max_count, size_t max_bytes,
+                          struct collect *c)
+{
+    struct store_txn *t;
+    int64_t next = -12345;
+
+    c->n = 0;
+    assert_int_equal(store_read_begin(s, &t), 0);
+    assert_int_equal(store_read_range(t, path, strlen(path), from, max_count,
+                                      max_bytes, collect_cb, c, &next),
+                     0);
+    store_read_end(t);
+    return next;
+}
+
+static int topic_get(struct store *s, const char *path, struct store_topic *o)
+{
+    struct store_txn *t;
+    int rv;
+
+    assert_int_equal(store_read_begin(s, &t), 0);
+    rv = store_topic_get(t, path, strlen(path), o);
+    store_read_end(t);
+    return rv;
+}
+
+static int64_t topic_count(struct store *s, const char *path)
+{
+    struct store_topic t;
+
+    if (topic_get(s, path, &t) == CH_ENOTFOUND)
+        return 0;
+    return t.count;
+}
+
+/* ---- append and reads --------------------------------------------------- */
+
+static void test_store_append_and_read_all(void **state)
+{
+    struct fx *f = *state;
+    struct ch_msg m[3] = {msg("/a", "alice", "m1", "one"),
+                          msg("/a", "bob", "", "two"),
+                          msg("/a", "carol", "m3", "three")};
+    static const char bin[] = {'x', 0, 'y', 0};
+    struct store_result r[3];
+    struct collect c = {0};
+
+    m[1].body.p = bin;
+    m[1].body.n = sizeof(bin);
+    m[2].header.n = 0;
+    m[2].app.n = 0;
+    apply(f, 1000, m, 3, r);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].status, 0);
+        assert_false(r[i].is_dup);
+        assert_int_equal(r[i].seq, i + 1);
+        assert_int_equal(r[i].time, 1000);
+    }
+
+    for (int64_t from = 0; from <= 1; from++) {
+        assert_int_equal(read_range(f->s, "/a", from, 0, 0, &c), 4);
+        assert_int_equal(c.n, 3);
+    }
+    assert_string_equal(c.msgs[0].path, "/a");
+    assert_string_equal(c.msgs[0].user, "alice");
+    assert_string_equal(c.msgs[0].app, "app0123456789abc");
+    assert_string_equal(c.msgs[0].msgid, "m1");
+    assert_string_equal(c.msgs[0].header, "{\"k\":\"v\"}");
+    assert_string_equal(c.msgs[0].body, "one");
+    assert_int_equal(c.msgs[0].seq, 1);
+    assert_int_equal(c.msgs[0].time, 1000);
+    assert_int_equal(c.msgs[1].body_n, sizeof(bin));
+    assert_memory_equal(c.msgs[1].body, bin, sizeof(bin));
+    assert_string_equal(c.msgs[1].msgid, "");
+    assert_int_equal(c.msgs[1].seq, 2);
+    assert_string_equal(c.msgs[2].header, "");
+    assert_string_equal(c.msgs[2].app, "");
+    assert_int_equal(c.msgs[2].seq, 3);
+}
+
+static void test_store_read_forms(void **state)
+{
+    struct fx *f = *state;
+    struct collect c = {0};
+    char body[16];
+
+    for (int i = 1; i <= 5; i++) {
+        snprintf(body, sizeof(body), "body-%05d", i); /* 10 bytes */
+        pub(f, 1000 + i, "/r", "u", "", body);
+    }
+    /* from the middle */
+    assert_int_equal(read_range(f->s, "/r", 3, 0, 0, &c), 6);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.msgs[0].seq, 3);
+    assert_string_equal(c.msgs[0].body, "body-00003");
+    assert_int_equal(c.msgs[0].time, 1003);
+    assert_int_equal(c.msgs[2].seq, 5);
+    /* max_count */
+    assert_int_equal(read_range(f->s, "/r", 2, 2, 0, &c), 4);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.msgs[1].seq, 3);
+    /* max_bytes: stops once reached, after at least one message */
+    assert_int_equal(read_range(f->s, "/r", 1, 0, 15, &c), 3);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(read_range(f->s, "/r", 1, 0, 20, &c), 3);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(read_range(f->s, "/r", 1, 0, 1, &c), 2);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(read_range(f->s, "/r", 1, 10, 21, &c), 4);
+    assert_int_equal(c.n, 3);
+    /* both limits: the tighter wins */
+    assert_int_equal(read_range(f->s, "/r", 1, 1, 1000, &c), 2);
+    assert_int_equal(c.n, 1);
+    /* past the end: nothing, next_seq is from_seq */
+    assert_int_equal(read_range(f->s, "/r", 6, 0, 0, &c), 6);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(read_range(f->s, "/r", 100, 0, 0, &c), 100);
+    assert_int_equal(c.n, 0);
+    /* the callback stops the read; that message counts */
+    c.stop_after = 2;
+    assert_int_equal(read_range(f->s, "/r", 1, 0, 0, &c), 3);
+    assert_int_equal(c.n, 2);
+    c.stop_after = 0;
+    /* exact path only: a subtopic is a different log */
+    pub(f, 2000, "/r/sub", "u", "", "sub");
+    assert_int_equal(read_range(f->s, "/r", 1, 0, 0, &c), 6);
+    assert_int_equal(c.n, 5);
+    assert_int_equal(read_range(f->s, "/r/sub", 1, 0, 0, &c), 2);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.msgs[0].path, "/r/sub");
+}
+
+static void test_store_unknown_topic(void **state)
+{
+    struct fx *f = *state;
+    struct store_topic t;
+    struct collect c = {0};
+
+    pub(f, 1, "/known", "u", "", "x");
+    assert_int_equal(topic_get(f->s, "/unknown", &t), CH_ENOTFOUND);
+    assert_int_equal(topic_get(f->s, "/know", &t), CH_ENOTFOUND);
+    assert_int_equal(topic_get(f->s, "not a topic", &t), CH_ENOTFOUND);
+    assert_int_equal(topic_get(f->s, "", &t), CH_ENOTFOUND);
+    assert_int_equal(read_range(f->s, "/unknown", 1, 0, 0, &c), 1);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(read_range(f->s, "/unknown", 0, 0, 0, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(read_range(f->s, "bad", 1, 0, 0, &c), 1);
+    assert_int_equal(c.n, 0);
+}
+
+static void test_store_seqs_gapless_and_per_topic(void **state)
+{
+    struct fx *f = *state;
+    struct ch_msg m[4] = {msg("/a", "u", "", "a1"), msg("/b", "u", "", "b1"),
+                          msg("/a", "u", "", "a2"), msg("/c", "u", "", "c1")};
+    struct store_result r[4];
+    struct collect c = {0};
+
+    apply(f, 10, m, 4, r);
+    assert_int_equal(r[0].seq, 1);
+    assert_int_equal(r[1].seq, 1);
+    assert_int_equal(r[2].seq, 2);
+    assert_int_equal(r[3].seq, 1);
+    apply(f, 11, m, 3, r);
+    assert_int_equal(r[0].seq, 3);
+    assert_int_equal(r[1].seq, 2);
+    assert_int_equal(r[2].seq, 4);
+    assert_int_equal(read_range(f->s, "/a", 1, 0, 0, &c), 5);
+    assert_int_equal(c.n, 4);
+    for (size_t i = 0; i < c.n; i++)
+        assert_int_equal(c.msgs[i].seq, (int64_t)i + 1);
+    assert_string_equal(c.msgs[3].body, "a2");
+    assert_int_equal(read_range(f->s, "/b", 1, 0, 0, &c), 3);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(read_range(f->s, "/c", 1, 0, 0, &c), 2);
+    assert_int_equal(c.n, 1);
+}
+
+static void test_store_topic_meta(void **state)
+{
+    struct fx *f = *state;
+    struct store_topic t;
+
+    pub(f, 1, "/m", "u", "", "12345");
+    pub(f, 2, "/m", "u", "", "");
+    pub(f, 3, "/m", "u", "", "abc");
+    assert_int_equal(topic_get(f->s, "/m", &t), 0);
+    assert_int_equal(t.first_seq, 1);
+    assert_int_equal(t.last_seq, 3);
+    assert_int_equal(t.count, 3);
+    assert_int_equal(t.bytes, 8);
+}
+
+/* ---- topic listing ------------------------------------------------------ */
+
+#define MAX_TOPICS 16
+struct topic_list {
+    char paths[MAX_TOPICS][64];
+    int64_t counts[MAX_TOPICS];
+    size_t n;
+    size_t stop_after;
+};
+
+static int topic_list_cb(void *arg, const char *path, size_t path_n,
+                         const struct store_topic *t)
+{
+    struct topic_list *l = arg;
+
+    assert_true(l->n < MAX_TOPICS && path_n < 64);
+    memcpy(l->paths[l->n], path, path_n);
+    l->paths[l->n][path_n] = '\0';
+    l->counts[l->n] = t->count;
+    l->n++;
+    return l->stop_after != 0 && l->n >= l->stop_after;
+}
+
+static size_t list(struct store *s, const char *prefix, struct topic_list *l)
+{
+    struct store_txn *t;
+
+    l->n = 0;
+    assert_int_equal(store_read_begin(s, &t), 0);
+    assert_int_equal(
+        store_topics_list(t, prefix, strlen(prefix), topic_list_cb, l), 0);
+    store_read_end(t);
+    return l->n;
+}
+
+static void test_store_topics_list_prefix(void **state)
+{
+    static const char *const topics[] = {
+        "/foo", "/foo/bar",     "/foobar", "/foo-x",   "/foo.y",
+        "/bar", "/foo/bar/baz", "/fo",     "/foo/bar2"};
+    struct fx *f = *state;
+    struct topic_list l = {0};
+
+    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+        pub(f, 1, topics[i], "u", "", "x");
+    pub(f, 2, "/foo", "u", "", "y");
+
+    assert_int_equal(list(f->s, "/foo", &l), 4);
+    assert_string_equal(l.paths[0], "/foo");
+    assert_int_equal(l.counts[0], 2);
+    assert_string_equal(l.paths[1], "/foo/bar");
+    assert_string_equal(l.paths[2], "/foo/bar/baz");
+    assert_string_equal(l.paths[3], "/foo/bar2");
+
+    assert_int_equal(list(f->s, "/foo/bar", &l), 2);
+    assert_string_equal(l.paths[0], "/foo/bar");
+    assert_string_equal(l.paths[1], "/foo/bar/baz");
+
+    assert_int_equal(list(f->s, "/", &l), 9);
+    assert_int_equal(list(f->s, "", &l), 9);
+    /* path order */
+    for (size_t i = 1; i < l.n; i++)
+        assert_true(strcmp(l.paths[i - 1], l.paths[i]) < 0);
+
+    assert_int_equal(list(f->s, "/nope", &l), 0);
+    assert_int_equal(list(f->s, "/f", &l), 0);
+    assert_int_equal(list(f->s, "/foobar", &l), 1);
+
+    l.stop_after = 2;
+    assert_int_equal(list(f->s, "/", &l), 2);
+}
+
+static void test_store_topics_list_empty_store(void **state)
+{
+    struct fx *f = *state;
+    struct topic_list l = {0};
+
+    assert_int_equal(list(f->s, "/", &l), 0);
+    assert_int_equal(list(f->s, "/foo", &l), 0);
+}
+
+/* ---- apply semantics ---------------------------------------------------- */
+
+static void test_store_reopen_keeps_everything(void **state)
+{
+    struct fx *f = *state;
+    char errmsg[CH_ERRMSG_SIZE];
+    struct store_result r;
+    struct collect c = {0};
+    struct store_topic t;
+
+    pub(f, 5, "/p", "u", "id1", "one");
+    pub(f, 6, "/p", "u", "", "two");
+    pub(f, 7, "/q", "u", "", "three");
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_open(f->path, MAP_BYTES, &f->s, errmsg), 0);
+    assert_int_equal(store_applied_index(f->s), f->index);
+    assert_int_equal(read_range(f->s, "/p", 1, 0, 0, &c), 3);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.msgs[1].body, "two");
+    assert_int_equal(c.msgs[1].time, 6);
+    assert_int_equal(topic_get(f->s, "/q", &t), 0);
+    assert_int_equal(t.last_seq, 1);
+    /* the de-dup table survived too */
+    r = pub1(f, 8, "/p", "u", "id1", "one again");
+    assert_true(r.is_dup);
+    assert_int_equal(r.seq, 1);
+    assert_int_equal(r.time, 5);
+    /* and new messages continue the sequence */
+    r = pub1(f, 9, "/p", "u", "", "four");
+    assert_int_equal(r.seq, 3);
+}
+
+static void test_store_reapply_is_noop(void **state)
+{
+    struct fx *f = *state;
+    struct ch_msg m = msg("/re", "u", "", "x");
+    struct store_result r;
+    bool skipped = false;
+
+    pub(f, 1, "/re", "u", "", "x");
+    pub(f, 2, "/re", "u", "", "y");
+    assert_int_equal(store_applied_index(f->s), 2);
+    for (uint64_t idx = 0; idx <= 2; idx++) {
+        r.seq = -7;
+        skipped = false;
+        assert_int_equal(
+            store_apply_publish(f->s, idx, 3, WINDOW, &m, 1, &r, &skipped), 0);
+        assert_true(skipped);
+        assert_int_equal(r.seq, -7); /* results untouched */
+    }
+    assert_int_equal(topic_count(f->s, "/re"), 2);
+    assert_int_equal(store_applied_index(f->s), 2);
+    /* an index gap is fine (raft entries of other kinds) */
+    f->index = 10;
+    r = pub1(f, 4, "/re", "u", "", "z");
+    assert_int_equal(r.seq, 3);
+    assert_int_equal(store_applied_index(f->s), 11);
+}
+
+static void test_store_set_applied(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(store_applied_index(f->s), 0);
+    assert_int_equal(store_set_applied(f->s, 5), 0);
+    assert_int_equal(store_applied_index(f->s), 5);
+    assert_int_equal(store_set_applied(f->s, 3), 0); /* never goes back */
+    assert_int_equal(store_applied_index(f->s), 5);
+}
+
+static void test_store_invalid_message_in_batch(void **state)
+{
+    struct fx *f = *state;
+    char long_id[130];
+    struct ch_msg m[8];
+    struct store_result r[8];
+    struct collect c = {0};
+
+    memset(long_id, 'i', 129);
+    long_id[129] = '\0';
+    m[0] = msg("/ok", "u", "", "1");
+    m[1] = msg("bad", "u", "", "2");      /* bad path */
+    m[2] = msg("/ok", "", "", "3");       /* empty user */
+    m[3] = msg("/ok", "u u", "", "4");    /* bad user */
+    m[4] = msg("/ok", "u", "a,b", "5");   /* bad msgid */
+    m[5] = msg("/ok", "u", long_id, "6"); /* msgid too long */
+    m[6] = msg("/a//b", "u", "", "7");
+    m[7] = msg("/ok", "u", "", "8");
+    apply(f, 50, m, 8, r);
+    assert_int_equal(r[0].status, 0);
+    assert_int_equal(r[0].seq, 1);
+    for (int i = 1; i <= 6; i++) {
+        assert_int_equal(r[i].status, CH_EINVAL);
+        assert_false(r[i].is_dup);
+    }
+    assert_int_equal(r[7].status, 0);
+    assert_int_equal(r[7].seq, 2); /* no gap for the refused ones */
+    assert_int_equal(read_range(f->s, "/ok", 1, 0, 0, &c), 3);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.msgs[1].body, "8");
+}
+
+static void test_store_map_full_is_enospace(void **state)
+{
+    struct fx *f = *state;
+    char path[320];
+    char errmsg[CH_ERRMSG_SIZE];
+    struct store *s;
+    struct ch_msg m = msg("/big", "u", "", "");
+    struct store_result r;
+    bool skipped;
+    char *big;
+
+    snprintf(path, sizeof(path), "%s/small", f->dir);
+    assert_int_equal(store_open(path, 256 * 1024, &s, errmsg), 0);
+    big = calloc(1, 1024 * 1024);
+    assert_non_null(big);
+    m.body.p = big;
+    m.body.n = 1024 * 1024;
+    assert_int_equal(store_apply_publish(s, 1, 1, WINDOW, &m, 1, &r, &skipped),
+                     CH_ENOSPACE);
+    assert_true(strlen(store_errmsg(s)) > 0);
+    assert_int_equal(store_applied_index(s), 0);
+    /* nothing applied; the store keeps working */
+    m.body.n = 10;
+    assert_int_equal(store_apply_publish(s, 1, 1, WINDOW, &m, 1, &r, &skipped),
+                     0);
+    assert_int_equal(r.seq, 1);
+    assert_int_equal(store_applied_index(s), 1);
+    assert_int_equal(store_check(s), 0);
+    assert_int_equal(store_sync(s), 0);
+    free(big);
+    store_close(s);
+}
+
+/* ---- de-dup ------------------------------------------------------------- */
+
+static void test_store_dedup_within_window(void **state)
+{
+    struct fx *f = *state;
+    struct store_result r1;
+    struct store_result r2;
+    struct collect c = {0};
+
+    r1 = pub1(f, 1000, "/d", "alice", "msg-1", "original");
+    assert_false(r1.is_dup);
+    pub(f, 1001, "/d", "bob", "", "other");
+    r2 = pub1(f, 1000 + WINDOW, "/d", "alice", "msg-1", "retry");
+    assert_int_equal(r2.status, 0);
+    assert_true(r2.is_dup);
+    assert_int_equal(r2.seq, r1.seq);
+    assert_int_equal(r2.time, 1000);
+    assert_int_equal(topic_count(f->s, "/d"), 2);
+    assert_int_equal(read_range(f->s, "/d", 1, 0, 0, &c), 3);
+    assert_string_equal(c.msgs[0].body, "original");
+    /* a duplicate keeps its original time: still a dup at the edge */
+    r2 = pub1(f, 1000 + WINDOW, "/d", "alice", "msg-1", "retry 2");
+    assert_true(r2.is_dup);
+}
+
+static void test_store_dedup_outside_window(void **state)
+{
+    struct fx *f = *state;
+    struct store_result r1;
+    struct store_result r2;
+    struct store_result r3;
+
+    r1 = pub1(f, 1000, "/d", "alice", "msg-1", "original");
+    r2 = pub1(f, 1000 + WINDOW + 1, "/d", "alice", "msg-1", "anew");
+    assert_false(r2.is_dup);
+    assert_int_equal(r2.seq, r1.seq + 1);
+    assert_int_equal(r2.time, 1000 + WINDOW + 1);
+    assert_int_equal(topic_count(f->s, "/d"), 2);
+    /* the new entry now de-dups with its own seq/time */
+    r3 = pub1(f, 1000 + WINDOW + 2, "/d", "alice", "msg-1", "again");
+    assert_true(r3.is_dup);
+    assert_int_equal(r3.seq, r2.seq);
+    assert_int_equal(r3.time, r2.time);
+}
+
+static void test_store_dedup_purge_uses_command_time(void **state)
+{
+    struct fx *f = *state;
+    struct store_result r;
+
+    pub(f, 1000, "/d", "u", "a", "1");
+    /* an unrelated apply far later purges the old entry ... */
+    pub(f, 5000, "/other", "u", "", "x");
+    /* ... so even a command stamped within the old window (leader clock
+     * went back) stores the id anew */
+    r = pub1(f, 1001, "/d", "u", "a", "2");
+    assert_false(r.is_dup);
+    assert_int_equal(r.seq, 2);
+}
+
+static void test_store_dedup_within_batch(void **state)
+{
+    struct fx *f = *state;
+    struct ch_msg m[4] = {
+        msg("/d", "u", "x", "first"), msg("/d", "u", "x", "second"),
+        msg("/d", "u", "y", "third"), msg("/d", "u", "x", "fourth")};
+    struct store_result r[4];
+
+    apply(f, 77, m, 4, r);
+    assert_false(r[0].is_dup);
+    assert_int_equal(r[0].seq, 1);
+    assert_true(r[1].is_dup);
+    assert_int_equal(r[1].seq, 1);
+    assert_int_equal(r[1].time, 77);
+    assert_false(r[2].is_dup);
+    assert_int_equal(r[2].seq, 2);
+    assert_true(r[3].is_dup);
+    assert_int_equal(r[3].seq, 1);
+    assert_int_equal(topic_count(f->s, "/d"), 2);
+}
+
+static void test_store_dedup_key_independence(void **state)
+{
+    struct fx *f = *state;
+    struct ch_msg m[6] = {
+        msg("/d", "alice", "1", "a"),  msg("/d", "bob", "1", "b"),
+        msg("/e", "alice", "1", "c"),  msg("/d/sub", "alice", "1", "d"),
+        msg("/d", "alice", "1:", "e"), msg("/d", "alice", "", "f")};
+    struct store_result r[6];
+
+    apply(f, 10, m, 6, r);
+    for (int i = 0; i < 6; i++)
+        assert_false(r[i].is_dup);
+    /* the empty msgid never de-dups */
+    apply(f, 11, &m[5], 1, r);
+    assert_false(r[0].is_dup);
+    assert_int_equal(topic_count(f->s, "/d"), 5);
+    /* each pair de-dups on its own */
+    apply(f, 12, m, 5, r);
+    for (int i = 0; i < 5; i++)
+        assert_true(r[i].is_dup);
+    assert_int_equal(topic_count(f->s, "/d"), 5);
+    assert_int_equal(topic_count(f->s, "/e"), 1);
+    assert_int_equal(topic_count(f->s, "/d/sub"), 1);
+}
+
+static void test_store_dedup_longest_key(void **state)
+{
+    struct fx *f = *state;
+    char path[256];
+    char user[129];
+    char id[129];
+    struct store_result r;
+
+    path[0] = '/';
+    memset(path + 1, 'p', 254);
+    path[255] = '\0';
+    memset(user, 'u', 128);
+    user[128] = '\0';
+    memset(id, 'i', 128);
+    id[128] = '\0';
+    r = pub1(f, 1, path, user, id, "x");
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.seq, 1);
+    r = pub1(f, 2, path, user, id, "x");
+    assert_true(r.is_dup);
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+static void snapshot(struct store *s, struct ch_buf *out)
+{
+    struct store_snap *snap;
+
+    ch_buf_init(out);
+    assert_int_equal(store_snapshot_begin(s, &snap), 0);
+    assert_int_equal(store_snapshot_write(snap, out), 0);
+    store_snapshot_end(snap);
+}
+
+static struct store *open_second(struct fx *f, const char *name)
+{
+    char path[320];
+    char errmsg[CH_ERRMSG_SIZE];
+    struct store *s;
+
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    assert_int_equal(store_open(path, MAP_BYTES, &s, errmsg), 0);
+    return s;
+}
+
+/* Asserts both stores list the same topics with the same messages. */
+static void assert_same_content(struct store *a, struct store *b)
+{
+    struct topic_list la = {0};
+    struct topic_list lb = {0};
+    struct collect *ca = calloc(1, sizeof(*ca));
+    struct collect *cb = calloc(1, sizeof(*cb));
+
+    assert_non_null(ca);
+    assert_non_null(cb);
+    assert_int_equal(list(a, "/", &la), list(b, "/", &lb));
+    for (size_t i = 0; i < la.n; i++) {
+        assert_string_equal(la.paths[i], lb.paths[i]);
+        assert_int_equal(la.counts[i], lb.counts[i]);
+        assert_int_equal(read_range(a, la.paths[i], 1, 0, 0, ca),
+                         read_range(b, lb.paths[i], 1, 0, 0, cb));
+        assert_int_equal(ca->n, cb->n);
+        for (size_t j = 0; j < ca->n; j++) {
+            const struct got_msg *x = &ca->msgs[j];
+            const struct got_msg *y = &cb->msgs[j];
+            assert_string_equal(x->path, y->path);
+            assert_string_equal(x->user, y->user);
+            assert_string_equal(x->app, y->app);
+            assert_string_equal(x->msgid, y->msgid);
+            assert_string_equal(x->header, y->header);
+            assert_int_equal(x->body_n, y->body_n);
+            assert_memory_equal(x->body, y->body, x->body_n);
+            assert_int_equal(x->seq, y->seq);
+            assert_int_equal(x->time, y->time);
+        }
+    }
+    free(ca);
+    free(cb);
+}
+
+static void test_store_snapshot_round_trip(void **state)
+{
+    struct fx *f = *state;
+    struct store *s2;
+    struct ch_buf snap;
+    struct store_result r;
+    uint64_t idx = 0;
+
+    pub(f, 100, "/s", "u", "id-1", "one");
+    pub(f, 101, "/s", "u", "", "two");
+    pub(f, 102, "/s/t", "v", "id-2", "three");
+    pub(f, 103, "/z", "w", "", "");
+    snapshot(f->s, &snap);
+    assert_int_equal(store_snapshot_index(snap.data, snap.len, &idx), 0);
+    assert_int_equal(idx, f->index);
+
+    s2 = open_second(f, "second");
+    assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
+    assert_int_equal(store_applied_index(s2), f->index);
+    assert_same_content(f->s, s2);
+
+    /* restored de-dup state and counters behave like the original's */
+    {
+        struct ch_msg m = msg("/s", "u", "id-1", "again");
+        bool skipped;
+        assert_int_equal(store_apply_publish(s2, f->index + 1, 104, WINDOW, &m,
+                                             1, &r, &skipped),
+                         0);
+        assert_true(r.is_dup);
+        assert_int_equal(r.seq, 1);
+        m = msg("/s", "u", "", "new");
+        assert_int_equal(store_apply_publish(s2, f->index + 2, 104, WINDOW, &m,
+                                             1, &r, &skipped),
+                         0);
+        assert_int_equal(r.seq, 3);
+        m = msg("/brand-new", "u", "", "new");
+        assert_int_equal(store_apply_publish(s2, f->index + 3, 104, WINDOW, &m,
+                                             1, &r, &skipped),
+                         0);
+        assert_int_equal(r.seq, 1);
+    }
+
+    /* restoring over a store with content replaces it all */
+    assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
+    assert_int_equal(store_applied_index(s2), f->index);
+    assert_same_content(f->s, s2);
+    assert_int_equal(topic_count(s2, "/brand-new"), 0);
+
+    /* and survives a reopen */
+    store_close(s2);
+    s2 = open_second(f, "second");
+    assert_int_equal(store_applied_index(s2), f->index);
+    assert_same_content(f->s, s2);
+    store_close(s2);
+    ch_buf_free(&snap);
+}
+
+static void test_store_snapshot_of_empty_store(void **state)
+{
+    struct fx *f = *state;
+    struct store *s2;
+    struct ch_buf snap;
+    uint64_t idx = 99;
+
+    snapshot(f->s, &snap);
+    assert_int_equal(store_snapshot_index(snap.data, snap.len, &idx), 0);
+    assert_int_equal(idx, 0);
+    s2 = open_second(f, "second");
+    pub(f, 1, "/x", "u", "", "x"); /* f->s changes, snap does not */
+    assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
+    assert_int_equal(store_applied_index(s2), 0);
+    assert_int_equal(topic_count(s2, "/x"), 0);
+    store_close(s2);
+    ch_buf_free(&snap);
+}
+
+static void test_store_snapshot_is_a_consistent_view(void **state)
+{
+    struct fx *f = *state;
+    struct store_snap *sn;
+    struct store *s2;
+    struct ch_buf snap;
+    uint64_t idx;
+
+    pub(f, 1, "/v", "u", "", "before");
+    assert_int_equal(store_snapshot_begin(f->s, &sn), 0);
+    /* writes after begin are not in the snapshot */
+    pub(f, 2, "/v", "u", "", "after");
+    pub(f, 3, "/w", "u", "", "after");
+    ch_buf_init(&snap);
+    assert_int_equal(store_snapshot_write(sn, &snap), 0);
+    store_snapshot_end(sn);
+    assert_int_equal(store_snapshot_index(snap.data, snap.len, &idx), 0);
+    assert_int_equal(idx, 1);
+    s2 = open_second(f, "second");
+    assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
+    assert_int_equal(topic_count(s2, "/v"), 1);
+    assert_int_equal(topic_count(s2, "/w"), 0);
+    store_close(s2);
+    ch_buf_free(&snap);
+}
+
+static void test_store_restore_corrupt_leaves_store_unchanged(void **state)
+{
+    struct fx *f = *state;
+    struct store *s2;
+    struct ch_buf snap;
+    struct ch_buf before;
+    struct ch_buf after;
+    unsigned char *copy;
+    uint64_t idx;
+
+    pub(f, 1, "/c", "u", "id", "snapshot content");
+    pub(f, 2, "/c/d", "u", "", "more");
+    snapshot(f->s, &snap);
+
+    /* the target has content of its own that must survive */
+    s2 = open_second(f, "second");
+    {
+        struct ch_msg m = msg("/mine", "me", "", "keep me");
+        struct store_result r;
+        bool skipped;
+        assert_int_equal(
+            store_apply_publish(s2, 7, 1, WINDOW, &m, 1, &r, &skipped), 0);
+    }
+    snapshot(s2, &before);
+    copy = malloc(snap.len);
+    assert_non_null(copy);
+
+    /* every truncation */
+    for (size_t n = 0; n < snap.len; n++) {
+        memcpy(copy, snap.data, n);
+        assert_int_equal(store_restore(s2, copy, n), CH_ECORRUPT);
+    }
+    /* every single-bit flip */
+    for (size_t i = 0; i < snap.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(copy, snap.data, snap.len);
+            copy[i] ^= (unsigned char)(1u << bit);
+            assert_int_equal(store_restore(s2, copy, snap.len), CH_ECORRUPT);
+        }
+    }
+    assert_int_equal(store_restore(s2, NULL, 0), CH_ECORRUPT);
+    assert_int_equal(store_snapshot_index("short", 5, &idx), CH_ECORRUPT);
+    memcpy(copy, snap.data, snap.len);
+    copy[0] ^= 1;
+    assert_int_equal(store_snapshot_index(copy, snap.len, &idx), CH_ECORRUPT);
+
+    assert_int_equal(store_applied_index(s2), 7);
+    snapshot(s2, &after);
+    assert_int_equal(before.len, after.len);
+    assert_memory_equal(before.data, after.data, before.len);
+    assert_int_equal(topic_count(s2, "/mine"), 1);
+    assert_int_equal(topic_count(s2, "/c"), 0);
+
+    free(copy);
+    store_close(s2);
+    ch_buf_free(&snap);
+    ch_buf_free(&before);
+    ch_buf_free(&after);
+}
+
+static void test_store_snapshot_appends_to_buffer(void **state)
+{
+    struct fx *f = *state;
+    struct store_snap *sn;
+    struct store *s2;
+    struct ch_buf buf;
+    uint64_t idx;
+
+    pub(f, 1, "/x", "u", "", "x");
+    ch_buf_init(&buf);
+    assert_int_equal(ch_buf_append(&buf, "prefix", 6), 0);
+    assert_int_equal(store_snapshot_begin(f->s, &sn), 0);
+    assert_int_equal(store_snapshot_write(sn, &buf), 0);
+    store_snapshot_end(sn);
+    assert_memory_equal(buf.data, "prefix", 6);
+    assert_int_equal(store_snapshot_index(buf.data + 6, buf.len - 6, &idx), 0);
+    assert_int_equal(idx, 1);
+    s2 = open_second(f, "second");
+    assert_int_equal(store_restore(s2, buf.data + 6, buf.len - 6), 0);
+    assert_int_equal(topic_count(s2, "/x"), 1);
+    store_close(s2);
+    ch_buf_free(&buf);
+}
+
+static void test_store_open_bad_dir(void **state)
+{
+    struct fx *f = *state;
+    char path[320];
+    char errmsg[CH_ERRMSG_SIZE] = "";
+    struct store *s = NULL;
+    FILE *fp;
+
+    /* a regular file where the directory should be */
+    snprintf(path, sizeof(path), "%s/file", f->dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_not_equal(store_open(path, MAP_BYTES, &s, errmsg), 0);
+    assert_null(s);
+    assert_true(strlen(errmsg) > 0);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_store_append_and_read_all),
+        T(test_store_read_forms),
+        T(test_store_unknown_topic),
+        T(test_store_seqs_gapless_and_per_topic),
+        T(test_store_topic_meta),
+        T(test_store_topics_list_prefix),
+        T(test_store_topics_list_empty_store),
+        T(test_store_reopen_keeps_everything),
+        T(test_store_reapply_is_noop),
+        T(test_store_set_applied),
+        T(test_store_invalid_message_in_batch),
+        T(test_store_map_full_is_enospace),
+        T(test_store_dedup_within_window),
+        T(test_store_dedup_outside_window),
+        T(test_store_dedup_purge_uses_command_time),
+        T(test_store_dedup_within_batch),
+        T(test_store_dedup_key_independence),
+        T(test_store_dedup_longest_key),
+        T(test_store_snapshot_round_trip),
+        T(test_store_snapshot_of_empty_store),
+        T(test_store_snapshot_is_a_consistent_view),
+        T(test_store_restore_corrupt_leaves_store_unchanged),
+        T(test_store_snapshot_appends_to_buffer),
+        T(test_store_open_bad_dir),
+    };
+#undef T
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
