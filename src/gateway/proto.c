@@ -291,7 +291,8 @@ static struct gw_pub *pub_push(struct gw_conn *c, const struct gw_cmd *cmd)
     ch_buf_init(&p->answer);
     p->conn = c;
     n = cmd->msgid.n <= CH_MAX_ID_BYTES ? cmd->msgid.n : CH_MAX_ID_BYTES;
-    memcpy(p->msgid, cmd->msgid.p, n);
+    if (n > 0)
+        memcpy(p->msgid, cmd->msgid.p, n);
     p->msgid[n] = '\0';
     /* The path is echoed in the JSON answer: only a valid one. */
     if (ch_valid_topic(cmd->path.p, cmd->path.n)) {
