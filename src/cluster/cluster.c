@@ -112,6 +112,7 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
         return CH_EINVAL;
     }
     c->store = store;
+    c->r = &c->raft;
     c->last_state = -1;
     if ((size_t)snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft",
                          cfg->data_dir) >= sizeof c->raft_dir) {

@@ -49,6 +49,7 @@ struct cluster {
     struct raft_io io;
     struct raft_fsm fsm;
     struct raft raft;
+    struct raft *r; /* the raft the FSM reports to: &raft, or a fixture's */
     bool raft_inited;
     bool raft_started;
 

@@ -36,7 +36,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 {
     struct cluster *c = fsm->data;
     /* libraft 0.15 passes no index: during apply it is last_applied + 1. */
-    uint64_t index = raft_last_applied(&c->raft) + 1;
+    uint64_t index = raft_last_applied(c->r) + 1;
     struct ch_cmd cmd;
     bool skipped = false;
     int rv;
@@ -155,7 +155,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
         c->snap = NULL;
     }
     log_info("fsm", "snapshot taken bytes=%zu applied=%llu", c->snap_buf.len,
-             (unsigned long long)raft_last_applied(&c->raft));
+             (unsigned long long)raft_last_applied(c->r));
     c->metrics.snapshots_taken++;
     ch_buf_free(&c->snap_buf);
     c->snap_rbuf.base = NULL;
