@@ -27,6 +27,9 @@ struct node {
     struct gw *gw;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_timer_t drain_timer;
+    uint64_t drain_deadline_ms;
+    bool drain_inited;
     bool signals_inited;
     bool stopping;
     int exit_code;
@@ -118,6 +121,10 @@ static void gw_closed(struct gw *gw, void *arg)
 {
     struct node *n = arg;
     (void)gw;
+    if (n->drain_inited) {
+        uv_close((uv_handle_t *)&n->drain_timer, NULL);
+        n->drain_inited = false;
+    }
     if (n->signals_inited) {
         uv_close((uv_handle_t *)&n->sigterm, NULL);
         uv_close((uv_handle_t *)&n->sigint, NULL);
@@ -135,6 +142,24 @@ static void cluster_closed(struct cluster *c, void *arg)
     gw_close(n->gw, gw_closed, n);
 }
 
+/* Publishes taken before the signal get this long to commit. */
+#define DRAIN_TIMEOUT_MS 3000
+
+static void close_all(struct node *n);
+
+static void drain_cb(uv_timer_t *t)
+{
+    struct node *n = t->data;
+
+    if (cluster_pending(n->cluster) > 0 &&
+        uv_now(&n->loop) < n->drain_deadline_ms)
+        return;
+    uv_timer_stop(t);
+    close_all(n);
+}
+
+/* SIGTERM: stop taking work, let publishes in flight commit (bounded),
+ * then close raft, flush and close connections (SPEC §2). */
 static void node_stop(struct node *n)
 {
     if (n->stopping)
@@ -142,6 +167,17 @@ static void node_stop(struct node *n)
     n->stopping = true;
     if (n->gw != NULL)
         gw_stop_accepting(n->gw);
+    if (n->cluster != NULL && n->drain_inited) {
+        cluster_stop_accepting(n->cluster);
+        n->drain_deadline_ms = uv_now(&n->loop) + DRAIN_TIMEOUT_MS;
+        if (uv_timer_start(&n->drain_timer, drain_cb, 10, 10) == 0)
+            return;
+    }
+    close_all(n);
+}
+
+static void close_all(struct node *n)
+{
     if (n->cluster != NULL) {
         cluster_close(n->cluster, cluster_closed, n);
     } else if (n->gw != NULL) {
@@ -223,6 +259,12 @@ static int node_start(struct node *n, char *errmsg)
         return CH_EIO;
     }
     n->signals_inited = true;
+    if (uv_timer_init(&n->loop, &n->drain_timer) != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create timer");
+        return CH_EIO;
+    }
+    n->drain_timer.data = n;
+    n->drain_inited = true;
     n->sigterm.data = n;
     n->sigint.data = n;
     if (uv_signal_start(&n->sigterm, signal_cb, SIGTERM) != 0 ||

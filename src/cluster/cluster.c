@@ -402,6 +402,16 @@ static void on_raft_closed(struct raft *r)
     maybe_closed(c);
 }
 
+void cluster_stop_accepting(struct cluster *c)
+{
+    c->accepting_stopped = true;
+}
+
+size_t cluster_pending(struct cluster *c)
+{
+    return c->n_pending;
+}
+
 void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
 {
     CH_ASSERT(!c->closing);

@@ -64,6 +64,12 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
  * it. Returns 0 or an error with a reason in errmsg. */
 int cluster_start(struct cluster *c, char *errmsg);
 
+/* First step of shutdown: new publishes are refused with CH_ESHUTDOWN;
+ * those already taken still complete. */
+void cluster_stop_accepting(struct cluster *c);
+/* Publishes taken and not yet answered. */
+size_t cluster_pending(struct cluster *c);
+
 typedef void (*cluster_close_cb)(struct cluster *c, void *arg);
 /* Fails every publish not yet proposed (CH_ESHUTDOWN), closes raft (those
  * in flight fail with CH_EUNKNOWN), closes handles; then cb. Safe to call

@@ -80,6 +80,7 @@ struct cluster {
     bool is_ready; /* leader's barrier done, or follower with leader */
     struct raft_barrier barrier;
 
+    bool accepting_stopped;
     bool closing;
     int n_handles_open;
     cluster_close_cb close_cb;

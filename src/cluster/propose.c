@@ -96,7 +96,7 @@ int cluster_publish(struct cluster *c, const struct ch_msg *m,
     struct waiter *w;
     int rv;
 
-    if (c->closing)
+    if (c->closing || c->accepting_stopped)
         return CH_ESHUTDOWN;
     if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER)
         return CH_ENOTLEADER; /* TODO(#3): forward to the leader */

@@ -530,7 +530,7 @@ static void dispatch(struct gw_conn *c)
 static void http_process(struct gw_conn *c)
 {
     while (!c->closing && !c->req_busy && !c->is_ws &&
-           c->in_off < c->in.len) {
+           !c->close_after_write && c->in_off < c->in.len) {
         size_t avail = c->in.len - c->in_off;
         size_t n = http_parser_execute(&c->parser, &parser_settings,
                                        c->in.data + c->in_off, avail);
