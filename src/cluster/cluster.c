@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define DEFAULT_ELECTION_TIMEOUT_MS 500
 #define DEFAULT_HEARTBEAT_TIMEOUT_MS 50
@@ -293,9 +297,44 @@ static void check_cb(uv_check_t *h)
         cluster__propose_flush(c);
 }
 
+/* raft_start reports a busy port as a bare RAFT_IOERR with no text: probe
+ * the raft address first, before anything is written to the data dir. */
+static int probe_raft_port(struct cluster *c, char *errmsg)
+{
+    struct sockaddr_in sa;
+    char host[64];
+    const char *colon = strrchr(c->cfg.raft_addr, ':');
+    int fd, one = 1, rv = 0;
+
+    if (colon == NULL || (size_t)(colon - c->cfg.raft_addr) >= sizeof host)
+        return 0; /* validated earlier; let raft report it */
+    memcpy(host, c->cfg.raft_addr, (size_t)(colon - c->cfg.raft_addr));
+    host[colon - c->cfg.raft_addr] = '\0';
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return 0;
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot listen on raft address %s: %s",
+                 c->cfg.raft_addr, strerror(errno));
+        rv = CH_EIO;
+    }
+    close(fd);
+    return rv;
+}
+
 int cluster_start(struct cluster *c, char *errmsg)
 {
     int rv;
+
+    rv = probe_raft_port(c, errmsg);
+    if (rv != 0)
+        return rv;
 
     rv = raft_uv_tcp_init(&c->transport, c->loop);
     if (rv != 0) {
@@ -354,8 +393,8 @@ int cluster_start(struct cluster *c, char *errmsg)
 
     rv = raft_start(&c->raft);
     if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "raft start failed (%d): %s", rv,
-                 raft_errmsg(&c->raft));
+        snprintf(errmsg, CH_ERRMSG_SIZE, "raft start failed (%s, %d): %s %s",
+                 raft_strerror(rv), rv, raft_errmsg(&c->raft), c->io.errmsg);
         return CH_EIO;
     }
     c->raft_started = true;

@@ -3,6 +3,7 @@
 #include "common/err.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +78,10 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
         }
         *eq = '\0';
         *slash = '\0';
+        errno = 0;
         id = strtoull(item, &idend, 10);
-        if (*item == '\0' || *idend != '\0' || id == 0) {
+        if (*item < '0' || *item > '9' || *idend != '\0' || id == 0 ||
+            errno == ERANGE) {
             snprintf(errmsg, CH_ERRMSG_SIZE, "bad member id '%s'", item);
             goto err;
         }
@@ -117,8 +120,14 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
         snprintf(m->http, sizeof m->http, "%s", slash + 1);
         m->role = CLUSTER_ROLE_VOTER;
         p += len;
-        if (*p == ',')
+        if (*p == ',') {
             p++;
+            if (*p == '\0') {
+                snprintf(errmsg, CH_ERRMSG_SIZE,
+                         "bad cluster specification: trailing comma");
+                goto err;
+            }
+        }
     }
     *out = members;
     *n_out = n;

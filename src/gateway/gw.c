@@ -75,6 +75,11 @@ static int resolve(const char *addr, struct sockaddr_storage *sa,
     return 0;
 }
 
+static void linger_timer_cb(uv_timer_t *t)
+{
+    gw__linger_sweep(t->data);
+}
+
 int gw_start(struct gw *gw, char *errmsg)
 {
     struct sockaddr_storage sa;
@@ -109,6 +114,16 @@ int gw_start(struct gw *gw, char *errmsg)
     gw->close_timer.data = gw;
     gw->n_handles_open++;
     gw->timer_inited = true;
+    rv = uv_timer_init(gw->loop, &gw->linger_timer);
+    if (rv != 0)
+        goto err;
+    gw->linger_timer.data = gw;
+    gw->n_handles_open++;
+    gw->linger_inited = true;
+    rv = uv_timer_start(&gw->linger_timer, linger_timer_cb, GW_LINGER_MS / 4,
+                        GW_LINGER_MS / 4);
+    if (rv != 0)
+        goto err;
     log_info("gw", "listening http=%s", gw->cfg.http_addr);
     return 0;
 err:
@@ -157,6 +172,8 @@ static void close_timer_cb(uv_timer_t *t)
     if (!uv_is_closing((uv_handle_t *)&gw->pump_check))
         uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
     uv_close((uv_handle_t *)&gw->close_timer, handle_closed);
+    if (gw->linger_inited)
+        uv_close((uv_handle_t *)&gw->linger_timer, handle_closed);
 }
 
 void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
@@ -169,6 +186,8 @@ void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
         /* gw_start failed part-way: no connection exists yet. */
         if (gw->pump_inited)
             uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
+        if (gw->linger_inited)
+            uv_close((uv_handle_t *)&gw->linger_timer, handle_closed);
         gw__maybe_closed(gw);
         return;
     }

@@ -124,6 +124,9 @@ struct gw_conn {
     uv_write_t wreq;
     bool writing;
     bool close_after_write;
+    bool lingering;          /* write side shut, input discarded */
+    uint64_t linger_until_ms; /* then closed regardless */
+    uv_shutdown_t shutdown_req;
 
     /* HTTP */
     http_parser parser;
@@ -176,6 +179,8 @@ struct gw {
     struct gw_conn *pump_list;    /* connections with work for the pump */
     uv_check_t pump_check;
     uv_timer_t close_timer;
+    uv_timer_t linger_timer; /* closes lingering connections */
+    bool linger_inited;
     bool pump_inited;
     bool timer_inited;
     bool closing;
@@ -185,6 +190,8 @@ struct gw {
     struct gw_metrics metrics;
 };
 
+#define GW_LINGER_MS 2000
+
 /* gw.c */
 void gw__maybe_closed(struct gw *gw);
 
@@ -193,6 +200,11 @@ void gw__conn_accept_cb(uv_stream_t *server, int status);
 void gw__conn_write(struct gw_conn *c, const void *p, size_t n);
 void gw__conn_flush(struct gw_conn *c);
 void gw__conn_close(struct gw_conn *c);
+/* Closes gracefully: shut the write side, read and drop input until the
+ * peer closes or GW_LINGER_MS pass, so it reads our last answer instead of
+ * a reset. */
+void gw__conn_linger(struct gw_conn *c);
+void gw__linger_sweep(struct gw *gw);
 void gw__conn_unref(struct gw_conn *c);
 size_t gw__conn_queued(struct gw_conn *c);
 bool gw__conn_has_room(struct gw_conn *c);

@@ -33,7 +33,7 @@ bool gw__conn_has_room(struct gw_conn *c)
 
 void gw__conn_write(struct gw_conn *c, const void *p, size_t n)
 {
-    if (c->closing)
+    if (c->closing || c->lingering)
         return;
     if (ch_buf_append(&c->out, p, n) != 0) {
         log_error("gw", "out of memory conn=%llu", (unsigned long long)c->id);
@@ -70,7 +70,7 @@ void gw__conn_flush(struct gw_conn *c)
     struct ch_buf tmp;
     int rv;
 
-    if (c->handle_closed)
+    if (c->handle_closed || c->lingering)
         return;
     if (c->ws != NULL && !c->closing) {
         /* wslay hands frames to send_cb until our chunk is full. */
@@ -84,7 +84,7 @@ void gw__conn_flush(struct gw_conn *c)
     }
     if (c->writing || c->out.len == 0) {
         if (!c->writing && c->close_after_write && !c->closing)
-            gw__conn_close(c);
+            gw__conn_linger(c);
         return;
     }
     /* Swap: out becomes the buffer in flight. */
@@ -162,6 +162,45 @@ void gw__conn_close(struct gw_conn *c)
     uv_close((uv_handle_t *)&c->tcp, close_cb);
 }
 
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct gw_conn *c = req->data;
+    (void)status; /* the linger timer closes the connection in any case */
+    gw__conn_unref(c);
+}
+
+void gw__conn_linger(struct gw_conn *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    c->lingering = true;
+    c->linger_until_ms = uv_now(c->gw->loop) + GW_LINGER_MS;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) !=
+        0) {
+        gw__conn_close(c);
+        return;
+    }
+    c->refs++;
+    if (c->is_ws) {
+        gw__sub_conn_closed(c);
+    }
+    gw__conn_update_reading(c);
+}
+
+void gw__linger_sweep(struct gw *gw)
+{
+    uint64_t now = uv_now(gw->loop);
+    struct gw_conn *c = gw->conns;
+
+    while (c != NULL) {
+        struct gw_conn *next = c->next;
+        if (c->lingering && now >= c->linger_until_ms)
+            gw__conn_close(c);
+        c = next;
+    }
+}
+
 void gw__conn_update_reading(struct gw_conn *c)
 {
     bool want;
@@ -172,9 +211,10 @@ void gw__conn_update_reading(struct gw_conn *c)
     /* Backpressure (SPEC §4): stop reading while too many publishes wait
      * for answers, while output is full, or while an HTTP request is being
      * answered. Never an error. */
-    want = !c->req_busy && !c->close_after_write &&
-           c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
-           gw__conn_queued(c) < c->gw->cfg.max_conn_buffer;
+    want = c->lingering ||
+           (!c->req_busy && !c->close_after_write &&
+            c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
+            gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
     if (want == c->reading)
         return;
     if (want)
@@ -215,6 +255,14 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     if (nread == 0)
         return;
+    if (c->lingering) {
+        /* Drop input until the peer closes. */
+        c->in.len = 0;
+        c->in_off = 0;
+        if (nread < 0)
+            gw__conn_close(c);
+        return;
+    }
     if (nread < 0) {
         if (nread != UV_EOF)
             log_debug("gw", "read failed conn=%llu err=%s",

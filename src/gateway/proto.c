@@ -39,18 +39,19 @@ static bool parse_num(struct ch_bytes t, long long *out)
 int gw_proto_parse(const char *frame, size_t len, size_t max_body,
                    struct gw_cmd *cmd, const char **why)
 {
-    const char *nl = memchr(frame, '\n', len);
-    const char *line_end = nl ? nl : frame + len;
-    const char *p = frame + 1;
+    const char *nl, *line_end, *p;
     struct ch_bytes tok;
 
     memset(cmd, 0, sizeof *cmd);
-    if (line_end > frame && line_end[-1] == '\r')
-        line_end--;
-    if (len == 0) {
+    if (len == 0 || frame == NULL) {
         *why = "empty command";
         return GW_PARSE_BAD_REQUEST;
     }
+    nl = memchr(frame, '\n', len);
+    line_end = nl ? nl : frame + len;
+    p = frame + 1;
+    if (line_end > frame && line_end[-1] == '\r')
+        line_end--;
     if (len >= 2 && frame[1] != ' ' && frame[1] != '\n') {
         *why = "unknown command";
         return GW_PARSE_BAD_REQUEST;

@@ -761,7 +761,7 @@ def run_tests(namespace, title=None):
     print("%s: %d tests, chorusd=%s" % (title, len(tests), CHORUSD), flush=True)
     for t in tests:
         n_before = len(_all_nodes)
-        shared_before = {id(n) for n in _Shared.nodes.values()}
+        shared_before = {id(n) for n in _Shared.nodes.values() if n.alive()}
         t0 = time.monotonic()
         print("---- %s" % t.__name__, flush=True)
         err = None
@@ -789,9 +789,14 @@ def run_tests(namespace, title=None):
                 err = "teardown: %s" % msg
         for n in list(_Shared.nodes.values()):
             if id(n) in shared_before or n in _all_nodes[n_before:]:
-                if not n.alive() and err is None:
-                    err = "shared node %s died during the test (rc=%s)" % (
+                if not n.alive():
+                    died = "shared node %s died during the test (rc=%s)" % (
                         n.name, n.proc.returncode)
+                    err = died if err is None else err + "\n" + died
+                    try:
+                        sanitizer_check(n.run_log(), n.name)
+                    except TestFailure as e:
+                        err += "\n" + str(e)[:3000]
         dt = time.monotonic() - t0
         if err is None:
             passed += 1

@@ -351,7 +351,6 @@ BAD_INPUTS = [
     # (frame, expected error type)
     ("hello", "error-bad-request"),
     ("* /t", "error-bad-request"),
-    ("", "error-bad-request"),
     ("> foo id1\n\nx", "error-send"),
     ("> /a//b id2\n\nx", "error-send"),
     ("> / id3\n\nx", "error-send"),
@@ -377,6 +376,7 @@ BAD_INPUTS = [
     ("-", "error-bad-request"),
     ("- ", "error-bad-request"),
     ("- foo", "error-bad-request"),
+    ("", "error-bad-request"),  # an empty frame (last: it crashed a node once)
 ]
 
 
@@ -390,6 +390,14 @@ def test_bad_inputs_get_errors_and_connection_keeps_working():
             f = w.recv(15)
             if f.kind == "close":
                 problems.append("%r: connection closed (code %s)" % (frame[:60], f.close_code))
+                try:  # closed because the node is dying?
+                    nd.proc.wait(timeout=3)
+                except Exception:
+                    pass
+                if not nd.alive():
+                    raise TestFailure("the node died on the frame %r (exit %s); "
+                                      "earlier problems: %s" % (frame[:60],
+                                      nd.proc.returncode, problems[:-1]))
                 w = nd.ws("bad")
                 continue
             if not f.is_error(etype):

@@ -171,7 +171,7 @@ def test_metrics():
     text = r.text
     lines = [l for l in text.splitlines() if l.strip()]
     check(lines, "/metrics is empty")
-    check(any(l.startswith("# HELP ") for l in lines), "/metrics has no # HELP")
+    # (# HELP lines are optional in the Prometheus text format)
     check(any(l.startswith("# TYPE ") for l in lines), "/metrics has no # TYPE")
     bad = [l for l in lines if not l.startswith("#") and not PROM_LINE.match(l)]
     check(not bad, "/metrics lines not in Prometheus text format: %r" % bad[:5])
@@ -182,6 +182,11 @@ def test_metrics():
     j = r.json()
     check(isinstance(j, dict) and j, "/admin/metrics must be a non-empty JSON "
           "object: %r" % r.body[:300])
+    # the same figures: every metric name of /metrics appears in the JSON
+    names = {re.split(r"[ {]", l, 1)[0] for l in samples}
+    flat = r.text
+    missing = sorted(n for n in names if '"%s"' % n not in flat)
+    check(not missing, "/admin/metrics lacks %s (present in /metrics)" % missing)
 
 
 def check_topic_obj(o, path, count, what):

@@ -1,29 +1,134 @@
 #!/usr/bin/env python3
-"""it_run: `make run` semantics (deploy/local-cluster.sh, SPEC §8).
+"""it_run: what `make run` does — deploy/local-cluster.sh run in the
+foreground (node healthy, publish and read back, Ctrl-C stops it cleanly),
+and start|status|stop.
 
-Skipped (exit 0, "0 passed, 0 failed") while deploy/local-cluster.sh does
-not exist."""
+Ports come from free_port() (CHORUS_HTTP_BASE/CHORUS_RAFT_BASE are the port
+before the first node's), data goes to a fresh temp dir."""
 
 import os
+import signal
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chorus_harness import SOURCE_DIR  # noqa: E402
+from chorus_harness import (CHORUSD, SOURCE_DIR, base_env, check, eq,  # noqa
+                            free_port, http_request, make_tmp, run_tests,
+                            sanitizer_check, timeout)
+
+SCRIPT = os.path.join(SOURCE_DIR, "deploy", "local-cluster.sh")
+BUILD_DIR = os.path.dirname(CHORUSD)
 
 
-def main():
-    script = os.path.join(SOURCE_DIR, "deploy", "local-cluster.sh")
-    if not os.path.exists(script):
-        print("SKIP it_run: %s does not exist yet" % script)
-        print("0 passed, 0 failed")
-        return 0
-    # TODO(lead): start the three-node local cluster through the script on
-    # free ports/a temp dir, check /admin/cluster on 8081-8083 agrees on one
-    # leader, publish on one node and read on another, then stop it.
-    print("it_run: %s exists; the test is not written yet (TODO)" % script)
-    print("0 passed, 0 failed")
-    return 0
+def script_env(data):
+    http_port = free_port()
+    raft_port = free_port()
+    env = base_env({
+        "CHORUS_LOCAL_DATA": data,
+        "CHORUS_HTTP_BASE": str(http_port - 1),
+        "CHORUS_RAFT_BASE": str(raft_port - 1),
+        "CHORUS_NODES": "1",
+    })
+    return env, http_port
+
+
+def node_pid(data):
+    with open(os.path.join(data, "node1.pid")) as f:
+        return int(f.read().strip())
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def wait_dead(pid, secs=15):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def wait_healthy(port, secs=30):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        try:
+            if http_request(port, "GET", "/admin/healthcheck",
+                            timeout=2).status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def log_of(data):
+    with open(os.path.join(data, "node1.log"), errors="replace") as f:
+        return f.read()
+
+
+@timeout(120)
+def test_run_foreground_then_ctrl_c():
+    data = make_tmp("chorus-run-")
+    env, port = script_env(data)
+    proc = subprocess.Popen([SCRIPT, "run", BUILD_DIR], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        check(wait_healthy(port), "node of `run` never became healthy")
+        pid = node_pid(data)
+        r = http_request(port, "POST", "/api/message/run/demo?userId=u",
+                         body=b"hello")
+        eq(r.status, 200, "publish status")
+        r = http_request(port, "GET", "/api/message/run/demo")
+        eq([m["body"] for m in r.json()], ["hello"], "replayed bodies")
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, _ = proc.communicate(timeout=30)
+        eq(proc.returncode, 0, "run exit code after Ctrl-C")
+        check(wait_dead(pid), "node still alive after Ctrl-C")
+        check(b"node 1 stopped" in out, "run did not report the stop: %r"
+              % out[-500:])
+        check("stopped id=1" in log_of(data), "node did not shut down cleanly")
+        sanitizer_check(log_of(data), "node of local-cluster.sh run")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        subprocess.run([SCRIPT, "stop", BUILD_DIR], env=env, timeout=30,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@timeout(120)
+def test_start_status_stop():
+    data = make_tmp("chorus-run-")
+    env, port = script_env(data)
+    try:
+        r = subprocess.run([SCRIPT, "start", BUILD_DIR], env=env, timeout=60,
+                           capture_output=True, text=True)
+        eq(r.returncode, 0, "start exit code (%s)" % r.stderr)
+        pid = node_pid(data)
+        r = subprocess.run([SCRIPT, "status", BUILD_DIR], env=env,
+                           timeout=30, capture_output=True, text=True)
+        eq(r.returncode, 0, "status exit code")
+        check("healthy" in r.stdout, "status output: %r" % r.stdout)
+        r = subprocess.run([SCRIPT, "stop", BUILD_DIR], env=env, timeout=60,
+                           capture_output=True, text=True)
+        eq(r.returncode, 0, "stop exit code")
+        check(wait_dead(pid), "node alive after stop")
+        r = subprocess.run([SCRIPT, "status", BUILD_DIR], env=env,
+                           timeout=30, capture_output=True, text=True)
+        check(r.returncode != 0 and "stopped" in r.stdout,
+              "status after stop: rc=%d %r" % (r.returncode, r.stdout))
+        sanitizer_check(log_of(data), "node of local-cluster.sh start")
+    finally:
+        subprocess.run([SCRIPT, "stop", BUILD_DIR], env=env, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tests(globals())

@@ -114,6 +114,11 @@ def test_slow_readers_bounded_memory_and_complete_catch_up():
             sample()
             time.sleep(0.1)
         check(n.alive(), "node died while subscribers were not reading")
+        try:  # informational only: the spec names no metrics
+            mj = n.get_json("/admin/metrics")
+            print("metrics: %s" % {k: v for k, v in mj.items() if "slow" in k})
+        except Exception as e:  # noqa
+            print("metrics unavailable: %s" % e)
         grow_kb = peak["VmRSS"] - base["VmRSS"]
         print("RSS kB: base %s peak %s (VmRSS growth %d kB = %.1f MiB, bound "
               "%d MiB)" % (base, peak, grow_kb, grow_kb / 1024.0,
