@@ -54,17 +54,17 @@ enum ctl_opt {
 
 /* The parsed command line. Strings are borrowed from argv. */
 struct ctl {
-    const char *server;                     /* HOST:PORT of any member */
-    bool is_json;                           /* --json */
-    unsigned seen;                          /* enum ctl_opt bits given */
-    const char *role;                       /* --role */
-    const char *msg_id;                     /* --id */
-    const char *from;                       /* --from */
-    const char *last;                       /* --last */
-    const char *max;                        /* -n */
-    const char *headers[CTL_MAX_HEADERS];   /* --header K=V */
+    const char *server;                   /* HOST:PORT of any member */
+    bool is_json;                         /* --json */
+    unsigned seen;                        /* enum ctl_opt bits given */
+    const char *role;                     /* --role */
+    const char *msg_id;                   /* --id */
+    const char *from;                     /* --from */
+    const char *last;                     /* --last */
+    const char *max;                      /* -n */
+    const char *headers[CTL_MAX_HEADERS]; /* --header K=V */
     size_t n_headers;
-    const char *pos[CTL_MAX_POS];           /* command and its arguments */
+    const char *pos[CTL_MAX_POS]; /* command and its arguments */
     size_t n_pos;
 };
 
@@ -72,7 +72,7 @@ struct ctl_cmd {
     const char *name;
     size_t min_args; /* positional arguments after the name */
     size_t max_args;
-    unsigned opts;   /* enum ctl_opt bits allowed */
+    unsigned opts; /* enum ctl_opt bits allowed */
     int (*run)(const struct ctl *ctl);
 };
 
@@ -233,8 +233,7 @@ static json_int_t obj_int(const json_t *obj, const char *key, json_int_t def)
 }
 
 /* Returns the string field `key` of obj, or def. */
-static const char *obj_str(const json_t *obj, const char *key,
-                           const char *def)
+static const char *obj_str(const json_t *obj, const char *key, const char *def)
 {
     const json_t *v = json_object_get(obj, key);
 
@@ -272,7 +271,8 @@ static void print_table(const json_t *arr, size_t n_cols,
     CH_ASSERT(n_cols <= 8);
     for (c = 0; c < n_cols; c++)
         width[c] = strlen(heads[c]);
-    json_array_foreach(arr, i, row) {
+    json_array_foreach(arr, i, row)
+    {
         for (c = 0; c < n_cols; c++) {
             cell(row, keys[c], buf, sizeof(buf));
             if (strlen(buf) > width[c])
@@ -282,7 +282,8 @@ static void print_table(const json_t *arr, size_t n_cols,
     for (c = 0; c < n_cols; c++)
         printf("%-*s%s", c + 1 < n_cols ? (int)width[c] : 0, heads[c],
                c + 1 < n_cols ? "  " : "\n");
-    json_array_foreach(arr, i, row) {
+    json_array_foreach(arr, i, row)
+    {
         for (c = 0; c < n_cols; c++) {
             cell(row, keys[c], buf, sizeof(buf));
             printf("%-*s%s", c + 1 < n_cols ? (int)width[c] : 0, buf,
@@ -366,15 +367,14 @@ static int call_json(const struct ctl *ctl, const char *method,
                      const char *path, const json_t *body, int timeout_ms,
                      json_t **out)
 {
-    static const char *const headers[] = {
-        "Content-Type: application/json", NULL};
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          NULL};
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     int rv;
 
     if (text == NULL)
         return fail("out of memory");
-    rv = call(ctl, method, path, headers, text, strlen(text), timeout_ms,
-              out);
+    rv = call(ctl, method, path, headers, text, strlen(text), timeout_ms, out);
     free(text);
     return rv;
 }
@@ -388,8 +388,8 @@ static int url_encode(struct ch_buf *b, const char *s)
     for (; rv == 0 && *s != '\0'; s++) {
         unsigned char ch = (unsigned char)*s;
         if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
-            ch == '_' || ch == '~' || ch == '/') {
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+            ch == '~' || ch == '/') {
             rv = ch_buf_append(b, s, 1);
         } else {
             char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
@@ -443,12 +443,12 @@ static void print_members(json_t *cluster)
         print_table(members, 4, MEMBER_HEADS, MEMBER_KEYS);
         return;
     }
-    json_array_foreach(copy, i, m) {
+    json_array_foreach(copy, i, m)
+    {
         if (json_is_object(m) &&
-            json_object_set_new(m, "isLeader",
-                                json_string(obj_int(m, "id", -1) == leader
-                                                ? "*"
-                                                : "")) != 0)
+            json_object_set_new(
+                m, "isLeader",
+                json_string(obj_int(m, "id", -1) == leader ? "*" : "")) != 0)
             break;
     }
     print_table(copy, 5, MEMBER_HEADS, MEMBER_KEYS);
@@ -477,8 +477,8 @@ static json_t *get_health(const struct ctl *ctl)
     int rv;
 
     httpc_response_init(&r);
-    rv = httpc_request("GET", ctl->server, "/admin/healthcheck", NULL, NULL,
-                       0, CTL_CONNECT_TIMEOUT_MS, CTL_REQUEST_TIMEOUT_MS, &r);
+    rv = httpc_request("GET", ctl->server, "/admin/healthcheck", NULL, NULL, 0,
+                       CTL_CONNECT_TIMEOUT_MS, CTL_REQUEST_TIMEOUT_MS, &r);
     if (rv == 0)
         j = json_loadb(r.body.data != NULL ? r.body.data : "", r.body.len, 0,
                        NULL);
@@ -489,10 +489,8 @@ static json_t *get_health(const struct ctl *ctl)
     if (j != NULL && (rv != 0 || r.status != 200)) {
         const char *why = rv != 0 ? r.errmsg : obj_str(j, "error", NULL);
         /* Keep the server's fields, but make the verdict explicit. */
-        if (json_object_set_new(j, "status", json_string("unavailable")) !=
-                0 ||
-            json_object_set_new(j, "httpStatus", json_integer(r.status)) !=
-                0 ||
+        if (json_object_set_new(j, "status", json_string("unavailable")) != 0 ||
+            json_object_set_new(j, "httpStatus", json_integer(r.status)) != 0 ||
             (why != NULL && json_object_get(j, "error") == NULL &&
              json_object_set_new(j, "error", json_string(why)) != 0)) {
             json_decref(j);
@@ -659,8 +657,7 @@ static int cmd_transfer(const struct ctl *ctl)
     } else {
         leader = obj_int(out, "leader", id);
         if (leader > 0)
-            printf("leadership transferred to node %" JSON_INTEGER_FORMAT
-                   "\n",
+            printf("leadership transferred to node %" JSON_INTEGER_FORMAT "\n",
                    leader);
         else
             printf("leadership transferred\n");
@@ -850,8 +847,8 @@ static int cmd_publish(const struct ctl *ctl)
         rv = fail("out of memory");
         goto out_after_url;
     }
-    rv = call(ctl, "POST", url.data, (const char *const *)lines, data,
-              data_n, CTL_REQUEST_TIMEOUT_MS, &out);
+    rv = call(ctl, "POST", url.data, (const char *const *)lines, data, data_n,
+              CTL_REQUEST_TIMEOUT_MS, &out);
     if (rv != EXIT_OK)
         goto out_after_url;
     if (ctl->is_json)
@@ -968,10 +965,10 @@ static json_t *message_json(const struct tail_msg *m)
     if (headers == NULL)
         headers = m->header_n > 0 ? json_stringn(m->header, m->header_n)
                                   : json_object();
-    o = json_pack("{s:s%, s:I, s:s%, s:s%, s:s%, s:I, s:o*}", "path",
-                  m->path, m->path_n, "sequenceId", (json_int_t)m->seq,
-                  "userId", m->user, m->user_n, "applicationId", m->app,
-                  m->app_n, "messageId", m->msg_id, m->msg_id_n, "time",
+    o = json_pack("{s:s%, s:I, s:s%, s:s%, s:s%, s:I, s:o*}", "path", m->path,
+                  m->path_n, "sequenceId", (json_int_t)m->seq, "userId",
+                  m->user, m->user_n, "applicationId", m->app, m->app_n,
+                  "messageId", m->msg_id, m->msg_id_n, "time",
                   (json_int_t)m->time, "headers", headers);
     if (o == NULL)
         return NULL;
@@ -1277,8 +1274,8 @@ int main(int argc, char **argv)
             return usage_error("%s: option %s does not apply", cmd->name,
                                opt_name(bit));
     }
-    if (ch_hostport_split(ctl.server, host, sizeof(host), port,
-                          sizeof(port)) != 0)
+    if (ch_hostport_split(ctl.server, host, sizeof(host), port, sizeof(port)) !=
+        0)
         return usage_error("bad server address '%s' (want HOST:PORT)",
                            ctl.server);
     /* A closed pipe (e.g. `| head`) should end us quietly with an error

@@ -13,8 +13,8 @@
 #define HTTPC_MAX_BODY_BYTES (64 * 1024 * 1024)
 
 struct httpc_response {
-    int status;                 /* HTTP status code, 0 before a response */
-    struct ch_buf body;         /* owned body bytes (NUL-terminated) */
+    int status;                  /* HTTP status code, 0 before a response */
+    struct ch_buf body;          /* owned body bytes (NUL-terminated) */
     char errmsg[CH_ERRMSG_SIZE]; /* why the request failed, "" when ok */
 };
 
@@ -35,7 +35,6 @@ void httpc_response_free(struct httpc_response *r);
 __attribute__((warn_unused_result)) int
 httpc_request(const char *method, const char *hostport, const char *path,
               const char *const *headers, const void *body, size_t body_n,
-              int connect_timeout_ms, int timeout_ms,
-              struct httpc_response *r);
+              int connect_timeout_ms, int timeout_ms, struct httpc_response *r);
 
 #endif

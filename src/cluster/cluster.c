@@ -124,8 +124,17 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
         free(c);
         return CH_EINVAL;
     }
+    if (cfg->cluster_spec != NULL) {
+        rv = cluster_spec_parse(cfg->cluster_spec, &c->spec_members,
+                                &c->n_spec_members, errmsg);
+        if (rv != 0) {
+            free(c);
+            return rv;
+        }
+    }
     rv = mkdirs(c->raft_dir, errmsg);
     if (rv != 0) {
+        free(c->spec_members);
         free(c);
         return rv;
     }
@@ -143,6 +152,20 @@ void cluster_set_applied_cb(struct cluster *c, cluster_applied_cb cb,
 {
     c->applied_cb = cb;
     c->applied_arg = arg;
+}
+
+void cluster_set_removed_cb(struct cluster *c, cluster_removed_cb cb,
+                            void *arg)
+{
+    c->removed_cb = cb;
+    c->removed_arg = arg;
+}
+
+void cluster_set_restored_cb(struct cluster *c, cluster_restored_cb cb,
+                             void *arg)
+{
+    c->restored_cb = cb;
+    c->restored_arg = arg;
 }
 
 /* Decides whether to bootstrap and with which configuration (SPEC §2). */
@@ -287,14 +310,19 @@ static void tick_cb(uv_timer_t *t)
         return;
     monitor(c);
     cluster__propose_expire(c);
+    cluster__forward_tick(c);
+    cluster__membership_tick(c);
+    cluster__forward_flush(c);
 }
 
 static void check_cb(uv_check_t *h)
 {
     struct cluster *c = h->data;
 
-    if (!c->closing)
-        cluster__propose_flush(c);
+    if (c->closing)
+        return;
+    cluster__propose_flush(c);
+    cluster__forward_flush(c);
 }
 
 /* raft_start reports a busy port as a bare RAFT_IOERR with no text: probe
@@ -466,16 +494,20 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
         uv_close((uv_handle_t *)&c->tick_timer, handle_close_cb);
     if (c->raft_inited) {
         c->raft.data = c;
-        /* In-flight applies fail with LEADERSHIPLOST: outcome unknown. */
+        /* In-flight applies fail with LEADERSHIPLOST: outcome unknown.
+         * Pending membership changes fail the same way (synchronously). */
         raft_close(&c->raft, on_raft_closed);
-    } else {
-        maybe_closed(c);
     }
+    cluster__forward_fail_all(c, CH_ESHUTDOWN);
+    cluster__membership_close(c);
+    if (!c->raft_inited)
+        maybe_closed(c);
 }
 
 void cluster_destroy(struct cluster *c)
 {
     cluster__fsm_close(c);
+    free(c->spec_members);
     free(c);
 }
 
@@ -506,16 +538,17 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
         struct cluster_member *m = &out->members[out->n_members++];
         m->id = s->id;
         snprintf(m->raft, sizeof m->raft, "%s", s->address);
-        /* TODO(#3): the replicated member directory gives every HTTP
-         * address; until then a node knows its own. */
-        if (s->id == c->cfg.id)
-            snprintf(m->http, sizeof m->http, "%s", c->cfg.http_addr);
+        if (!cluster__member_http(c, s->id, m->http, sizeof m->http))
+            m->http[0] = '\0';
         m->role = s->role == RAFT_VOTER     ? CLUSTER_ROLE_VOTER
                   : s->role == RAFT_STANDBY ? CLUSTER_ROLE_STANDBY
                                             : CLUSTER_ROLE_SPARE;
     }
-    if (c->cfg.join && (c->raft.configuration.n == 0 || leader_id == 0))
+    if (c->cfg.join && !c->was_member &&
+        (!cluster__is_member(c, c->cfg.id) || leader_id == 0)) {
         out->state = "joining";
+        out->leader_id = 0;
+    }
 }
 
 bool cluster_is_healthy(struct cluster *c)
@@ -526,7 +559,9 @@ bool cluster_is_healthy(struct cluster *c)
     if (!c->raft_started || c->closing)
         return false;
     raft_leader(&c->raft, &leader_id, &leader_addr);
-    if (leader_id == 0)
+    if (leader_id == 0 || c->removed)
+        return false;
+    if (c->cfg.join && !cluster__is_member(c, c->cfg.id))
         return false;
     if (raft_state(&c->raft) == RAFT_LEADER && !c->is_ready)
         return false;

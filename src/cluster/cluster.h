@@ -101,6 +101,34 @@ typedef void (*cluster_publish_cb)(void *arg, int status,
 int cluster_publish(struct cluster *c, const struct ch_msg *m,
                     cluster_publish_cb cb, void *arg);
 
+/* Completion of an admin request: status 0 or CH_E*, with a one-line
+ * reason (borrowed for the call; "" on success). */
+typedef void (*cluster_admin_cb)(void *arg, int status, const char *text);
+
+/* Membership (SPEC §5): any node takes them and forwards to the leader.
+ * join adds `id` with its raft and HTTP address (a voter first catches up
+ * as a standby... then is promoted); leave removes it (the leader transfers
+ * leadership first when it is the one leaving); transfer moves leadership
+ * to `id` (0: any voter). If 0 is returned, cb fires exactly once;
+ * otherwise never (CH_EINVAL, CH_ESHUTDOWN, CH_ENOMEM). */
+int cluster_join(struct cluster *c, uint64_t id, const char *raft,
+                 const char *http, int role, cluster_admin_cb cb, void *arg);
+int cluster_leave(struct cluster *c, uint64_t id, cluster_admin_cb cb,
+                  void *arg);
+int cluster_transfer(struct cluster *c, uint64_t id, cluster_admin_cb cb,
+                     void *arg);
+
+/* The leader tells a removed node (link op REMOVED): if `id` is this node,
+ * the removed callback fires (the node shuts down). */
+void cluster_removed_notice(struct cluster *c, uint64_t id);
+typedef void (*cluster_removed_cb)(void *arg);
+void cluster_set_removed_cb(struct cluster *c, cluster_removed_cb cb,
+                            void *arg);
+/* Called after the store was replaced by a snapshot from the leader. */
+typedef void (*cluster_restored_cb)(void *arg);
+void cluster_set_restored_cb(struct cluster *c, cluster_restored_cb cb,
+                             void *arg);
+
 /* The store this node applies to (for reads by the gateway). */
 struct store *cluster_store(struct cluster *c);
 

@@ -11,6 +11,10 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/codec.h"
+#include "common/limits.h"
+#include "common/link.h"
+
+#include <wslay/wslay.h>
 
 /* One publish waiting for its outcome. */
 struct waiter {
@@ -29,6 +33,39 @@ struct batch {
     size_t cap_waiters;
     bool proposed;      /* handed to raft_apply */
     struct batch *next; /* in the waiting or in-flight list */
+};
+
+/* A request forwarded to the leader over the link (forward.c). */
+struct fwd_req {
+    struct fwd_req *next;
+    uint64_t req_id;
+    enum ch_link_op op;
+    struct ch_buf item; /* the encoded request (common/link.h) */
+    uint64_t deadline_ms;
+    bool sent;
+    cluster_publish_cb pub_cb; /* PUBLISH */
+    cluster_admin_cb admin_cb; /* other ops */
+    void *arg;
+    struct store_result res; /* PUBLISH answer, waiting for local apply */
+};
+
+struct fwd_list {
+    struct fwd_req *head, *tail;
+};
+
+/* A membership change run by the leader (membership.c); one at a time. */
+struct mchange {
+    struct cluster *c;
+    enum ch_link_op op;
+    uint64_t id;
+    char raft[CLUSTER_ADDR_MAX];
+    char http[CLUSTER_ADDR_MAX * 4];
+    int role;
+    cluster_admin_cb cb;
+    void *arg;
+    struct raft_apply apply_req;
+    struct raft_change change_req;
+    struct raft_transfer transfer_req;
 };
 
 /* The FSM's answer for one applied entry (result of fsm->apply). */
@@ -63,6 +100,36 @@ struct cluster {
 
     cluster_applied_cb applied_cb;
     void *applied_arg;
+    cluster_removed_cb removed_cb;
+    void *removed_arg;
+    cluster_restored_cb restored_cb;
+    void *restored_arg;
+
+    /* Initial members from --cluster: HTTP addresses until the replicated
+     * directory has them. */
+    struct cluster_member *spec_members;
+    unsigned n_spec_members;
+    bool directory_checked; /* leader proposed missing directory entries */
+
+    /* Forwarding to the leader (forward.c). */
+    struct lclient *link;    /* to the leader, or NULL */
+    uint64_t link_leader_id; /* whom `link` goes to */
+    bool link_open;
+    uint64_t next_req_id;
+    struct fwd_list fwd_queued; /* not sent yet */
+    struct fwd_list fwd_sent;   /* sent, no answer yet */
+    struct fwd_list fwd_apply;  /* answered, waiting for local apply */
+    uint64_t link_retry_ms;     /* no reconnect before */
+
+    /* Joining with --join ADDR (membership.c). */
+    struct lclient *join_link;
+    bool join_done;
+    uint64_t join_retry_ms;
+
+    /* The membership change in progress on the leader, or NULL. */
+    struct mchange *change;
+    bool removed; /* told we were removed; shutting down */
+    bool was_member;
 
     /* Proposals: `open` takes new publishes; full or flushed batches wait
      * in waiting_head..tail until an in-flight slot is free. */
@@ -89,11 +156,51 @@ struct cluster {
     struct cluster_metrics metrics;
 };
 
+/* link_client.c: the client end of a node-to-node link. */
+struct lclient;
+typedef void (*lclient_resp_cb)(void *arg, const struct ch_link_resp *r);
+typedef void (*lclient_req_cb)(void *arg, const struct ch_link_req *r);
+typedef void (*lclient_state_cb)(void *arg, struct lclient *l, bool open);
+/* Starts connecting to a gateway HOST:PORT. NULL on a bad address or no
+ * memory (no callback then). */
+struct lclient *lclient_create(struct cluster *c, const char *addr,
+                               lclient_resp_cb resp_cb, lclient_req_cb req_cb,
+                               lclient_state_cb state_cb, void *arg);
+bool lclient_is_open(const struct lclient *l);
+size_t lclient_queued(const struct lclient *l);
+/* Queues one binary frame (copied). CH_ECONNECT if not open. */
+int lclient_send(struct lclient *l, const void *frame, size_t n);
+/* Closes without further callbacks. */
+void lclient_close(struct lclient *l);
+
 /* fsm.c */
 int cluster__fsm_init(struct cluster *c);
 void cluster__fsm_close(struct cluster *c);
 
+/* forward.c */
+int cluster__forward_publish(struct cluster *c, const struct ch_msg *m,
+                             cluster_publish_cb cb, void *arg);
+int cluster__forward_admin(struct cluster *c, const struct ch_link_req *r,
+                           cluster_admin_cb cb, void *arg);
+void cluster__forward_tick(struct cluster *c);
+void cluster__forward_flush(struct cluster *c);
+void cluster__forward_applied(struct cluster *c);
+void cluster__forward_fail_all(struct cluster *c, int status);
+/* Looks up a member's gateway address (directory, then --cluster).
+ * Returns true and fills out. */
+bool cluster__member_http(struct cluster *c, uint64_t id, char *out,
+                          size_t out_size);
+
+/* membership.c */
+int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
+                         cluster_admin_cb cb, void *arg);
+void cluster__membership_tick(struct cluster *c);
+void cluster__membership_close(struct cluster *c);
+bool cluster__is_member(struct cluster *c, uint64_t id);
+
 /* propose.c */
+int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
+                           cluster_publish_cb cb, void *arg);
 void cluster__propose_flush(struct cluster *c);
 void cluster__propose_expire(struct cluster *c);
 void cluster__propose_fail_all(struct cluster *c, int status);

@@ -86,11 +86,36 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         for (uint32_t i = 0; i < cmd.n_msgs; i++) {
             cmd.msgs[i].seq = c->scratch[i].seq;
             cmd.msgs[i].time = c->scratch[i].time;
+            c->scratch[i].index = index;
         }
         c->result.n = cmd.n_msgs;
         c->result.results = c->scratch;
         if (c->applied_cb != NULL)
             c->applied_cb(c->applied_arg, cmd.msgs, c->scratch, cmd.n_msgs);
+        /* Forwarded publishes waiting for this index can be answered. */
+        cluster__forward_applied(c);
+        break;
+    case CH_CMD_MEMBERS:
+        rv = store_apply_members(c->store, index, cmd.members, cmd.n_members,
+                                 &skipped);
+        if (rv == CH_EINVAL) {
+            log_error("fsm", "bad member change ignored index=%llu",
+                      (unsigned long long)index);
+            c->result.status = CH_EINVAL;
+        } else if (rv != 0) {
+            log_error("fsm", "store failure index=%llu err=%s: %s",
+                      (unsigned long long)index, ch_strerror(rv),
+                      store_errmsg(c->store));
+            abort();
+        } else if (!skipped) {
+            for (uint32_t i = 0; i < cmd.n_members; i++)
+                log_info("fsm", "member directory %s id=%llu raft=%.*s "
+                                "http=%.*s",
+                         cmd.members[i].op == CH_MEMBER_SET ? "set" : "del",
+                         (unsigned long long)cmd.members[i].id,
+                         (int)cmd.members[i].raft.n, cmd.members[i].raft.p,
+                         (int)cmd.members[i].http.n, cmd.members[i].http.p);
+        }
         break;
     default:
         log_error("fsm", "unknown command type=%d index=%llu", (int)cmd.type,
@@ -195,6 +220,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     log_info("fsm", "snapshot restored snapshot=%llu was=%llu",
              (unsigned long long)snap_index, (unsigned long long)applied);
     raft_free(buf->base);
+    if (c->restored_cb != NULL)
+        c->restored_cb(c->restored_arg);
+    cluster__forward_applied(c);
     return 0;
 }
 

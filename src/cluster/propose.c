@@ -92,16 +92,26 @@ static void close_open_batch(struct cluster *c)
 int cluster_publish(struct cluster *c, const struct ch_msg *m,
                     cluster_publish_cb cb, void *arg)
 {
+    if (c->closing || c->accepting_stopped || c->removed)
+        return CH_ESHUTDOWN;
+    if (!c->raft_started)
+        return CH_ENOTLEADER;
+    if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
+        return CH_EFULL;
+    if (raft_state(&c->raft) == RAFT_LEADER)
+        return cluster__propose_local(c, m, cb, arg);
+    /* A follower (or a node without a known leader) forwards; the request
+     * waits for a leader until the publish timeout. */
+    return cluster__forward_publish(c, m, cb, arg);
+}
+
+/* Appends a publish to the open batch (leader only). */
+int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
+                           cluster_publish_cb cb, void *arg)
+{
     struct batch *b;
     struct waiter *w;
     int rv;
-
-    if (c->closing || c->accepting_stopped)
-        return CH_ESHUTDOWN;
-    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER)
-        return CH_ENOTLEADER; /* TODO(#3): forward to the leader */
-    if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
-        return CH_EFULL;
 
     if (c->open != NULL &&
         (c->open->n_waiters >= CH_MAX_BATCH_MSGS ||

@@ -1,8 +1,10 @@
-/* msgpack codecs: the raft publish command and the stored message record.
- * Every format is written and read here once; decoders are zero-copy and
- * treat their input as hostile (raft entries and store values are fuzzed). */
+/* msgpack codecs: the raft commands (publish batch, member changes) and the
+ * stored message record. Every format is written and read here once;
+ * decoders are zero-copy and treat their input as hostile (raft entries and
+ * store values are fuzzed). */
 #include "common/codec.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,17 @@
 
 /* Smallest encoding of one message array: fixarray + 6 empty bins. */
 #define CMD_MIN_MSG_BYTES (1 + CMD_MSG_FIELDS * 2)
+
+/* Fields of one member change array: op, id, raft, http, role. */
+#define CMD_MEMBER_FIELDS 5
+/* Smallest encoding of one member change: fixarray, fixint op, fixint id,
+ * 2 empty bins, fixint role. */
+#define CMD_MIN_MEMBER_BYTES (1 + 1 + 1 + 2 + 2 + 1)
+/* Limits of struct ch_member_change (codec.h): the store keeps the
+ * addresses NUL-terminated in char[64] and char[256]. */
+#define CMD_MEMBER_MAX_RAFT_BYTES 63
+#define CMD_MEMBER_MAX_HTTP_BYTES 255
+#define CMD_MEMBER_MAX_ROLE 2 /* 0 voter, 1 standby, 2 spare */
 
 static size_t pad8(size_t n)
 {
@@ -298,6 +311,197 @@ int ch_batch_enc_finish(const struct ch_batch_enc *e, int64_t time,
     return 0;
 }
 
+/* ---- member changes ----------------------------------------------------- */
+
+static bool member_op_valid(uint64_t op)
+{
+    return op == CH_MEMBER_SET || op == CH_MEMBER_DEL;
+}
+
+/* Fields a decoded change must satisfy, whatever its op (the decoder does
+ * not know which fields an op ignores; the encoder writes ignored ones as
+ * empty/0, so they always pass). */
+static bool member_fields_valid(uint64_t id, size_t raft_n, size_t http_n,
+                                uint64_t role)
+{
+    return id != 0 && raft_n <= CMD_MEMBER_MAX_RAFT_BYTES &&
+           http_n <= CMD_MEMBER_MAX_HTTP_BYTES && role <= CMD_MEMBER_MAX_ROLE;
+}
+
+/* Whether ch_members_encode accepts a change: a DEL's raft, http and role
+ * are ignored (and written as empty/0), a SET's must be in range. */
+static bool member_change_encodable(const struct ch_member_change *c)
+{
+    if (c->op == CH_MEMBER_DEL)
+        return c->id != 0;
+    if (c->op != CH_MEMBER_SET || c->role < 0 ||
+        (c->raft.n > 0 && c->raft.p == NULL) ||
+        (c->http.n > 0 && c->http.p == NULL))
+        return false;
+    return member_fields_valid(c->id, c->raft.n, c->http.n, (uint64_t)c->role);
+}
+
+/* Packer target that only counts bytes (first pass of the encoder). */
+static int count_write_cb(void *data, const char *p, size_t n)
+{
+    size_t *count = data;
+
+    (void)p;
+    *count += n;
+    return 0;
+}
+
+/* Packs the payload of a members command. The prefix has the fixed widths
+ * of a publish batch's, so both command kinds start alike. */
+static int members_pack(msgpack_packer *pk,
+                        const struct ch_member_change *changes, uint32_t n,
+                        int64_t time)
+{
+    if (msgpack_pack_fix_uint8(pk, CH_CMD_MEMBERS) != 0 ||
+        msgpack_pack_fix_int64(pk, time) != 0 ||
+        msgpack_pack_fix_int64(pk, 0) != 0 || /* dedup window slot */
+        msgpack_pack_fix_uint32(pk, n) != 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct ch_member_change *c = &changes[i];
+        bool is_set = c->op == CH_MEMBER_SET;
+
+        if (msgpack_pack_array(pk, CMD_MEMBER_FIELDS) != 0 ||
+            msgpack_pack_uint64(pk, (uint64_t)c->op) != 0 ||
+            msgpack_pack_uint64(pk, c->id) != 0 ||
+            ch_mp_pack_bytes(pk, c->raft.p, is_set ? c->raft.n : 0) != 0 ||
+            ch_mp_pack_bytes(pk, c->http.p, is_set ? c->http.n : 0) != 0 ||
+            msgpack_pack_uint64(pk, is_set ? (uint64_t)c->role : 0) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ch_members_encode(const struct ch_member_change *changes, uint32_t n,
+                      int64_t time, void *(*alloc)(size_t), void **out,
+                      size_t *out_len)
+{
+    struct fixed_writer w;
+    msgpack_packer pk;
+    size_t payload = 0;
+    size_t total;
+    char *p;
+
+    if (n > 0 && changes == NULL)
+        return CH_EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!member_change_encodable(&changes[i]))
+            return CH_EINVAL;
+    }
+    /* Two passes, counting then writing, so the entry is one allocation
+     * of the exact size from `alloc` (raft_malloc for proposals). */
+    msgpack_packer_init(&pk, &payload, count_write_cb);
+    if (members_pack(&pk, changes, n, time) != 0)
+        CH_ASSERT(!"counting packer failed");
+    if (payload > UINT32_MAX)
+        return CH_ENOMEM; /* cannot be described by the header */
+    total = pad8(CH_CMD_HEADER_BYTES + payload);
+    p = alloc(total);
+    if (p == NULL)
+        return CH_ENOMEM;
+    put_le32((unsigned char *)p, CH_CMD_MAGIC);
+    put_le32((unsigned char *)p + 4, (uint32_t)payload);
+    w.p = p + CH_CMD_HEADER_BYTES;
+    w.cap = payload;
+    w.len = 0;
+    msgpack_packer_init(&pk, &w, fixed_write_cb);
+    /* Same input, same bytes: the second pass fits by construction. */
+    if (members_pack(&pk, changes, n, time) != 0)
+        CH_ASSERT(!"members payload overflow");
+    CH_ASSERT(w.len == payload);
+    memset(p + CH_CMD_HEADER_BYTES + payload, 0,
+           total - CH_CMD_HEADER_BYTES - payload);
+    *out = p;
+    *out_len = total;
+    return 0;
+}
+
+/* ---- command decoding --------------------------------------------------- */
+
+/* Decodes n message arrays at *off (publish batch). */
+static int decode_msgs(const char *p, size_t end, size_t *off, uint64_t n,
+                       struct ch_cmd *out)
+{
+    struct ch_msg *msgs = NULL;
+
+    /* Bound the allocation by what the input can hold. */
+    if (n > (end - *off) / CMD_MIN_MSG_BYTES)
+        return CH_ECORRUPT;
+    if (n > 0) {
+        msgs = calloc((size_t)n, sizeof(*msgs));
+        if (msgs == NULL)
+            return CH_ECORRUPT; /* only for inputs the size of memory */
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        struct ch_msg *m = &msgs[i];
+        uint32_t n_fields;
+
+        if (ch_mp_read_array(p, end, off, &n_fields) != 0 ||
+            n_fields != CMD_MSG_FIELDS ||
+            ch_mp_read_bytes(p, end, off, &m->path) != 0 ||
+            ch_mp_read_bytes(p, end, off, &m->user) != 0 ||
+            ch_mp_read_bytes(p, end, off, &m->app) != 0 ||
+            ch_mp_read_bytes(p, end, off, &m->msgid) != 0 ||
+            ch_mp_read_bytes(p, end, off, &m->header) != 0 ||
+            ch_mp_read_bytes(p, end, off, &m->body) != 0)
+            goto err;
+        m->seq = 0;
+        m->time = out->time;
+    }
+    out->n_msgs = (uint32_t)n;
+    out->msgs = msgs;
+    return 0;
+
+err:
+    free(msgs);
+    return CH_ECORRUPT;
+}
+
+/* Decodes n member change arrays at *off. */
+static int decode_members(const char *p, size_t end, size_t *off, uint64_t n,
+                          struct ch_cmd *out)
+{
+    struct ch_member_change *members = NULL;
+
+    if (n > (end - *off) / CMD_MIN_MEMBER_BYTES)
+        return CH_ECORRUPT;
+    if (n > 0) {
+        members = calloc((size_t)n, sizeof(*members));
+        if (members == NULL)
+            return CH_ECORRUPT; /* only for inputs the size of memory */
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        struct ch_member_change *c = &members[i];
+        uint32_t n_fields;
+        uint64_t op;
+        uint64_t role;
+
+        if (ch_mp_read_array(p, end, off, &n_fields) != 0 ||
+            n_fields != CMD_MEMBER_FIELDS ||
+            ch_mp_read_uint(p, end, off, &op) != 0 || !member_op_valid(op) ||
+            ch_mp_read_uint(p, end, off, &c->id) != 0 ||
+            ch_mp_read_bytes(p, end, off, &c->raft) != 0 ||
+            ch_mp_read_bytes(p, end, off, &c->http) != 0 ||
+            ch_mp_read_uint(p, end, off, &role) != 0 ||
+            !member_fields_valid(c->id, c->raft.n, c->http.n, role))
+            goto err;
+        c->op = (enum ch_member_op)op;
+        c->role = (int)role;
+    }
+    out->n_members = (uint32_t)n;
+    out->members = members;
+    return 0;
+
+err:
+    free(members);
+    return CH_ECORRUPT;
+}
+
 int ch_cmd_decode(const void *buf, size_t len, struct ch_cmd *out)
 {
     const unsigned char *u = buf;
@@ -307,7 +511,7 @@ int ch_cmd_decode(const void *buf, size_t len, struct ch_cmd *out)
     size_t off = CH_CMD_HEADER_BYTES;
     uint64_t type;
     uint64_t n;
-    struct ch_msg *msgs = NULL;
+    int rv;
 
     memset(out, 0, sizeof(*out));
     if (buf == NULL || len < CH_CMD_HEADER_BYTES || get_le32(u) != CH_CMD_MAGIC)
@@ -322,45 +526,26 @@ int ch_cmd_decode(const void *buf, size_t len, struct ch_cmd *out)
             return CH_ECORRUPT;
     }
 
-    if (ch_mp_read_uint(p, end, &off, &type) != 0 || type != CH_CMD_PUBLISH)
+    if (ch_mp_read_uint(p, end, &off, &type) != 0 ||
+        (type != CH_CMD_PUBLISH && type != CH_CMD_MEMBERS))
         return CH_ECORRUPT;
     if (ch_mp_read_int(p, end, &off, &out->time) != 0 ||
         ch_mp_read_int(p, end, &off, &out->dedup_window_s) != 0 ||
         ch_mp_read_uint(p, end, &off, &n) != 0)
         goto err;
-    /* Bound the allocation by what the input can hold. */
-    if (n > (end - off) / CMD_MIN_MSG_BYTES)
-        goto err;
-    if (n > 0) {
-        msgs = calloc((size_t)n, sizeof(*msgs));
-        if (msgs == NULL)
-            goto err; /* only reachable for inputs the size of memory */
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        struct ch_msg *m = &msgs[i];
-        uint32_t n_fields;
-
-        if (ch_mp_read_array(p, end, &off, &n_fields) != 0 ||
-            n_fields != CMD_MSG_FIELDS ||
-            ch_mp_read_bytes(p, end, &off, &m->path) != 0 ||
-            ch_mp_read_bytes(p, end, &off, &m->user) != 0 ||
-            ch_mp_read_bytes(p, end, &off, &m->app) != 0 ||
-            ch_mp_read_bytes(p, end, &off, &m->msgid) != 0 ||
-            ch_mp_read_bytes(p, end, &off, &m->header) != 0 ||
-            ch_mp_read_bytes(p, end, &off, &m->body) != 0)
-            goto err;
-        m->seq = 0;
-        m->time = out->time;
-    }
-    if (off != end)
-        goto err; /* trailing bytes inside the payload */
-    out->type = CH_CMD_PUBLISH;
-    out->n_msgs = (uint32_t)n;
-    out->msgs = msgs;
+    if (type == CH_CMD_PUBLISH)
+        rv = decode_msgs(p, end, &off, n, out);
+    else if (out->dedup_window_s == 0) /* unused slot: always 0 */
+        rv = decode_members(p, end, &off, n, out);
+    else
+        rv = CH_ECORRUPT;
+    if (rv != 0 || off != end)
+        goto err; /* off != end: trailing bytes inside the payload */
+    out->type = (enum ch_cmd_type)type;
     return 0;
 
 err:
-    free(msgs);
+    ch_cmd_free(out); /* what a decode_* call kept; out is zeroed otherwise */
     memset(out, 0, sizeof(*out));
     return CH_ECORRUPT;
 }
@@ -370,6 +555,9 @@ void ch_cmd_free(struct ch_cmd *c)
     free(c->msgs);
     c->msgs = NULL;
     c->n_msgs = 0;
+    free(c->members);
+    c->members = NULL;
+    c->n_members = 0;
 }
 
 /* ---- stored record ------------------------------------------------------ */

@@ -42,7 +42,31 @@ struct ch_msg {
 
 enum ch_cmd_type {
     CH_CMD_PUBLISH = 1, /* a batch of publishes */
+    CH_CMD_MEMBERS = 2, /* member directory changes */
 };
+
+/* One change of the member directory (the replicated map from raft id to
+ * raft address, gateway HTTP address and role). */
+enum ch_member_op {
+    CH_MEMBER_SET = 1, /* insert or replace */
+    CH_MEMBER_DEL = 2, /* remove (raft/http/role ignored) */
+};
+
+struct ch_member_change {
+    enum ch_member_op op;
+    uint64_t id;
+    struct ch_bytes raft; /* IPv4:port, at most 63 bytes */
+    struct ch_bytes http; /* host:port, at most 255 bytes */
+    int role;             /* 0 voter, 1 standby, 2 spare */
+};
+
+/* Encodes a CH_CMD_MEMBERS entry (same 8-byte header and padding as a
+ * publish batch; payload: uint type, int time, int 0, uint n, then n arrays
+ * [op, id, raft, http, role]) into memory from `alloc`.
+ * Returns 0, CH_EINVAL (bad op, address too long) or CH_ENOMEM. */
+int ch_members_encode(const struct ch_member_change *changes, uint32_t n,
+                      int64_t time, void *(*alloc)(size_t), void **out,
+                      size_t *out_len);
 
 /* Incremental encoder of a publish batch. */
 struct ch_batch_enc {
@@ -75,6 +99,10 @@ struct ch_cmd {
     int64_t dedup_window_s;
     uint32_t n_msgs;
     struct ch_msg *msgs; /* n_msgs entries; time set to the command's */
+    /* CH_CMD_MEMBERS: n_members changes (malloc'd, freed by ch_cmd_free;
+     * byte fields point into the input buffer). */
+    uint32_t n_members;
+    struct ch_member_change *members;
 };
 
 /* Decodes one raft entry. Returns 0, or CH_ECORRUPT for anything malformed

@@ -43,6 +43,10 @@
 /* REST replay: default and maximum `limit`. */
 #define CH_REST_DEFAULT_LIMIT 100
 #define CH_REST_MAX_LIMIT 10000
+/* Bytes of one node-to-node link frame (a batch of forwarded publishes). */
+#define CH_MAX_LINK_FRAME_BYTES (64 * 1024 * 1024)
+/* Link requests a node serves for one peer before it stops reading it. */
+#define CH_MAX_LINK_PENDING 100000
 /* LMDB map size (virtual; pages are allocated on use). */
 #define CH_STORE_MAP_BYTES (64ULL * 1024 * 1024 * 1024)
 

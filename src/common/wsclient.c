@@ -39,17 +39,17 @@ struct wsc_msg {
 };
 
 struct ch_wsc {
-    int fd;                       /* owned socket, -1 when not connected */
-    wslay_event_context_ptr ctx;  /* owned, NULL when not connected */
-    size_t max_msg_bytes;         /* limit for one received message */
-    struct ch_buf pending_in;     /* bytes read with the upgrade response */
-    size_t pending_off;           /* bytes of pending_in already consumed */
-    struct wsc_msg *head, *tail;  /* received messages, owned */
-    bool is_eof;                  /* the peer closed the TCP stream */
-    bool is_nomem;                /* a message could not be stored */
-    int sock_errno;               /* errno of a failed recv/send, or 0 */
-    int close_code;               /* status of a received close, or 0 */
-    char errmsg[CH_ERRMSG_SIZE];  /* text of the last failure */
+    int fd;                      /* owned socket, -1 when not connected */
+    wslay_event_context_ptr ctx; /* owned, NULL when not connected */
+    size_t max_msg_bytes;        /* limit for one received message */
+    struct ch_buf pending_in;    /* bytes read with the upgrade response */
+    size_t pending_off;          /* bytes of pending_in already consumed */
+    struct wsc_msg *head, *tail; /* received messages, owned */
+    bool is_eof;                 /* the peer closed the TCP stream */
+    bool is_nomem;               /* a message could not be stored */
+    int sock_errno;              /* errno of a failed recv/send, or 0 */
+    int close_code;              /* status of a received close, or 0 */
+    char errmsg[CH_ERRMSG_SIZE]; /* text of the last failure */
 };
 
 /* ---- time ---------------------------------------------------------------- */
@@ -141,8 +141,7 @@ static int connect_wait(int fd, long long deadline)
     return err;
 }
 
-int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd,
-                   char *errmsg)
+int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg)
 {
     char host[256];
     char port[16];
@@ -157,8 +156,8 @@ int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd,
 
     if (ch_hostport_split(hostport, host, sizeof(host), port, sizeof(port)) !=
         0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE,
-                 "bad address %s (want HOST:PORT)", hostport);
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad address %s (want HOST:PORT)",
+                 hostport);
         return CH_EINVAL;
     }
     memset(&hints, 0, sizeof(hints));
@@ -171,8 +170,8 @@ int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd,
         return CH_ECONNECT;
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-                                      SOCK_CLOEXEC,
+        s = socket(ai->ai_family,
+                   ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                    ai->ai_protocol);
         if (s < 0) {
             last_err = errno;
@@ -186,8 +185,8 @@ int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd,
             last_err = errno;
         if (last_err == 0) {
             /* Latency matters more than segment count for small frames. */
-            if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one,
-                           sizeof(one)) != 0) {
+            if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) !=
+                0) {
                 last_err = errno;
                 close(s);
                 continue;
@@ -266,9 +265,9 @@ int ch_ws_handshake_init(struct ch_ws_handshake *hs, const char *key)
 struct hs_parse {
     const char *field; /* last header name (points into the head) */
     size_t field_n;
-    bool has_upgrade;    /* Upgrade: websocket */
-    bool has_accept;     /* Sec-WebSocket-Accept present */
-    bool is_accept_ok;   /* ... and equal to the expected value */
+    bool has_upgrade;  /* Upgrade: websocket */
+    bool has_accept;   /* Sec-WebSocket-Accept present */
+    bool is_accept_ok; /* ... and equal to the expected value */
     const char *expected;
     bool is_done;
 };
@@ -296,8 +295,8 @@ static int hs_on_header_value(http_parser *hp, const char *at, size_t n)
         p->has_upgrade = n == 9 && strncasecmp(at, "websocket", 9) == 0;
     } else if (field_is(p, "Sec-WebSocket-Accept")) {
         p->has_accept = true;
-        p->is_accept_ok = n == strlen(p->expected) &&
-                          memcmp(at, p->expected, n) == 0;
+        p->is_accept_ok =
+            n == strlen(p->expected) && memcmp(at, p->expected, n) == 0;
     }
     return 0;
 }
@@ -311,8 +310,8 @@ static int hs_on_headers_complete(http_parser *hp)
     return 1;
 }
 
-int ch_ws_handshake_feed(struct ch_ws_handshake *hs, const char *data,
-                         size_t n, bool *done, size_t *used, char *errmsg)
+int ch_ws_handshake_feed(struct ch_ws_handshake *hs, const char *data, size_t n,
+                         bool *done, size_t *used, char *errmsg)
 {
     http_parser_settings settings;
     http_parser hp;
@@ -332,8 +331,7 @@ int ch_ws_handshake_feed(struct ch_ws_handshake *hs, const char *data,
     end = strstr(hs->buf, "\r\n\r\n");
     if (end == NULL) {
         if (hs->len == sizeof(hs->buf) - 1) {
-            snprintf(errmsg, CH_ERRMSG_SIZE,
-                     "upgrade response head too large");
+            snprintf(errmsg, CH_ERRMSG_SIZE, "upgrade response head too large");
             return CH_ETOOBIG;
         }
         return 0;
@@ -350,8 +348,7 @@ int ch_ws_handshake_feed(struct ch_ws_handshake *hs, const char *data,
     http_parser_init(&hp, HTTP_RESPONSE);
     hp.data = &p;
     parsed = http_parser_execute(&hp, &settings, hs->buf, head_len);
-    if (!p.is_done ||
-        (HTTP_PARSER_ERRNO(&hp) != HPE_OK && parsed < head_len)) {
+    if (!p.is_done || (HTTP_PARSER_ERRNO(&hp) != HPE_OK && parsed < head_len)) {
         snprintf(errmsg, CH_ERRMSG_SIZE, "bad upgrade response: %s",
                  http_errno_description(HTTP_PARSER_ERRNO(&hp)));
         return CH_EPROTO;
@@ -444,8 +441,8 @@ static ssize_t wsc_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
     }
 }
 
-static int wsc_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf,
-                          size_t len, void *user_data)
+static int wsc_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                          void *user_data)
 {
     (void)user_data;
     if (RAND_bytes(buf, (int)len) != 1) {
@@ -530,8 +527,7 @@ static int write_all(struct ch_wsc *c, const char *data, size_t n,
         }
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
             errno != EINTR) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "send: %s",
-                     strerror(errno));
+            snprintf(c->errmsg, sizeof(c->errmsg), "send: %s", strerror(errno));
             return CH_EIO;
         }
         rv = poll(&pfd, 1, remaining_ms(deadline));
@@ -541,8 +537,7 @@ static int write_all(struct ch_wsc *c, const char *data, size_t n,
             return CH_ETIMEDOUT;
         }
         if (rv < 0 && errno != EINTR) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s",
-                     strerror(errno));
+            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s", strerror(errno));
             return CH_EIO;
         }
     }
@@ -568,8 +563,8 @@ static int read_upgrade(struct ch_wsc *c, struct ch_ws_handshake *hs,
             if (rv != 0)
                 return rv;
             if (done && used < (size_t)r) {
-                rv = ch_buf_append(&c->pending_in, buf + used,
-                                   (size_t)r - used);
+                rv =
+                    ch_buf_append(&c->pending_in, buf + used, (size_t)r - used);
                 if (rv != 0) {
                     snprintf(c->errmsg, sizeof(c->errmsg), "out of memory");
                     return rv;
@@ -583,8 +578,7 @@ static int read_upgrade(struct ch_wsc *c, struct ch_ws_handshake *hs,
             return CH_EIO;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "recv: %s",
-                     strerror(errno));
+            snprintf(c->errmsg, sizeof(c->errmsg), "recv: %s", strerror(errno));
             return CH_EIO;
         }
         rv = poll(&pfd, 1, remaining_ms(deadline));
@@ -594,8 +588,7 @@ static int read_upgrade(struct ch_wsc *c, struct ch_ws_handshake *hs,
             return CH_ETIMEDOUT;
         }
         if (rv < 0 && errno != EINTR) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s",
-                     strerror(errno));
+            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s", strerror(errno));
             return CH_EIO;
         }
     }
@@ -743,8 +736,7 @@ static int pump(struct ch_wsc *c, bool want_msg, long long deadline)
                 snprintf(c->errmsg, sizeof(c->errmsg), "interrupted");
                 return CH_ESHUTDOWN;
             }
-            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s",
-                     strerror(errno));
+            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s", strerror(errno));
             return CH_EIO;
         }
         if (rv == 0) {
@@ -790,8 +782,8 @@ int ch_wsc_send(struct ch_wsc *c, bool is_binary, const void *data, size_t n,
     return pump(c, false, deadline_after(timeout_ms));
 }
 
-int ch_wsc_recv(struct ch_wsc *c, int timeout_ms, bool *is_binary,
-                char **data, size_t *n)
+int ch_wsc_recv(struct ch_wsc *c, int timeout_ms, bool *is_binary, char **data,
+                size_t *n)
 {
     struct wsc_msg *m;
     int rv;

@@ -84,17 +84,19 @@ __attribute__((warn_unused_result)) int ch_wsc_create(size_t max_msg_bytes,
  * after the response head are kept for ch_wsc_recv(). Returns 0, CH_EINVAL,
  * CH_ECONNECT, CH_ETIMEDOUT, CH_EPROTO (refused upgrade, bad accept),
  * CH_EIO or CH_ENOMEM; the text is in ch_wsc_errmsg(). */
-__attribute__((warn_unused_result)) int
-ch_wsc_connect(struct ch_wsc *c, const char *hostport, const char *path,
-               int timeout_ms);
+__attribute__((warn_unused_result)) int ch_wsc_connect(struct ch_wsc *c,
+                                                       const char *hostport,
+                                                       const char *path,
+                                                       int timeout_ms);
 
 /* Sends one unfragmented message (text, or binary when is_binary) and waits
  * up to timeout_ms (< 0: no limit) until it is written to the socket.
  * data is borrowed for the call. Returns 0, CH_ETIMEDOUT, CH_ESHUTDOWN
  * (interrupted by a signal), CH_EIO (socket error or closed connection). */
-__attribute__((warn_unused_result)) int
-ch_wsc_send(struct ch_wsc *c, bool is_binary, const void *data, size_t n,
-            int timeout_ms);
+__attribute__((warn_unused_result)) int ch_wsc_send(struct ch_wsc *c,
+                                                    bool is_binary,
+                                                    const void *data, size_t n,
+                                                    int timeout_ms);
 
 /* Receives the next whole data message within timeout_ms (< 0: no limit;
  * 0: only what is already buffered or readable). Pings are answered and
@@ -104,9 +106,10 @@ ch_wsc_send(struct ch_wsc *c, bool is_binary, const void *data, size_t n,
  * signal: poll returned EINTR), CH_EIO (socket error, connection closed by
  * the server: the text says which, with the close code), CH_ETOOBIG (message
  * over the limit), CH_EPROTO (bad frames) or CH_ENOMEM. */
-__attribute__((warn_unused_result)) int
-ch_wsc_recv(struct ch_wsc *c, int timeout_ms, bool *is_binary, char **data,
-            size_t *n);
+__attribute__((warn_unused_result)) int ch_wsc_recv(struct ch_wsc *c,
+                                                    int timeout_ms,
+                                                    bool *is_binary,
+                                                    char **data, size_t *n);
 
 /* Text of the last failure ("" when none); valid until the next call. */
 const char *ch_wsc_errmsg(const struct ch_wsc *c);

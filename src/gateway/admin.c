@@ -65,6 +65,116 @@ static void handle_cluster(struct gw_conn *c)
     respond_json_value(c, 200, o);
 }
 
+static void change_done(void *arg, int status, const char *text)
+{
+    struct gw_conn *c = arg;
+    int code;
+
+    if (!c->closing) {
+        switch (status) {
+        case 0:
+            code = 200;
+            break;
+        case CH_EINVAL:
+            code = 400;
+            break;
+        case CH_ENOTFOUND:
+            code = 404;
+            break;
+        case CH_EBUSY:
+            code = 409;
+            break;
+        default:
+            code = 503;
+            break;
+        }
+        if (status == 0)
+            handle_cluster(c); /* the cluster as it is now */
+        else
+            gw__http_error(c, code, "%s", text[0] ? text : ch_strerror(status));
+        gw__http_resume(c);
+    }
+    gw__conn_unref(c);
+}
+
+/* Reads a JSON integer field >= 0 (missing: *out untouched). */
+static bool json_id(json_t *o, const char *name, uint64_t *out, bool required)
+{
+    json_t *v = json_object_get(o, name);
+    if (v == NULL)
+        return !required;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return false;
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+/* POST /admin/cluster/{join,leave,transfer} (SPEC §5): any node; the
+ * cluster forwards to the leader; the answer comes once committed. */
+static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
+{
+    json_t *body = NULL;
+    json_error_t err;
+    uint64_t id = 0;
+    int rv;
+
+    if (c->req.body.len > 0) {
+        body = json_loadb(c->req.body.data, c->req.body.len, 0, &err);
+        if (body == NULL || !json_is_object(body)) {
+            json_decref(body);
+            gw__http_error(c, 400, "body must be a JSON object");
+            return;
+        }
+    } else {
+        body = json_object();
+    }
+    if (op_n == 4 && strncmp(op, "join", 4) == 0) {
+        const char *raft = json_string_value(json_object_get(body, "raft"));
+        const char *http = json_string_value(json_object_get(body, "http"));
+        const char *role_s =
+            json_string_value(json_object_get(body, "role"));
+        int role = CLUSTER_ROLE_VOTER;
+        if (role_s != NULL && strcmp(role_s, "standby") == 0)
+            role = CLUSTER_ROLE_STANDBY;
+        else if (role_s != NULL && strcmp(role_s, "spare") == 0)
+            role = CLUSTER_ROLE_SPARE;
+        else if (role_s != NULL && strcmp(role_s, "voter") != 0)
+            role = -1;
+        if (!json_id(body, "id", &id, true) || id == 0 || raft == NULL ||
+            http == NULL || role < 0) {
+            json_decref(body);
+            gw__http_error(c, 400, "join wants {\"id\":N,\"raft\":\"IP:PORT\","
+                                   "\"http\":\"HOST:PORT\",\"role\":\"voter|"
+                                   "standby|spare\"}");
+            return;
+        }
+        rv = cluster_join(c->gw->cluster, id, raft, http, role, change_done,
+                          c);
+    } else if (op_n == 5 && strncmp(op, "leave", 5) == 0) {
+        if (!json_id(body, "id", &id, true) || id == 0) {
+            json_decref(body);
+            gw__http_error(c, 400, "leave wants {\"id\":N}");
+            return;
+        }
+        rv = cluster_leave(c->gw->cluster, id, change_done, c);
+    } else {
+        if (!json_id(body, "id", &id, false)) {
+            json_decref(body);
+            gw__http_error(c, 400, "transfer wants {\"id\":N} or {}");
+            return;
+        }
+        rv = cluster_transfer(c->gw->cluster, id, change_done, c);
+    }
+    json_decref(body);
+    if (rv != 0) {
+        gw__http_error(c, rv == CH_EINVAL ? 400 : 503, "%s",
+                       rv == CH_EINVAL ? "bad id or address"
+                                       : ch_strerror(rv));
+        return;
+    }
+    c->refs++; /* until change_done */
+}
+
 static void handle_health(struct gw_conn *c)
 {
     struct cluster_status st;
@@ -241,8 +351,10 @@ void gw__admin_handle(struct gw_conn *c)
             gw__http_error(c, 405, "method not allowed");
     } else if (IS("/admin/cluster/join") || IS("/admin/cluster/leave") ||
                IS("/admin/cluster/transfer")) {
-        /* TODO(#3): membership changes. */
-        gw__http_error(c, 501, "membership changes are not supported yet");
+        if (c->req.method == HTTP_POST)
+            handle_change(c, url + 15, url_n - 15);
+        else
+            gw__http_error(c, 405, "method not allowed");
     } else if (IS("/admin/topics")) {
         if (get)
             handle_topics(c, query);

@@ -25,6 +25,7 @@ int gw_create(uv_loop_t *loop, const struct gw_config *cfg,
     gw->store = cluster_store(cluster);
     ch_map_init(&gw->index);
     cluster_set_applied_cb(cluster, gw__sub_applied, gw);
+    cluster_set_restored_cb(cluster, gw__sub_restored, gw);
     *out = gw;
     return 0;
 }

@@ -134,6 +134,8 @@ static void conn_free(struct gw_conn *c)
     ch_buf_free(&c->req.hdr_values);
     if (c->ws != NULL)
         wslay_event_context_free(c->ws);
+    if (c->is_link)
+        ch_link_enc_close(&c->link_out);
     ch_map_close(&c->cursors);
     free(c);
     gw__maybe_closed(gw);
@@ -158,6 +160,7 @@ void gw__conn_close(struct gw_conn *c)
     if (c->is_ws) {
         gw__sub_conn_closed(c);
         gw__proto_conn_closed(c);
+        gw__link_conn_closed(c);
     }
     uv_close((uv_handle_t *)&c->tcp, close_cb);
 }
@@ -214,6 +217,7 @@ void gw__conn_update_reading(struct gw_conn *c)
     want = c->lingering ||
            (!c->req_busy && !c->close_after_write &&
             c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
+            c->n_link_pending < CH_MAX_LINK_PENDING &&
             gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
     if (want == c->reading)
         return;

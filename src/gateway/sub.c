@@ -162,6 +162,7 @@ void gw__sub_run_pumps(struct gw *gw)
         c->pump_next = NULL;
         c->pump_scheduled = false;
         if (!c->closing) {
+            gw__link_flush(c);
             gw__sub_pump(c);
             gw__conn_flush(c);
             gw__conn_update_reading(c);
@@ -525,4 +526,22 @@ void gw__sub_applied(void *arg, const struct ch_msg *msgs,
         }
     }
     ch_buf_free(&frame);
+}
+
+void gw__sub_restored(void *arg)
+{
+    struct gw *gw = arg;
+
+    /* The store jumped ahead (snapshot from the leader): every cursor
+     * re-reads from the store; the pump finds out what is new. */
+    for (struct gw_conn *c = gw->conns; c != NULL; c = c->next) {
+        struct ch_map_entry *e;
+        size_t b;
+        if (!c->is_ws || c->closing)
+            continue;
+        for (e = ch_map_first(&c->cursors, &b); e != NULL;
+             e = ch_map_next(&c->cursors, e, &b))
+            cursor_set_behind(c, e->value, true);
+        gw__sub_schedule_pump(c);
+    }
 }

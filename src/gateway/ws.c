@@ -63,6 +63,11 @@ static void on_msg_recv_callback(wslay_event_context_ptr ctx,
 
     if (c->closing)
         return;
+    if (c->is_link) {
+        if (arg->opcode == WSLAY_BINARY_FRAME)
+            gw__link_frame(c, (const char *)arg->msg, arg->msg_length);
+        return;
+    }
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
         gw__proto_handle(c, (const char *)arg->msg, arg->msg_length);
 }
@@ -134,11 +139,15 @@ int gw__ws_upgrade(struct gw_conn *c)
     char hello[512];
     const char *q;
     size_t path_n;
+    bool is_link = false;
     int n, rv;
 
     q = strchr(url, '?');
     path_n = q ? (size_t)(q - url) : strlen(url);
-    if (path_n > 13 && strncmp(url, "/stream/user/", 13) == 0) {
+    if (path_n == strlen(CH_LINK_PATH) &&
+        strncmp(url, CH_LINK_PATH, path_n) == 0) {
+        is_link = true;
+    } else if (path_n > 13 && strncmp(url, "/stream/user/", 13) == 0) {
         user = url + 13;
         user_n = path_n - 13;
         if (!ch_valid_id(user, user_n)) {
@@ -172,7 +181,8 @@ int gw__ws_upgrade(struct gw_conn *c)
     /* Frames above body limit + slack cannot be parsed: wslay closes them
      * with 1009 (SPEC §4). */
     wslay_event_config_set_max_recv_msg_length(
-        c->ws, c->gw->cfg.max_message_bytes + CH_FRAME_SLACK_BYTES);
+        c->ws, is_link ? CH_MAX_LINK_FRAME_BYTES
+                       : c->gw->cfg.max_message_bytes + CH_FRAME_SLACK_BYTES);
     memcpy(c->user, user, user_n);
     c->user[user_n] = '\0';
     random_app_id(c->app);
@@ -184,6 +194,12 @@ int gw__ws_upgrade(struct gw_conn *c)
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
                  accept);
     gw__conn_write(c, resp, (size_t)n);
+    if (is_link) {
+        gw__link_open(c);
+        log_info("gw", "link open conn=%llu from=%s", (unsigned long long)c->id,
+                 q ? q + 1 : "?");
+        return 0;
+    }
     n = snprintf(hello, sizeof hello,
                  "#connected You are connected to the server.\n"
                  "{\"ApplicationId\":\"%s\",\"UserId\":\"%s\",\"Time\":\"%lld\"}",

@@ -6,7 +6,11 @@
  * messages are keyed by (topic id, seq) so a topic's log is one contiguous
  * key range; the de-dup table is keyed by (topic id, user, msgid), which
  * keeps the longest key (8 + 128 + 1 + 128, plus 8 for the time index) under
- * LMDB's 511-byte limit where the path itself (255) would not fit. */
+ * LMDB's 511-byte limit where the path itself (255) would not fit.
+ *
+ * The member directory (raft id -> raft address, HTTP address, role) lives
+ * in its own database, also written only by applying raft entries. Stores
+ * created before it existed gain the empty database on open. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -34,7 +38,7 @@
 static const char *const db_names[STORE_N_DBS + 1] = {
     [STORE_DB_TOPICS] = "topics", [STORE_DB_MSGS] = "msgs",
     [STORE_DB_DEDUP] = "dedup",   [STORE_DB_DEDUP_TIME] = "dedup_time",
-    [STORE_DB_META] = "meta",
+    [STORE_DB_META] = "meta",     [STORE_DB_MEMBERS] = "members",
 };
 
 struct topic_rec {
@@ -305,6 +309,8 @@ int store_open(const char *dir, uint64_t map_bytes, struct store **out,
         rv = store__err_from_mdb(s, rc, "begin open txn");
         goto err_after_env;
     }
+    /* MDB_CREATE also adds databases introduced after the store was made
+     * (append-only enum), so older stores open with them empty. */
     for (int i = 1; i <= STORE_N_DBS; i++) {
         rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]);
         if (rc != 0) {
@@ -653,6 +659,143 @@ err_after_txn:
     return rv;
 }
 
+/* ---- member directory --------------------------------------------------- */
+
+/* Why a change cannot be applied, or NULL. DEL ignores raft, http, role. */
+static const char *member_change_error(const struct ch_member_change *c)
+{
+    if (c->op != CH_MEMBER_SET && c->op != CH_MEMBER_DEL)
+        return "unknown member op";
+    if (c->id == 0)
+        return "member id 0";
+    if (c->op == CH_MEMBER_DEL)
+        return NULL;
+    if (c->raft.n > MEMBER_RAFT_MAX_BYTES)
+        return "member raft address too long";
+    if (c->http.n > MEMBER_HTTP_MAX_BYTES)
+        return "member http address too long";
+    if ((c->raft.n > 0 && c->raft.p == NULL) ||
+        (c->http.n > 0 && c->http.p == NULL))
+        return "member address without bytes";
+    if (c->role < 0 || c->role > MEMBER_ROLE_MAX)
+        return "bad member role";
+    return NULL;
+}
+
+static size_t member_encode(const struct ch_member_change *c, unsigned char *p)
+{
+    p[0] = (unsigned char)c->role;
+    p[1] = (unsigned char)c->raft.n;
+    p[2] = (unsigned char)c->http.n;
+    if (c->raft.n > 0)
+        memcpy(p + MEMBER_REC_HEAD_BYTES, c->raft.p, c->raft.n);
+    if (c->http.n > 0)
+        memcpy(p + MEMBER_REC_HEAD_BYTES + c->raft.n, c->http.p, c->http.n);
+    return MEMBER_REC_HEAD_BYTES + c->raft.n + c->http.n;
+}
+
+int store__member_decode(const void *key, size_t key_n, const void *val,
+                         size_t val_n, struct store_member *out)
+{
+    const unsigned char *v = val;
+    size_t raft_n;
+    size_t http_n;
+
+    if (key == NULL || key_n != MEMBER_KEY_BYTES || val == NULL ||
+        val_n < MEMBER_REC_HEAD_BYTES)
+        return CH_ECORRUPT;
+    raft_n = v[1];
+    http_n = v[2];
+    if (store__get_be64(key) == 0 || v[0] > MEMBER_ROLE_MAX ||
+        raft_n > MEMBER_RAFT_MAX_BYTES || http_n > MEMBER_HTTP_MAX_BYTES ||
+        val_n != MEMBER_REC_HEAD_BYTES + raft_n + http_n)
+        return CH_ECORRUPT;
+    out->id = store__get_be64(key);
+    out->role = v[0];
+    memcpy(out->raft, v + MEMBER_REC_HEAD_BYTES, raft_n);
+    out->raft[raft_n] = '\0';
+    memcpy(out->http, v + MEMBER_REC_HEAD_BYTES + raft_n, http_n);
+    out->http[http_n] = '\0';
+    return 0;
+}
+
+static int member_apply_one(struct store *s, MDB_txn *txn,
+                            const struct ch_member_change *c)
+{
+    unsigned char key[MEMBER_KEY_BYTES];
+    unsigned char rec[MEMBER_REC_MAX_BYTES];
+    MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
+    MDB_val v;
+    int rc;
+
+    store__put_be64(key, c->id);
+    if (c->op == CH_MEMBER_DEL) {
+        rc = mdb_del(txn, s->dbi[STORE_DB_MEMBERS], &k, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return store__err_from_mdb(s, rc, "delete member");
+        return 0;
+    }
+    v.mv_size = member_encode(c, rec);
+    v.mv_data = rec;
+    rc = mdb_put(txn, s->dbi[STORE_DB_MEMBERS], &k, &v, 0);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "put member");
+    return 0;
+}
+
+int store_apply_members(struct store *s, uint64_t index,
+                        const struct ch_member_change *changes, size_t n,
+                        bool *skipped)
+{
+    const char *bad = NULL;
+    size_t bad_i = 0;
+    MDB_txn *txn;
+    int rc;
+    int rv;
+
+    *skipped = false;
+    if (n > 0 && changes == NULL)
+        return set_err(s, CH_EINVAL, "apply members: no changes");
+    if (index <= s->applied) {
+        *skipped = true;
+        return 0;
+    }
+    /* All or nothing: check every change before writing any. */
+    for (size_t i = 0; i < n && bad == NULL; i++) {
+        bad = member_change_error(&changes[i]);
+        bad_i = i;
+    }
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "begin apply members txn");
+    for (size_t i = 0; i < n && bad == NULL; i++) {
+        rv = member_apply_one(s, txn, &changes[i]);
+        if (rv != 0)
+            goto err_after_txn;
+    }
+    /* Even a refused entry advances the applied index: it is refused the
+     * same way on every replica and must not be applied again. */
+    rv = meta_put_u64(s, txn, META_APPLIED, index);
+    if (rv != 0)
+        goto err_after_txn;
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "commit apply members txn");
+    s->applied = index;
+    if (bad != NULL) {
+        snprintf(s->errmsg, sizeof(s->errmsg),
+                 "apply members index=%llu change=%zu: %s",
+                 (unsigned long long)index, bad_i, bad);
+        return CH_EINVAL;
+    }
+    return 0;
+
+err_after_txn:
+    mdb_txn_abort(txn);
+    return rv;
+}
+
 int store_set_applied(struct store *s, uint64_t index)
 {
     MDB_txn *txn;
@@ -836,6 +979,54 @@ int store_topics_list(struct store_txn *t, const char *prefix, size_t prefix_n,
         rv = store__err_from_mdb(NULL, rc, "list topics");
     mdb_cursor_close(cur);
     return rv;
+}
+
+int store_members_list(struct store_txn *t, store_member_cb cb, void *arg)
+{
+    struct store_member m;
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv = 0;
+
+    rc = mdb_cursor_open(t->txn, t->s->dbi[STORE_DB_MEMBERS], &cur);
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "open members cursor");
+    /* Big-endian keys: LMDB's byte order is id order. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (store__member_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+                                 &m) != 0) {
+            rv = CH_ECORRUPT;
+            break;
+        }
+        if (cb(arg, &m) != 0)
+            break;
+    }
+    if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        rv = store__err_from_mdb(NULL, rc, "list members");
+    mdb_cursor_close(cur);
+    return rv;
+}
+
+int store_member_get(struct store_txn *t, uint64_t id, struct store_member *out)
+{
+    unsigned char key[MEMBER_KEY_BYTES];
+    MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
+    MDB_val v;
+    int rc;
+
+    if (id == 0)
+        return CH_ENOTFOUND; /* never stored */
+    store__put_be64(key, id);
+    rc = mdb_get(t->txn, t->s->dbi[STORE_DB_MEMBERS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return CH_ENOTFOUND;
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "get member");
+    return store__member_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+                                out);
 }
 
 /* ---- maintenance -------------------------------------------------------- */

@@ -35,6 +35,7 @@ struct store_result {
                      within the window: seq/time are the original's */
     int64_t seq;  /* sequenceId assigned (or the original's) */
     int64_t time; /* publishing time (or the original's) */
+    uint64_t index; /* raft index of the entry (set by the cluster) */
 };
 
 /* Opens (creating) the store in directory `dir` (created if missing).
@@ -62,6 +63,30 @@ int store_apply_publish(struct store *s, uint64_t index, int64_t time,
                         int64_t dedup_window_s, const struct ch_msg *msgs,
                         size_t n, struct store_result *results,
                         bool *skipped);
+
+/* A member of the replicated directory. */
+struct store_member {
+    uint64_t id;
+    char raft[64];  /* IPv4:port */
+    char http[256]; /* host:port */
+    int role;       /* 0 voter, 1 standby, 2 spare */
+};
+
+/* Applies member directory changes in ONE write transaction, in order
+ * (SET inserts or replaces by id, DEL removes; DEL of an unknown id is not
+ * an error), with the applied index, like store_apply_publish (skipped when
+ * index <= applied). Returns 0, CH_EINVAL (a field too long: nothing
+ * applied, but the applied index still advances), CH_EIO/CH_ENOSPACE. */
+int store_apply_members(struct store *s, uint64_t index,
+                        const struct ch_member_change *changes, size_t n,
+                        bool *skipped);
+
+/* Called per member in id order; return non-zero to stop. */
+typedef int (*store_member_cb)(void *arg, const struct store_member *m);
+int store_members_list(struct store_txn *t, store_member_cb cb, void *arg);
+/* One member; CH_ENOTFOUND if absent. */
+int store_member_get(struct store_txn *t, uint64_t id,
+                     struct store_member *out);
 
 /* Records that entry `index` was applied with no other effect. */
 int store_set_applied(struct store *s, uint64_t index);

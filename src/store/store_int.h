@@ -3,6 +3,7 @@
 #ifndef CHORUS_STORE_STORE_INT_H
 #define CHORUS_STORE_STORE_INT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <lmdb.h>
@@ -22,8 +23,9 @@ enum store_db {
     STORE_DB_DEDUP = 3,      /* topic id BE8 + user + 0 + msgid -> seq, time */
     STORE_DB_DEDUP_TIME = 4, /* time (ordered BE8) + dedup key -> empty */
     STORE_DB_META = 5,       /* "applied", "format", "next_topic" -> BE */
+    STORE_DB_MEMBERS = 6,    /* member id BE8 -> member record */
 };
-#define STORE_N_DBS 5
+#define STORE_N_DBS 6
 
 /* topics value: id, first_seq, last_seq, count, bytes, each 8 bytes BE. */
 #define TOPIC_REC_BYTES 40
@@ -31,6 +33,16 @@ enum store_db {
 #define DEDUP_REC_BYTES 16
 /* msgs key: topic id + seq. */
 #define MSG_KEY_BYTES 16
+/* members key: member id (never 0). */
+#define MEMBER_KEY_BYTES 8
+/* members value: u8 role, u8 raft length, u8 http length, raft bytes, http
+ * bytes (no NULs added; lengths bounded by struct store_member). */
+#define MEMBER_REC_HEAD_BYTES 3
+#define MEMBER_RAFT_MAX_BYTES (sizeof(((struct store_member *)0)->raft) - 1)
+#define MEMBER_HTTP_MAX_BYTES (sizeof(((struct store_member *)0)->http) - 1)
+#define MEMBER_REC_MAX_BYTES                                                   \
+    (MEMBER_REC_HEAD_BYTES + MEMBER_RAFT_MAX_BYTES + MEMBER_HTTP_MAX_BYTES)
+#define MEMBER_ROLE_MAX 2 /* 0 voter, 1 standby, 2 spare */
 /* LMDB's compiled-in key limit (mdb_env_get_maxkeysize). */
 #define STORE_MAX_KEY_BYTES 511
 
@@ -56,5 +68,11 @@ int store__err_from_mdb(struct store *s, int mdb_rc, const char *what);
 
 void store__put_be64(unsigned char *p, uint64_t v);
 uint64_t store__get_be64(const unsigned char *p);
+
+/* Decodes a members record (key and value as stored) into *out, NUL
+ * terminating the addresses. Shared with snapshot restore, which validates
+ * records with it. Returns 0 or CH_ECORRUPT. */
+int store__member_decode(const void *key, size_t key_n, const void *val,
+                         size_t val_n, struct store_member *out);
 
 #endif

@@ -830,3 +830,319 @@ def run_tests(namespace, title=None):
         print("failed: %s" % ", ".join(failures))
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)
+
+
+# ------------------------------------------------------------------ cluster
+#
+# Helpers for the multi-node scripts (it_cluster, it_membership,
+# it_failover). Nothing above this line depends on them.
+
+_handed_out_ports = set()
+
+
+def unique_free_port():
+    """free_port(), but never the same port twice in this test process (a
+    cluster allocates all its ports before any node binds them)."""
+    for _ in range(200):
+        p = free_port()
+        if p not in _handed_out_ports:
+            _handed_out_ports.add(p)
+            return p
+    raise TestFailure("could not find an unused free port")
+
+
+def cluster_spec(nodes):
+    """--cluster value for these nodes: ID=RAFT/HTTP,..."""
+    return ",".join("%d=%s/%s" % (n.node_id, n.raft_addr, n.http_addr)
+                    for n in nodes)
+
+
+def cluster_info(node, timeout=2):
+    """GET /admin/cluster as a dict, or None if the node does not answer
+    (dead, not listening yet, non-200, not JSON)."""
+    if not node.alive():
+        return None
+    try:
+        r = http_request(node.http_port, "GET", "/admin/cluster",
+                         timeout=timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+    if r.status != 200:
+        return None
+    try:
+        return json.loads(r.body.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def member_view(info):
+    """The members of a /admin/cluster answer as a sorted, comparable list
+    of (id, raft, http, role)."""
+    return sorted((m.get("id"), m.get("raft"), m.get("http"), m.get("role"))
+                  for m in (info or {}).get("members") or [])
+
+
+def healthcheck_status(node, timeout=2):
+    """HTTP status of GET /admin/healthcheck, or None if no answer."""
+    try:
+        return http_request(node.http_port, "GET", "/admin/healthcheck",
+                            timeout=timeout).status
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def wait_until(fn, timeout, what, interval=0.1):
+    """Poll fn() until it returns a truthy value (returned); bounded.
+    Exceptions from fn count as 'not yet' and the last one is reported."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+            last = v
+        except (OSError, http.client.HTTPException, TestFailure) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise TestFailure("%s not reached within %ss (last: %r)"
+                              % (what, timeout, last))
+        time.sleep(interval)
+
+
+class Cluster:
+    """N chorusd processes bootstrapped together with --cluster on fresh
+    data dirs and free ports (ids 1..N). Extra nodes can be added with
+    join_node(). Nodes are plain Node objects: the runner stops the ones a
+    test created, as for single-node tests.
+
+    extra_args: flags for every node (e.g. --publish-timeout 2000)."""
+
+    def __init__(self, n=3, extra_args=(), name="c", env=None):
+        self.name = name
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.nodes = []
+        for i in range(1, n + 1):
+            self.nodes.append(Node(node_id=i, name="%s-node%d" % (name, i),
+                                   http_port=unique_free_port(),
+                                   raft_port=unique_free_port(), env=env))
+        spec = cluster_spec(self.nodes)
+        for nd in self.nodes:
+            nd.extra_args = ["--cluster", spec] + self.extra_args
+
+    # -- lookup
+    def node(self, node_id):
+        for nd in self.nodes:
+            if nd.node_id == node_id:
+                return nd
+        raise TestFailure("%s: no node with id %s" % (self.name, node_id))
+
+    __getitem__ = node
+
+    def live(self):
+        return [nd for nd in self.nodes if nd.alive()]
+
+    def ids(self):
+        return [nd.node_id for nd in self.nodes]
+
+    # -- life cycle
+    def start(self, timeout=60):
+        """Start every node, then wait until all are healthy (a leader is
+        known everywhere)."""
+        for nd in self.nodes:
+            nd.start(wait=False)
+        for nd in self.nodes:
+            nd.wait_healthy(timeout)
+        return self
+
+    def kill9(self, node_id):
+        self.node(node_id).kill9()
+
+    def restart(self, node_id, wait=True, timeout=60):
+        """Start a node again on its data dir (after kill9/stop)."""
+        nd = self.node(node_id)
+        if nd.alive():
+            nd.stop()
+        return nd.start(wait=wait, timeout=timeout)
+
+    def join_node(self, node_id, join_addr=None, extra_args=None,
+                  start=True):
+        """A new node started with `--join [join_addr]` on an empty data dir
+        (not waited for: it is not healthy until added). extra_args default
+        to the cluster's. It becomes part of self.nodes."""
+        nd = Node(node_id=node_id, name="%s-node%d" % (self.name, node_id),
+                  http_port=unique_free_port(), raft_port=unique_free_port(),
+                  env=self.env)
+        args = ["--join"] + ([join_addr] if join_addr else [])
+        nd.extra_args = args + list(self.extra_args if extra_args is None
+                                    else extra_args)
+        self.nodes.append(nd)
+        if start:
+            nd.start(wait=False)
+        return nd
+
+    def forget(self, node_id):
+        """Drop a node from self.nodes (e.g. after it left and exited)."""
+        nd = self.node(node_id)
+        self.nodes.remove(nd)
+        return nd
+
+    # -- views
+    def infos(self, nodes=None, timeout=2):
+        """{node_id: /admin/cluster dict or None} for the given/live nodes."""
+        return {nd.node_id: cluster_info(nd, timeout)
+                for nd in (nodes if nodes is not None else self.live())}
+
+    def agreed_leader(self, nodes=None, exclude=(), timeout=2):
+        """The leader id if every given (default: live) node answers
+        /admin/cluster naming the same leader, that leader is among the
+        answering nodes and calls itself "leader"; else None."""
+        infos = self.infos(nodes, timeout)
+        if not infos or any(i is None for i in infos.values()):
+            return None
+        leaders = {i.get("leader") for i in infos.values()}
+        if len(leaders) != 1:
+            return None
+        lid = leaders.pop()
+        if lid is None or lid in exclude:
+            return None
+        li = infos.get(lid)
+        if li is None or li.get("state") != "leader":
+            return None
+        return lid
+
+    def wait_leader(self, timeout=30, nodes=None, exclude=(), interval=0.1):
+        """Wait until the given (default: live) nodes agree on a leader that
+        is one of them; return its Node."""
+        lid = wait_until(lambda: self.agreed_leader(nodes, exclude),
+                         timeout, "%s: agreed leader" % self.name, interval)
+        return self.node(lid)
+
+    def followers(self, leader=None):
+        leader = leader or self.wait_leader()
+        return [nd for nd in self.live() if nd is not leader]
+
+    def wait_members(self, expected_ids, timeout=60, nodes=None):
+        """Wait until every given (default: live) node reports exactly the
+        members `expected_ids`, all with identical member lists and the same
+        leader. Returns {node_id: info}."""
+        expected = sorted(expected_ids)
+        seen = {}
+
+        def ok():
+            infos = self.infos(nodes)
+            seen["last"] = {nid: (i and (member_view(i), i.get("leader")))
+                            for nid, i in infos.items()}
+            if not infos or any(i is None for i in infos.values()):
+                return None
+            views = {nid: member_view(i) for nid, i in infos.items()}
+            if any([m[0] for m in v] != expected for v in views.values()):
+                return None
+            if len({tuple(v) for v in views.values()}) != 1:
+                return None
+            if len({i.get("leader") for i in infos.values()}) != 1:
+                return None
+            return infos
+        try:
+            return wait_until(ok, timeout, "%s: members %r agreed on all nodes"
+                              % (self.name, expected))
+        except TestFailure as e:
+            raise TestFailure("%s; last (members, leader) per node: %r"
+                              % (e, seen.get("last")))
+
+    def wait_topic(self, path, last_seq, timeout=60, nodes=None):
+        """Wait until every given (default: live) node has applied `path` up
+        to last_seq (GET /admin/topics<path>)."""
+        def ok():
+            for nd in (nodes if nodes is not None else self.live()):
+                r = nd.http("GET", "/admin/topics" + path, timeout=5)
+                if r.status != 200:
+                    return False
+                if r.json().get("lastSequenceId") != last_seq:
+                    return False
+            return True
+        wait_until(ok, timeout, "%s: %s applied up to %d on all nodes"
+                   % (self.name, path, last_seq), interval=0.2)
+
+
+def history(node, path, timeout=120, start=0, user="reader"):
+    """`+ path start` on a fresh connection: the replayed message frames
+    (the live part that follows is ignored)."""
+    with node.ws(user, timeout=timeout) as w:
+        w.send("+ %s %d" % (path, start))
+        _, msgs = read_replay(w, path, timeout=timeout)
+        w.send("- %s" % path)
+    return msgs
+
+
+def msg_key(m):
+    """Everything a replica must agree on for one message frame."""
+    return (m.path, m.seq, m.user, m.app, m.msgid, m.time, m.header, m.body)
+
+
+def history_digest(msgs):
+    """(count, sequenceIds, sha256 over msg_key of every message)."""
+    import hashlib
+    h = hashlib.sha256()
+    for m in msgs:
+        h.update(repr(msg_key(m)).encode())
+    return len(msgs), [m.seq for m in msgs], h.hexdigest()
+
+
+class Ctl:
+    """Result of one chorusctl run."""
+
+    def __init__(self, p, argv):
+        self.rc = p.returncode
+        self.out = p.stdout.decode("utf-8", "replace")
+        self.err = p.stderr.decode("utf-8", "replace")
+        self.argv = argv
+        sanitizer_check(self.err, " ".join(argv))
+
+    def err_lines(self):
+        return [l for l in self.err.splitlines() if l.strip()]
+
+    def json(self):
+        try:
+            return json.loads(self.out)
+        except ValueError as e:
+            raise TestFailure("%s: stdout is not JSON (%s): %r"
+                              % (" ".join(self.argv[1:]), e, self.out[:500]))
+
+    def __repr__(self):
+        return "rc=%s stdout=%r stderr=%r" % (self.rc, self.out[:800],
+                                             self.err[:800])
+
+
+def chorusctl(server, *args, as_json=False, timeout=120):
+    """Run `chorusctl -s server [--json] args...` (bounded)."""
+    argv = [CHORUSCTL, "-s", server]
+    if as_json:
+        argv.append("--json")
+    argv += [str(a) for a in args]
+    return Ctl(run_cmd(argv, timeout=timeout), argv)
+
+
+_shared_cluster_no = [0]
+
+
+def shared_cluster(key="cluster", n=3, extra_args=()):
+    """A Cluster shared by the tests of one script: started lazily, its nodes
+    registered as shared nodes (so the runner reports them if they die and
+    stops and checks them at the end). Replaced by a fresh cluster if one of
+    its nodes died."""
+    c = getattr(_Shared, "clusters", {}).get(key)
+    if c is not None and all(nd.alive() for nd in c.nodes):
+        return c
+    _shared_cluster_no[0] += 1
+    c = Cluster(n, extra_args=extra_args,
+                name="%s%d" % (key, _shared_cluster_no[0]))
+    for nd in c.nodes:
+        nd.shared = True
+        _Shared.nodes[nd.name] = nd
+    if not hasattr(_Shared, "clusters"):
+        _Shared.clusters = {}
+    _Shared.clusters[key] = c
+    c.start()
+    return c

@@ -571,7 +571,7 @@ struct model {
 static struct store_result model_apply(struct model *md, const struct ch_msg *m,
                                        int64_t time)
 {
-    struct store_result r = {0, false, 0, time};
+    struct store_result r = {0, false, 0, time, 0};
     struct model_key *t = NULL;
 
     if (!ch_valid_topic(m->path.p, m->path.n) ||

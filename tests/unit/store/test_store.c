@@ -1,5 +1,6 @@
 /* Unit tests of the store (src/store): apply, reads, topic listing,
- * de-dup, reopen, snapshots. Each test uses a fresh temporary directory. */
+ * de-dup, member directory, reopen, snapshots. Each test uses a fresh
+ * temporary directory. */
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "common/buf.h"
 #include "common/codec.h"
@@ -706,6 +708,355 @@ static void test_store_dedup_longest_key(void **state)
     assert_true(r.is_dup);
 }
 
+/* ---- member directory --------------------------------------------------- */
+
+static struct ch_member_change mset(uint64_t id, const char *raft,
+                                    const char *http, int role)
+{
+    struct ch_member_change c;
+
+    memset(&c, 0, sizeof(c));
+    c.op = CH_MEMBER_SET;
+    c.id = id;
+    c.raft.p = raft;
+    c.raft.n = strlen(raft);
+    c.http.p = http;
+    c.http.n = strlen(http);
+    c.role = role;
+    return c;
+}
+
+static struct ch_member_change mdel(uint64_t id)
+{
+    struct ch_member_change c;
+
+    memset(&c, 0, sizeof(c));
+    c.op = CH_MEMBER_DEL;
+    c.id = id;
+    return c;
+}
+
+/* Applies member changes at the next index; returns the store's code. */
+static int members_apply(struct fx *f, const struct ch_member_change *c,
+                         size_t n)
+{
+    bool skipped = true;
+    int rv;
+
+    f->index++;
+    rv = store_apply_members(f->s, f->index, c, n, &skipped);
+    assert_false(skipped);
+    assert_int_equal(store_applied_index(f->s), f->index);
+    return rv;
+}
+
+static int member_get(struct store *s, uint64_t id, struct store_member *out)
+{
+    struct store_txn *t;
+    int rv;
+
+    assert_int_equal(store_read_begin(s, &t), 0);
+    rv = store_member_get(t, id, out);
+    store_read_end(t);
+    return rv;
+}
+
+#define MAX_MEMBERS 16
+struct member_list {
+    struct store_member m[MAX_MEMBERS];
+    size_t n;
+    size_t stop_after; /* return non-zero after this many (0: never) */
+};
+
+static int member_list_cb(void *arg, const struct store_member *m)
+{
+    struct member_list *l = arg;
+
+    assert_true(l->n < MAX_MEMBERS);
+    l->m[l->n++] = *m;
+    return l->stop_after != 0 && l->n >= l->stop_after;
+}
+
+static size_t members_list(struct store *s, struct member_list *l)
+{
+    struct store_txn *t;
+
+    l->n = 0;
+    assert_int_equal(store_read_begin(s, &t), 0);
+    assert_int_equal(store_members_list(t, member_list_cb, l), 0);
+    store_read_end(t);
+    return l->n;
+}
+
+static void assert_member(struct store *s, uint64_t id, const char *raft,
+                          const char *http, int role)
+{
+    struct store_member m;
+
+    memset(&m, 0x55, sizeof(m));
+    assert_int_equal(member_get(s, id, &m), 0);
+    assert_true(m.id == id);
+    assert_string_equal(m.raft, raft);
+    assert_string_equal(m.http, http);
+    assert_int_equal(m.role, role);
+}
+
+/* Asserts both stores hold the same member directory. */
+static void assert_same_members(struct store *a, struct store *b)
+{
+    struct member_list *la = calloc(1, sizeof(*la));
+    struct member_list *lb = calloc(1, sizeof(*lb));
+
+    assert_non_null(la);
+    assert_non_null(lb);
+    assert_int_equal(members_list(a, la), members_list(b, lb));
+    for (size_t i = 0; i < la->n; i++) {
+        assert_true(la->m[i].id == lb->m[i].id);
+        assert_string_equal(la->m[i].raft, lb->m[i].raft);
+        assert_string_equal(la->m[i].http, lb->m[i].http);
+        assert_int_equal(la->m[i].role, lb->m[i].role);
+    }
+    free(la);
+    free(lb);
+}
+
+static void test_store_members_set_replace_delete(void **state)
+{
+    struct fx *f = *state;
+    struct ch_member_change c[3];
+    struct store_member m;
+
+    assert_int_equal(member_get(f->s, 1, &m), CH_ENOTFOUND);
+    c[0] = mset(1, "10.0.0.1:9001", "n1:8080", 0);
+    c[1] = mset(2, "10.0.0.2:9001", "n2:8080", 1);
+    c[2] = mset(3, "10.0.0.3:9001", "", 2);
+    assert_int_equal(members_apply(f, c, 3), 0);
+    assert_member(f->s, 1, "10.0.0.1:9001", "n1:8080", 0);
+    assert_member(f->s, 2, "10.0.0.2:9001", "n2:8080", 1);
+    assert_member(f->s, 3, "10.0.0.3:9001", "", 2);
+
+    /* replace, delete, delete of an unknown id: one entry, in order */
+    c[0] = mset(1, "10.9.9.9:1", "elsewhere:81", 2);
+    c[1] = mdel(2);
+    c[2] = mdel(99);
+    assert_int_equal(members_apply(f, c, 3), 0);
+    assert_member(f->s, 1, "10.9.9.9:1", "elsewhere:81", 2);
+    assert_int_equal(member_get(f->s, 2, &m), CH_ENOTFOUND);
+    assert_int_equal(member_get(f->s, 99, &m), CH_ENOTFOUND);
+    assert_member(f->s, 3, "10.0.0.3:9001", "", 2);
+
+    /* later changes in one entry win: set, delete, set again */
+    c[0] = mset(4, "a:1", "b:1", 0);
+    c[1] = mdel(4);
+    c[2] = mset(4, "a:2", "b:2", 1);
+    assert_int_equal(members_apply(f, c, 3), 0);
+    assert_member(f->s, 4, "a:2", "b:2", 1);
+    c[0] = mset(5, "a:5", "b:5", 0);
+    c[1] = mdel(5);
+    assert_int_equal(members_apply(f, c, 2), 0);
+    assert_int_equal(member_get(f->s, 5, &m), CH_ENOTFOUND);
+
+    /* an empty entry still advances the applied index */
+    assert_int_equal(members_apply(f, NULL, 0), 0);
+    assert_int_equal(member_get(f->s, 0, &m), CH_ENOTFOUND);
+    assert_int_equal(member_get(f->s, UINT64_MAX, &m), CH_ENOTFOUND);
+}
+
+static void test_store_members_list_in_id_order(void **state)
+{
+    struct fx *f = *state;
+    /* ids whose little-endian bytes would sort differently */
+    static const uint64_t ids[] = {300, 1,   UINT64_C(1) << 40,
+                                   2,   256, UINT64_MAX};
+    static const uint64_t sorted[] = {1,         2, 256, 300, UINT64_C(1) << 40,
+                                      UINT64_MAX};
+    struct ch_member_change c[6];
+    struct member_list l = {0};
+    char raft[6][32];
+
+    assert_int_equal(members_list(f->s, &l), 0);
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(raft[i], sizeof(raft[i]), "10.0.0.%zu:9000", i);
+        c[i] = mset(ids[i], raft[i], "h:1", (int)(i % 3));
+    }
+    assert_int_equal(members_apply(f, c, 6), 0);
+    assert_int_equal(members_list(f->s, &l), 6);
+    for (size_t i = 0; i < 6; i++) {
+        size_t k = 0;
+
+        assert_true(l.m[i].id == sorted[i]);
+        while (ids[k] != sorted[i])
+            k++;
+        assert_string_equal(l.m[i].raft, raft[k]);
+        assert_string_equal(l.m[i].http, "h:1");
+        assert_int_equal(l.m[i].role, (int)(k % 3));
+    }
+    /* the callback stops the listing */
+    l.stop_after = 2;
+    assert_int_equal(members_list(f->s, &l), 2);
+    assert_true(l.m[1].id == 2);
+}
+
+static void test_store_members_reapply_is_skipped(void **state)
+{
+    struct fx *f = *state;
+    struct ch_member_change c = mset(1, "10.0.0.1:1", "h:1", 0);
+    struct ch_member_change other = mset(1, "10.0.0.2:2", "h:2", 1);
+    struct ch_member_change del = mdel(1);
+    struct store_result r;
+    bool skipped = false;
+
+    assert_int_equal(members_apply(f, &c, 1), 0);
+    pub(f, 1, "/m", "u", "", "x"); /* a publish in between */
+    assert_int_equal(store_applied_index(f->s), 2);
+    for (uint64_t idx = 0; idx <= 2; idx++) {
+        skipped = false;
+        assert_int_equal(store_apply_members(f->s, idx, &other, 1, &skipped),
+                         0);
+        assert_true(skipped);
+        skipped = false;
+        assert_int_equal(store_apply_members(f->s, idx, &del, 1, &skipped), 0);
+        assert_true(skipped);
+    }
+    assert_member(f->s, 1, "10.0.0.1:1", "h:1", 0);
+    assert_int_equal(store_applied_index(f->s), 2);
+    /* a member entry's index also stops a publish from re-applying */
+    {
+        struct ch_msg m = msg("/m", "u", "", "y");
+        skipped = false;
+        assert_int_equal(
+            store_apply_publish(f->s, 1, 2, WINDOW, &m, 1, &r, &skipped), 0);
+        assert_true(skipped);
+    }
+    assert_int_equal(topic_count(f->s, "/m"), 1);
+}
+
+static void test_store_members_invalid_change_refused(void **state)
+{
+    struct fx *f = *state;
+    char raft_max[64];
+    char http_max[256];
+    char raft_long[65];
+    char http_long[257];
+    struct ch_member_change c[3];
+    struct ch_member_change bad[6];
+    struct store_member m;
+    struct member_list l = {0};
+
+    memset(raft_max, 'r', 63);
+    raft_max[63] = '\0';
+    memset(http_max, 'h', 255);
+    http_max[255] = '\0';
+    memset(raft_long, 'r', 64);
+    raft_long[64] = '\0';
+    memset(http_long, 'h', 256);
+    http_long[256] = '\0';
+
+    /* the longest fields fit exactly */
+    c[0] = mset(1, raft_max, http_max, 2);
+    assert_int_equal(members_apply(f, c, 1), 0);
+    assert_member(f->s, 1, raft_max, http_max, 2);
+
+    bad[0] = mset(20, raft_long, "h:1", 0);
+    bad[1] = mset(20, "r:1", http_long, 0);
+    bad[2] = mset(20, "r:1", "h:1", 0);
+    bad[2].op = (enum ch_member_op)7;
+    bad[3] = mset(20, "r:1", "h:1", 3);
+    bad[4] = mset(20, "r:1", "h:1", -1);
+    bad[5] = mset(0, "r:1", "h:1", 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        /* a good change before and after the bad one: none applied */
+        c[0] = mset(10, "r:10", "h:10", 0);
+        c[1] = bad[i];
+        c[2] = mdel(1);
+        if (members_apply(f, c, 3) != CH_EINVAL) /* index still advances */
+            fail_msg("bad change %zu was applied", i);
+        assert_true(strlen(store_errmsg(f->s)) > 0);
+        assert_int_equal(member_get(f->s, 10, &m), CH_ENOTFOUND);
+        assert_int_equal(member_get(f->s, 20, &m), CH_ENOTFOUND);
+        assert_member(f->s, 1, raft_max, http_max, 2);
+        assert_int_equal(members_list(f->s, &l), 1);
+        /* the refused entry is done: applying it again is skipped */
+        {
+            bool skipped = false;
+            assert_int_equal(
+                store_apply_members(f->s, f->index, c, 3, &skipped), 0);
+            assert_true(skipped);
+        }
+    }
+
+    /* a DEL ignores its raft, http and role */
+    c[0] = mdel(1);
+    c[0].raft.p = raft_long;
+    c[0].raft.n = strlen(raft_long);
+    c[0].http.p = http_long;
+    c[0].http.n = strlen(http_long);
+    c[0].role = 9;
+    assert_int_equal(members_apply(f, c, 1), 0);
+    assert_int_equal(member_get(f->s, 1, &m), CH_ENOTFOUND);
+
+    /* the store keeps working */
+    c[0] = mset(2, "r:2", "h:2", 1);
+    assert_int_equal(members_apply(f, c, 1), 0);
+    assert_member(f->s, 2, "r:2", "h:2", 1);
+}
+
+static void test_store_members_survive_reopen(void **state)
+{
+    struct fx *f = *state;
+    char errmsg[CH_ERRMSG_SIZE];
+    struct ch_member_change c[2] = {mset(1, "10.0.0.1:9001", "n1:80", 0),
+                                    mset(7, "10.0.0.7:9001", "n7:80", 1)};
+    struct member_list l = {0};
+
+    assert_int_equal(members_apply(f, c, 2), 0);
+    pub(f, 1, "/p", "u", "", "x");
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_open(f->path, MAP_BYTES, &f->s, errmsg), 0);
+    assert_int_equal(store_applied_index(f->s), f->index);
+    assert_int_equal(members_list(f->s, &l), 2);
+    assert_member(f->s, 1, "10.0.0.1:9001", "n1:80", 0);
+    assert_member(f->s, 7, "10.0.0.7:9001", "n7:80", 1);
+    assert_int_equal(topic_count(f->s, "/p"), 1);
+}
+
+/* A store made before the members database existed opens with it empty. */
+static void test_store_members_added_to_older_store(void **state)
+{
+    struct fx *f = *state;
+    char errmsg[CH_ERRMSG_SIZE];
+    struct ch_member_change c = mset(3, "10.0.0.3:9001", "n3:80", 2);
+    struct member_list l = {0};
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    pub(f, 1, "/old", "u", "id", "x");
+    store_close(f->s);
+    f->s = NULL;
+    /* remove the members database, as in a store of the previous build */
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, MAP_BYTES), 0);
+    assert_int_equal(mdb_env_open(env, f->path, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "members", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "members", 0, &dbi), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+
+    assert_int_equal(store_open(f->path, MAP_BYTES, &f->s, errmsg), 0);
+    assert_int_equal(store_applied_index(f->s), f->index);
+    assert_int_equal(topic_count(f->s, "/old"), 1);
+    assert_int_equal(members_list(f->s, &l), 0);
+    assert_int_equal(members_apply(f, &c, 1), 0);
+    assert_member(f->s, 3, "10.0.0.3:9001", "n3:80", 2);
+}
+
 /* ---- snapshots ---------------------------------------------------------- */
 
 static void snapshot(struct store *s, struct ch_buf *out)
@@ -950,6 +1301,155 @@ static void test_store_snapshot_appends_to_buffer(void **state)
     ch_buf_free(&buf);
 }
 
+static void test_store_snapshot_carries_members(void **state)
+{
+    struct fx *f = *state;
+    struct ch_member_change c[3] = {mset(1, "10.0.0.1:9001", "n1:80", 0),
+                                    mset(2, "10.0.0.2:9001", "n2:80", 1),
+                                    mset(UINT64_C(1) << 33, "", "", 2)};
+    struct ch_member_change mine = mset(50, "10.5.5.5:1", "mine:1", 0);
+    struct member_list l = {0};
+    struct ch_buf snap;
+    struct ch_buf plain;
+    struct store *s2;
+    bool skipped;
+
+    /* a snapshot of a store with no members (as from an older build) */
+    pub(f, 1, "/s", "u", "", "one");
+    snapshot(f->s, &plain);
+
+    assert_int_equal(members_apply(f, c, 3), 0);
+    pub(f, 2, "/s", "u", "", "two");
+    snapshot(f->s, &snap);
+
+    /* into a fresh store */
+    s2 = open_second(f, "second");
+    assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
+    assert_int_equal(store_applied_index(s2), f->index);
+    assert_same_members(f->s, s2);
+    assert_same_content(f->s, s2);
+    assert_member(s2, UINT64_C(1) << 33, "", "", 2);
+
+    /* over a store with members of its own: replaced, not merged */
+    assert_int_equal(store_apply_members(s2, f->index + 1, &mine, 1, &skipped),
+                     0);
+    assert_int_equal(members_list(s2, &l), 4);
+    assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
+    assert_same_members(f->s, s2);
+    /* and survives a reopen */
+    store_close(s2);
+    s2 = open_second(f, "second");
+    assert_same_members(f->s, s2);
+
+    /* a snapshot without members empties the directory */
+    assert_int_equal(store_restore(s2, plain.data, plain.len), 0);
+    assert_int_equal(members_list(s2, &l), 0);
+    assert_int_equal(topic_count(s2, "/s"), 1);
+
+    store_close(s2);
+    ch_buf_free(&snap);
+    ch_buf_free(&plain);
+}
+
+/* Same checksum as snapshot.c, to forge snapshots that pass it. */
+static uint64_t fnv1a64(const unsigned char *p, size_t n)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+static void reseal(unsigned char *p, size_t len)
+{
+    uint64_t h = fnv1a64(p, len - 8);
+
+    for (int i = 0; i < 8; i++) {
+        p[len - 8 + (size_t)i] = (unsigned char)h;
+        h >>= 8;
+    }
+}
+
+/* A member record that passes the checksum but not validation (as from a
+ * buggy writer) is refused as a whole: the target keeps its content. */
+static void test_store_restore_rejects_bad_member_record(void **state)
+{
+    static const char raft[] = "10.7.7.7:7777";
+    struct fx *f = *state;
+    struct ch_member_change c = mset(9, raft, "n9:80", 1);
+    struct ch_member_change mine = mset(50, "10.5.5.5:1", "mine:1", 0);
+    struct ch_buf snap;
+    struct ch_buf before;
+    struct ch_buf after;
+    unsigned char *copy;
+    unsigned char *at = NULL;
+    struct store *s2;
+    bool skipped;
+    size_t rec; /* offset of the member record's role byte */
+
+    pub(f, 1, "/s", "u", "", "one");
+    assert_int_equal(members_apply(f, &c, 1), 0);
+    snapshot(f->s, &snap);
+    for (size_t i = 0; i + sizeof(raft) - 1 <= snap.len; i++) {
+        if (memcmp(snap.data + i, raft, sizeof(raft) - 1) == 0) {
+            at = (unsigned char *)snap.data + i;
+            break;
+        }
+    }
+    assert_non_null(at);
+    rec = (size_t)(at - (unsigned char *)snap.data) - 3;
+    assert_int_equal((unsigned char)snap.data[rec], 1);
+    assert_int_equal((unsigned char)snap.data[rec + 1], sizeof(raft) - 1);
+
+    s2 = open_second(f, "second");
+    pub(f, 2, "/other", "u", "", "x");
+    assert_int_equal(store_apply_members(s2, 3, &mine, 1, &skipped), 0);
+    snapshot(s2, &before);
+    copy = malloc(snap.len);
+    assert_non_null(copy);
+
+    /* the untouched copy restores (sanity check of the forging) */
+    memcpy(copy, snap.data, snap.len);
+    reseal(copy, snap.len);
+    assert_memory_equal(copy, snap.data, snap.len);
+
+    /* role out of range */
+    memcpy(copy, snap.data, snap.len);
+    copy[rec] = 3;
+    reseal(copy, snap.len);
+    assert_int_equal(store_restore(s2, copy, snap.len), CH_ECORRUPT);
+    /* lengths that disagree with the value size */
+    memcpy(copy, snap.data, snap.len);
+    copy[rec + 1]++;
+    reseal(copy, snap.len);
+    assert_int_equal(store_restore(s2, copy, snap.len), CH_ECORRUPT);
+    memcpy(copy, snap.data, snap.len);
+    copy[rec + 2]--;
+    reseal(copy, snap.len);
+    assert_int_equal(store_restore(s2, copy, snap.len), CH_ECORRUPT);
+    /* member id 0 (key is the 8 bytes before the value's bin8 header) */
+    memcpy(copy, snap.data, snap.len);
+    assert_int_equal(copy[rec - 3], 9);
+    copy[rec - 3] = 0;
+    reseal(copy, snap.len);
+    assert_int_equal(store_restore(s2, copy, snap.len), CH_ECORRUPT);
+
+    assert_int_equal(store_applied_index(s2), 3);
+    snapshot(s2, &after);
+    assert_int_equal(before.len, after.len);
+    assert_memory_equal(before.data, after.data, before.len);
+    assert_member(s2, 50, "10.5.5.5:1", "mine:1", 0);
+
+    free(copy);
+    store_close(s2);
+    ch_buf_free(&snap);
+    ch_buf_free(&before);
+    ch_buf_free(&after);
+}
+
 static void test_store_open_bad_dir(void **state)
 {
     struct fx *f = *state;
@@ -995,6 +1495,14 @@ int main(void)
         T(test_store_snapshot_is_a_consistent_view),
         T(test_store_restore_corrupt_leaves_store_unchanged),
         T(test_store_snapshot_appends_to_buffer),
+        T(test_store_members_set_replace_delete),
+        T(test_store_members_list_in_id_order),
+        T(test_store_members_reapply_is_skipped),
+        T(test_store_members_invalid_change_refused),
+        T(test_store_members_survive_reopen),
+        T(test_store_members_added_to_older_store),
+        T(test_store_snapshot_carries_members),
+        T(test_store_restore_rejects_bad_member_record),
         T(test_store_open_bad_dir),
     };
 #undef T

@@ -1,0 +1,447 @@
+/* Forwarding (SPEC §4 "clients may connect to any node"): a follower sends
+ * publishes and admin requests to the leader over one persistent link
+ * (link_client.c), many requests per frame, and answers `#send` itself once
+ * its own FSM has applied the leader's raft index — that makes
+ * read-your-writes hold on every node.
+ *
+ * Requests wait in `fwd_queued` while no leader is known or the link is
+ * down, and fail at the publish timeout ("no leader: not committed"). Once
+ * sent, a lost link or leader makes the outcome unknown (a retry with the
+ * same publisher message id is de-duplicated by the FSM). */
+#include "cluster/cluster_int.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Admin requests (a join catches up a whole store) get longer. */
+#define FWD_ADMIN_TIMEOUT_MS 120000
+/* Requests per frame and bytes per frame. */
+#define FWD_FRAME_MAX_REQS 4096
+#define FWD_FRAME_MAX_BYTES (1024 * 1024)
+/* Bytes queued on the link before we stop filling it. */
+#define FWD_LINK_MAX_QUEUED (8 * 1024 * 1024)
+#define FWD_RECONNECT_MS 100
+
+static void list_push(struct fwd_list *l, struct fwd_req *r)
+{
+    r->next = NULL;
+    if (l->tail != NULL)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+}
+
+static struct fwd_req *list_pop(struct fwd_list *l)
+{
+    struct fwd_req *r = l->head;
+    if (r == NULL)
+        return NULL;
+    l->head = r->next;
+    if (l->head == NULL)
+        l->tail = NULL;
+    r->next = NULL;
+    return r;
+}
+
+/* Removes the request with req_id (answers come nearly in order, so the
+ * search ends at the head almost always). */
+static struct fwd_req *list_take(struct fwd_list *l, uint64_t req_id)
+{
+    struct fwd_req *prev = NULL;
+    for (struct fwd_req *r = l->head; r != NULL; prev = r, r = r->next) {
+        if (r->req_id != req_id)
+            continue;
+        if (prev != NULL)
+            prev->next = r->next;
+        else
+            l->head = r->next;
+        if (l->tail == r)
+            l->tail = prev;
+        r->next = NULL;
+        return r;
+    }
+    return NULL;
+}
+
+static void req_free(struct fwd_req *r)
+{
+    ch_buf_free(&r->item);
+    free(r);
+}
+
+/* Answers and frees a request. */
+static void req_answer(struct cluster *c, struct fwd_req *r, int status,
+                       const char *text)
+{
+    if (r->op == CH_LINK_PUBLISH) {
+        CH_ASSERT(c->n_pending > 0);
+        c->n_pending--;
+        if (status == 0)
+            c->metrics.publishes_committed++;
+        else
+            c->metrics.publishes_failed++;
+        r->pub_cb(r->arg, status, status == 0 ? &r->res : NULL);
+    } else {
+        r->admin_cb(r->arg, status, text ? text : "");
+    }
+    req_free(r);
+}
+
+static struct fwd_req *req_create(struct cluster *c, const struct ch_link_req *lr,
+                                  uint64_t timeout_ms)
+{
+    struct fwd_req *r = calloc(1, sizeof *r);
+    struct ch_link_enc enc;
+    struct ch_link_req copy = *lr;
+
+    if (r == NULL)
+        return NULL;
+    r->req_id = ++c->next_req_id;
+    r->op = lr->op;
+    r->deadline_ms = uv_now(c->loop) + timeout_ms;
+    copy.req_id = r->req_id;
+    ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+    if (ch_link_enc_req(&enc, &copy) != 0) {
+        ch_link_enc_close(&enc);
+        free(r);
+        return NULL;
+    }
+    /* Keep the encoded item: it is the only copy of the message. */
+    r->item = enc.items;
+    return r;
+}
+
+int cluster__forward_publish(struct cluster *c, const struct ch_msg *m,
+                             cluster_publish_cb cb, void *arg)
+{
+    struct ch_link_req lr;
+    struct fwd_req *r;
+
+    memset(&lr, 0, sizeof lr);
+    lr.op = CH_LINK_PUBLISH;
+    lr.msg = *m;
+    r = req_create(c, &lr, c->cfg.publish_timeout_ms);
+    if (r == NULL)
+        return CH_ENOMEM;
+    r->pub_cb = cb;
+    r->arg = arg;
+    list_push(&c->fwd_queued, r);
+    c->n_pending++;
+    return 0;
+}
+
+int cluster__forward_admin(struct cluster *c, const struct ch_link_req *lr,
+                           cluster_admin_cb cb, void *arg)
+{
+    struct fwd_req *r = req_create(c, lr, FWD_ADMIN_TIMEOUT_MS);
+
+    if (r == NULL)
+        return CH_ENOMEM;
+    r->admin_cb = cb;
+    r->arg = arg;
+    list_push(&c->fwd_queued, r);
+    return 0;
+}
+
+bool cluster__member_http(struct cluster *c, uint64_t id, char *out,
+                          size_t out_size)
+{
+    struct store_txn *t;
+    struct store_member m;
+    int rv;
+
+    if (id == c->cfg.id) {
+        snprintf(out, out_size, "%s", c->cfg.http_addr);
+        return true;
+    }
+    if (store_read_begin(c->store, &t) == 0) {
+        rv = store_member_get(t, id, &m);
+        store_read_end(t);
+        if (rv == 0 && m.http[0] != '\0') {
+            snprintf(out, out_size, "%s", m.http);
+            return true;
+        }
+    }
+    for (unsigned i = 0; i < c->n_spec_members; i++) {
+        if (c->spec_members[i].id == id) {
+            snprintf(out, out_size, "%s", c->spec_members[i].http);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- the link to the leader ---- */
+
+static void on_response(void *arg, const struct ch_link_resp *resp)
+{
+    struct cluster *c = arg;
+    struct fwd_req *r = list_take(&c->fwd_sent, resp->req_id);
+    char text[256];
+
+    if (r == NULL)
+        return; /* timed out already */
+    snprintf(text, sizeof text, "%.*s", (int)resp->text.n, resp->text.p);
+    if (resp->status == CH_ENOTLEADER) {
+        /* The peer was not leader: certainly not committed; try again
+         * once we know better (until the deadline). */
+        r->sent = false;
+        list_push(&c->fwd_queued, r);
+        return;
+    }
+    if (r->op != CH_LINK_PUBLISH) {
+        req_answer(c, r, resp->status, text);
+        return;
+    }
+    if (resp->status != 0) {
+        req_answer(c, r, resp->status, text);
+        return;
+    }
+    r->res.status = 0;
+    r->res.is_dup = resp->is_dup;
+    r->res.seq = resp->seq;
+    r->res.time = resp->time;
+    r->res.index = resp->index;
+    /* Read-your-writes: answer once this node applied the entry. */
+    list_push(&c->fwd_apply, r);
+    cluster__forward_applied(c);
+}
+
+static void link_closed(struct cluster *c)
+{
+    struct fwd_req *r;
+
+    c->link = NULL;
+    c->link_open = false;
+    c->link_leader_id = 0;
+    c->link_retry_ms = uv_now(c->loop) + FWD_RECONNECT_MS;
+    /* Sent and unanswered: the leader may have committed them. */
+    while ((r = list_pop(&c->fwd_sent)) != NULL)
+        req_answer(c, r, CH_EUNKNOWN, "leader connection lost: outcome unknown");
+}
+
+static void on_link_state(void *arg, struct lclient *l, bool open)
+{
+    struct cluster *c = arg;
+
+    if (l != c->link)
+        return;
+    if (open) {
+        c->link_open = true;
+        log_info("cluster", "forwarding link open leader=%llu",
+                 (unsigned long long)c->link_leader_id);
+        cluster__forward_flush(c);
+        return;
+    }
+    log_info("cluster", "forwarding link lost leader=%llu",
+             (unsigned long long)c->link_leader_id);
+    link_closed(c);
+}
+
+/* The link is refused requests: the peer only answers. */
+static void ignore_request(void *arg, const struct ch_link_req *r)
+{
+    (void)arg;
+    (void)r;
+}
+
+static void drop_link(struct cluster *c)
+{
+    if (c->link == NULL)
+        return;
+    lclient_close(c->link);
+    link_closed(c);
+}
+
+/* This node became leader: run what was queued here. */
+static void local_publish_cb(void *arg, const struct ch_link_req *lr);
+
+struct local_ctx {
+    struct cluster *c;
+    struct fwd_req *r;
+    int rv;
+};
+
+static void run_queued_locally(struct cluster *c)
+{
+    struct fwd_req *r;
+    struct fwd_list keep = {NULL, NULL};
+
+    while ((r = list_pop(&c->fwd_queued)) != NULL) {
+        struct ch_link_enc enc;
+        struct ch_buf frame;
+        struct local_ctx ctx = {c, r, CH_ENOMEM};
+
+        /* Decode our own copy and hand it to the local path. */
+        ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+        ch_buf_init(&frame);
+        if (ch_link_enc_raw(&enc, r->item.data, r->item.len) == 0 &&
+            ch_link_enc_finish(&enc, &frame) == 0)
+            ch_link_decode(frame.data, frame.len, local_publish_cb, NULL,
+                           &ctx);
+        ch_link_enc_close(&enc);
+        ch_buf_free(&frame);
+        if (ctx.rv != 0)
+            list_push(&keep, r); /* failed: answered at its deadline */
+    }
+    c->fwd_queued = keep;
+}
+
+static void relay_publish_cb(void *arg, int status,
+                             const struct store_result *res)
+{
+    struct fwd_req *r = arg;
+
+    r->pub_cb(r->arg, status, res);
+    req_free(r);
+}
+
+static void relay_admin_cb(void *arg, int status, const char *text)
+{
+    struct fwd_req *r = arg;
+    r->admin_cb(r->arg, status, text);
+    req_free(r);
+}
+
+static void local_publish_cb(void *arg, const struct ch_link_req *lr)
+{
+    struct local_ctx *ctx = arg;
+    struct cluster *c = ctx->c;
+    struct fwd_req *r = ctx->r;
+
+    if (lr->op == CH_LINK_PUBLISH) {
+        /* The pending count moves to the local batch. */
+        c->n_pending--;
+        ctx->rv = cluster__propose_local(c, &lr->msg, relay_publish_cb, r);
+        if (ctx->rv != 0)
+            c->n_pending++;
+    } else {
+        ctx->rv = cluster__admin_local(c, lr, relay_admin_cb, r);
+    }
+}
+
+void cluster__forward_tick(struct cluster *c)
+{
+    uint64_t now = uv_now(c->loop);
+    raft_id leader_id = 0;
+    const char *leader_addr = NULL;
+    char http[CLUSTER_ADDR_MAX * 4];
+    struct fwd_req *r;
+
+    /* Deadlines: queued ones were never sent (not committed). */
+    while ((r = c->fwd_queued.head) != NULL && r->deadline_ms <= now) {
+        list_pop(&c->fwd_queued);
+        req_answer(c, r, CH_ENOTLEADER,
+                   r->op == CH_LINK_PUBLISH
+                       ? NULL
+                       : "no leader reachable: not done");
+    }
+    while ((r = c->fwd_sent.head) != NULL && r->deadline_ms <= now) {
+        list_pop(&c->fwd_sent);
+        req_answer(c, r, CH_ETIMEDOUT, "timed out: outcome unknown");
+    }
+    while ((r = c->fwd_apply.head) != NULL && r->deadline_ms <= now) {
+        /* Committed on the leader, not yet applied here. */
+        list_pop(&c->fwd_apply);
+        req_answer(c, r, CH_ETIMEDOUT,
+                   "committed, not yet applied on this node");
+    }
+
+    if (!c->raft_started)
+        return;
+    raft_leader(&c->raft, &leader_id, &leader_addr);
+    if (leader_id == c->cfg.id && raft_state(&c->raft) == RAFT_LEADER) {
+        drop_link(c);
+        if (c->is_ready)
+            run_queued_locally(c);
+        return;
+    }
+    if (c->link != NULL && c->link_leader_id != leader_id)
+        drop_link(c); /* the leader changed */
+    if (c->link != NULL || leader_id == 0 || now < c->link_retry_ms)
+        return;
+    if (c->fwd_queued.head == NULL && c->fwd_sent.head == NULL)
+        return; /* connect on demand */
+    if (!cluster__member_http(c, leader_id, http, sizeof http)) {
+        log_warn("cluster", "no gateway address for leader=%llu",
+                 (unsigned long long)leader_id);
+        c->link_retry_ms = now + 1000;
+        return;
+    }
+    c->link_leader_id = leader_id;
+    c->link = lclient_create(c, http, on_response, ignore_request,
+                             on_link_state, c);
+    if (c->link == NULL) {
+        c->link_leader_id = 0;
+        c->link_retry_ms = now + 1000;
+    }
+}
+
+void cluster__forward_flush(struct cluster *c)
+{
+    struct ch_link_enc enc;
+    struct ch_buf frame;
+    size_t bytes = 0;
+
+    if (c->link == NULL || !c->link_open || c->fwd_queued.head == NULL)
+        return;
+    ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+    ch_buf_init(&frame);
+    while (c->fwd_queued.head != NULL &&
+           lclient_queued(c->link) < FWD_LINK_MAX_QUEUED) {
+        struct fwd_req *r = c->fwd_queued.head;
+        if (enc.n > 0 && (enc.n >= FWD_FRAME_MAX_REQS ||
+                          bytes + r->item.len > FWD_FRAME_MAX_BYTES)) {
+            if (ch_link_enc_finish(&enc, &frame) != 0 ||
+                lclient_send(c->link, frame.data, frame.len) != 0)
+                goto fail;
+            ch_link_enc_reset(&enc);
+            frame.len = 0;
+            bytes = 0;
+        }
+        if (ch_link_enc_raw(&enc, r->item.data, r->item.len) != 0)
+            goto fail;
+        bytes += r->item.len;
+        list_pop(&c->fwd_queued);
+        r->sent = true;
+        list_push(&c->fwd_sent, r);
+    }
+    if (enc.n > 0 && (ch_link_enc_finish(&enc, &frame) != 0 ||
+                      lclient_send(c->link, frame.data, frame.len) != 0))
+        goto fail;
+    ch_link_enc_close(&enc);
+    ch_buf_free(&frame);
+    return;
+fail:
+    ch_link_enc_close(&enc);
+    ch_buf_free(&frame);
+    /* Requests moved to `sent` are failed as unknown by the link drop. */
+    drop_link(c);
+}
+
+void cluster__forward_applied(struct cluster *c)
+{
+    uint64_t applied = store_applied_index(c->store);
+    struct fwd_req *r;
+
+    while ((r = c->fwd_apply.head) != NULL && r->res.index <= applied) {
+        list_pop(&c->fwd_apply);
+        req_answer(c, r, 0, NULL);
+    }
+}
+
+void cluster__forward_fail_all(struct cluster *c, int status)
+{
+    struct fwd_req *r;
+
+    drop_link(c);
+    while ((r = list_pop(&c->fwd_queued)) != NULL)
+        req_answer(c, r, status == CH_EUNKNOWN ? CH_ESHUTDOWN : status,
+                   "node shutting down: not done");
+    while ((r = list_pop(&c->fwd_apply)) != NULL)
+        req_answer(c, r, CH_EUNKNOWN,
+                   "committed, not yet applied on this node");
+}

@@ -1,0 +1,661 @@
+/* Membership on the leader (SPEC §5, RAFT-NOTES §4): join, leave and
+ * transfer, one change at a time; the replicated member directory (id →
+ * raft address, gateway address, role); joining with --join ADDR; telling a
+ * removed node. */
+#include "cluster/cluster_int.h"
+#include "common/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define JOIN_RETRY_MS 1000
+
+bool cluster__is_member(struct cluster *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->raft.configuration.n; i++) {
+        if (c->raft.configuration.servers[i].id == id)
+            return true;
+    }
+    return false;
+}
+
+static const struct raft_server *config_server(struct cluster *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->raft.configuration.n; i++) {
+        if (c->raft.configuration.servers[i].id == id)
+            return &c->raft.configuration.servers[i];
+    }
+    return NULL;
+}
+
+static void change_done(struct cluster *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void change_done(struct cluster *c, int status, const char *fmt, ...)
+{
+    struct mchange *m = c->change;
+    char text[256] = "";
+    va_list ap;
+
+    if (m == NULL)
+        return;
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+    }
+    c->change = NULL;
+    if (status == 0)
+        log_info("cluster", "membership change done op=%d id=%llu", m->op,
+                 (unsigned long long)m->id);
+    else
+        log_warn("cluster", "membership change failed op=%d id=%llu err=%s",
+                 m->op, (unsigned long long)m->id, text);
+    m->cb(m->arg, status, text);
+    free(m);
+}
+
+static int raft_to_ch(int rv)
+{
+    switch (rv) {
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+        return CH_ENOTLEADER;
+    case RAFT_CANTCHANGE:
+        return CH_EBUSY;
+    case RAFT_NOTFOUND:
+    case RAFT_BADID:
+        return CH_ENOTFOUND;
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+        return CH_EBUSY;
+    default:
+        return CH_EIO;
+    }
+}
+
+/* Proposes directory changes as their own raft entry; cb on apply. */
+static int propose_members(struct cluster *c, struct raft_apply *req,
+                           const struct ch_member_change *changes, uint32_t n,
+                           raft_apply_cb cb)
+{
+    struct raft_buffer buf;
+    void *data;
+    size_t len;
+    int rv;
+
+    rv = ch_members_encode(changes, n, (int64_t)time(NULL), raft_malloc,
+                           &data, &len);
+    if (rv != 0)
+        return rv;
+    buf.base = data;
+    buf.len = len;
+    rv = raft_apply(&c->raft, req, &buf, 1, cb);
+    if (rv != 0) {
+        raft_free(data);
+        return raft_to_ch(rv);
+    }
+    return 0;
+}
+
+/* ---- telling a removed node ---- */
+
+struct notice {
+    struct lclient *l;
+    uint64_t id;
+};
+
+static void notice_state(void *arg, struct lclient *l, bool open)
+{
+    struct notice *n = arg;
+    struct ch_link_enc enc;
+    struct ch_link_req r;
+    struct ch_buf frame;
+
+    if (open) {
+        memset(&r, 0, sizeof r);
+        r.op = CH_LINK_REMOVED;
+        r.id = n->id;
+        ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+        ch_buf_init(&frame);
+        if (ch_link_enc_req(&enc, &r) == 0 &&
+            ch_link_enc_finish(&enc, &frame) == 0 &&
+            lclient_send(l, frame.data, frame.len) == 0)
+            log_info("cluster", "told removed node id=%llu",
+                     (unsigned long long)n->id);
+        ch_link_enc_close(&enc);
+        ch_buf_free(&frame);
+        /* The node answers nothing; it shuts down and closes the link. */
+        return;
+    }
+    free(n);
+}
+
+static void ignore_resp(void *arg, const struct ch_link_resp *r)
+{
+    (void)arg;
+    (void)r;
+}
+
+static void ignore_req(void *arg, const struct ch_link_req *r)
+{
+    (void)arg;
+    (void)r;
+}
+
+static void notify_removed(struct cluster *c, uint64_t id, const char *http)
+{
+    struct notice *n = calloc(1, sizeof *n);
+
+    if (n == NULL || http[0] == '\0') {
+        free(n);
+        return;
+    }
+    n->id = id;
+    n->l = lclient_create(c, http, ignore_resp, ignore_req, notice_state, n);
+    if (n->l == NULL)
+        free(n);
+}
+
+/* ---- join: directory entry, raft_add, then raft_assign ---- */
+
+static void join_assign_cb(struct raft_change *req, int status)
+{
+    struct cluster *c = req->data;
+    if (status != 0) {
+        change_done(c, raft_to_ch(status), "promotion of %llu failed: %s",
+                    (unsigned long long)c->change->id, raft_strerror(status));
+        return;
+    }
+    change_done(c, 0, NULL);
+}
+
+static void join_add_cb(struct raft_change *req, int status)
+{
+    struct cluster *c = req->data;
+    struct mchange *m = c->change;
+    int role = m->role == CLUSTER_ROLE_VOTER     ? RAFT_VOTER
+               : m->role == CLUSTER_ROLE_STANDBY ? RAFT_STANDBY
+                                                 : RAFT_SPARE;
+    int rv;
+
+    if (status != 0) {
+        change_done(c, raft_to_ch(status), "adding %llu failed: %s",
+                    (unsigned long long)m->id, raft_strerror(status));
+        return;
+    }
+    if (role == RAFT_SPARE) {
+        change_done(c, 0, NULL);
+        return;
+    }
+    /* A voter is promoted once it caught up with the log (0.15 runs the
+     * catch-up rounds before appending the configuration). */
+    m->change_req.data = c;
+    rv = raft_assign(&c->raft, &m->change_req, m->id, role, join_assign_cb);
+    if (rv != 0)
+        change_done(c, raft_to_ch(rv), "promotion of %llu refused: %s",
+                    (unsigned long long)m->id, raft_strerror(rv));
+}
+
+static void join_dir_cb(struct raft_apply *req, int status, void *result)
+{
+    struct cluster *c = req->data;
+    struct mchange *m = c->change;
+    int rv;
+    (void)result;
+
+    if (status != 0) {
+        change_done(c, raft_to_ch(status), "directory update failed: %s",
+                    raft_strerror(status));
+        return;
+    }
+    m->change_req.data = c;
+    rv = raft_add(&c->raft, &m->change_req, m->id, m->raft, join_add_cb);
+    if (rv != 0)
+        change_done(c, raft_to_ch(rv), "adding %llu refused: %s",
+                    (unsigned long long)m->id, raft_strerror(rv));
+}
+
+static int start_join(struct cluster *c, struct mchange *m)
+{
+    struct ch_member_change ch;
+
+    memset(&ch, 0, sizeof ch);
+    ch.op = CH_MEMBER_SET;
+    ch.id = m->id;
+    ch.raft.p = m->raft;
+    ch.raft.n = strlen(m->raft);
+    ch.http.p = m->http;
+    ch.http.n = strlen(m->http);
+    ch.role = m->role;
+    m->apply_req.data = c;
+    return propose_members(c, &m->apply_req, &ch, 1, join_dir_cb);
+}
+
+/* ---- leave: raft_remove, then the directory entry ---- */
+
+static void leave_dir_cb(struct raft_apply *req, int status, void *result)
+{
+    struct cluster *c = req->data;
+    struct mchange *m = c->change;
+    (void)result;
+
+    notify_removed(c, m->id, m->http);
+    if (status != 0) {
+        /* Removed from raft already; only the directory entry stays. */
+        log_warn("cluster", "directory cleanup failed id=%llu status=%d",
+                 (unsigned long long)m->id, status);
+    }
+    change_done(c, 0, NULL);
+}
+
+static void leave_remove_cb(struct raft_change *req, int status)
+{
+    struct cluster *c = req->data;
+    struct mchange *m = c->change;
+    struct ch_member_change ch;
+    int rv;
+
+    if (status != 0) {
+        change_done(c, raft_to_ch(status), "removing %llu failed: %s",
+                    (unsigned long long)m->id, raft_strerror(status));
+        return;
+    }
+    memset(&ch, 0, sizeof ch);
+    ch.op = CH_MEMBER_DEL;
+    ch.id = m->id;
+    m->apply_req.data = c;
+    rv = propose_members(c, &m->apply_req, &ch, 1, leave_dir_cb);
+    if (rv != 0) {
+        notify_removed(c, m->id, m->http);
+        change_done(c, 0, NULL);
+    }
+}
+
+/* The leader itself leaves: hand leadership over, then the new leader
+ * removes us (the request is forwarded to it). */
+static void leave_self_transfer_cb(struct raft_transfer *req)
+{
+    struct cluster *c = req->data;
+    struct mchange *m = c->change;
+    struct ch_link_req lr;
+    int rv;
+
+    c->change = NULL;
+    if (raft_state(&c->raft) == RAFT_LEADER) {
+        c->change = m;
+        change_done(c, CH_EBUSY,
+                    "leadership transfer before leaving did not happen; "
+                    "try again");
+        return;
+    }
+    memset(&lr, 0, sizeof lr);
+    lr.op = CH_LINK_LEAVE;
+    lr.id = m->id;
+    rv = cluster__forward_admin(c, &lr, m->cb, m->arg);
+    if (rv != 0)
+        m->cb(m->arg, rv, "cannot forward the leave to the new leader");
+    free(m);
+}
+
+static int start_leave(struct cluster *c, struct mchange *m)
+{
+    int rv;
+
+    if (m->id == c->cfg.id) {
+        m->transfer_req.data = c;
+        rv = raft_transfer(&c->raft, &m->transfer_req, 0,
+                           leave_self_transfer_cb);
+        return rv == 0 ? 0 : raft_to_ch(rv);
+    }
+    m->change_req.data = c;
+    rv = raft_remove(&c->raft, &m->change_req, m->id, leave_remove_cb);
+    return rv == 0 ? 0 : raft_to_ch(rv);
+}
+
+/* ---- transfer ---- */
+
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct cluster *c = req->data;
+    struct mchange *m = c->change;
+    raft_id leader_id = 0;
+    const char *addr = NULL;
+
+    raft_leader(&c->raft, &leader_id, &addr);
+    /* 0.15 can end a transfer silently (RAFT-NOTES pitfall 18): check. */
+    if (raft_state(&c->raft) == RAFT_LEADER ||
+        (m->id != 0 && leader_id != 0 && leader_id != m->id))
+        change_done(c, CH_EIO, "leadership transfer to %llu did not happen",
+                    (unsigned long long)m->id);
+    else
+        change_done(c, 0, NULL);
+}
+
+static int start_transfer(struct cluster *c, struct mchange *m)
+{
+    int rv;
+
+    m->transfer_req.data = c;
+    rv = raft_transfer(&c->raft, &m->transfer_req, m->id, transfer_cb);
+    return rv == 0 ? 0 : raft_to_ch(rv);
+}
+
+/* Validates and starts one change on the leader. */
+int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
+                         cluster_admin_cb cb, void *arg)
+{
+    const struct raft_server *s;
+    struct mchange *m;
+    char text[160];
+    int rv;
+
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        return cluster__forward_admin(c, r, cb, arg);
+    if (c->change != NULL) {
+        cb(arg, CH_EBUSY, "a membership change is already in progress");
+        return 0;
+    }
+    s = config_server(c, r->id);
+    switch (r->op) {
+    case CH_LINK_JOIN:
+        if (r->id == 0 || r->raft.n == 0 || r->raft.n >= CLUSTER_ADDR_MAX ||
+            r->http.n == 0 || r->http.n >= CLUSTER_ADDR_MAX * 4) {
+            cb(arg, CH_EINVAL, "join needs an id >= 1, a raft and an HTTP "
+                               "address");
+            return 0;
+        }
+        if (s != NULL) {
+            bool same = strlen(s->address) == r->raft.n &&
+                        memcmp(s->address, r->raft.p, r->raft.n) == 0;
+            snprintf(text, sizeof text, "id %llu is already a member%s",
+                     (unsigned long long)r->id,
+                     same ? "" : " (with another raft address)");
+            cb(arg, CH_EBUSY, text);
+            return 0;
+        }
+        break;
+    case CH_LINK_LEAVE:
+        if (s == NULL) {
+            snprintf(text, sizeof text, "id %llu is not a member",
+                     (unsigned long long)r->id);
+            cb(arg, CH_ENOTFOUND, text);
+            return 0;
+        }
+        break;
+    case CH_LINK_TRANSFER:
+        if (r->id != 0 && (s == NULL || s->role != RAFT_VOTER)) {
+            snprintf(text, sizeof text, "id %llu is not a voting member",
+                     (unsigned long long)r->id);
+            cb(arg, CH_ENOTFOUND, text);
+            return 0;
+        }
+        if (r->id == c->cfg.id) {
+            cb(arg, 0, "");
+            return 0;
+        }
+        break;
+    default:
+        cb(arg, CH_EINVAL, "unknown admin operation");
+        return 0;
+    }
+
+    m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return CH_ENOMEM;
+    m->c = c;
+    m->op = r->op;
+    m->id = r->id;
+    m->role = r->role;
+    m->cb = cb;
+    m->arg = arg;
+    snprintf(m->raft, sizeof m->raft, "%.*s", (int)r->raft.n, r->raft.p);
+    snprintf(m->http, sizeof m->http, "%.*s", (int)r->http.n, r->http.p);
+    if (r->op == CH_LINK_LEAVE &&
+        !cluster__member_http(c, r->id, m->http, sizeof m->http))
+        m->http[0] = '\0';
+    c->change = m;
+    log_info("cluster", "membership change op=%d id=%llu raft=%s http=%s",
+             m->op, (unsigned long long)m->id, m->raft, m->http);
+    switch (r->op) {
+    case CH_LINK_JOIN:
+        rv = start_join(c, m);
+        break;
+    case CH_LINK_LEAVE:
+        rv = start_leave(c, m);
+        break;
+    default:
+        rv = start_transfer(c, m);
+        break;
+    }
+    if (rv != 0)
+        change_done(c, rv, "%s", ch_strerror(rv));
+    return 0;
+}
+
+static int admin_request(struct cluster *c, const struct ch_link_req *r,
+                         cluster_admin_cb cb, void *arg)
+{
+    if (c->closing || c->accepting_stopped || c->removed)
+        return CH_ESHUTDOWN;
+    if (c->raft_started && raft_state(&c->raft) == RAFT_LEADER)
+        return cluster__admin_local(c, r, cb, arg);
+    return cluster__forward_admin(c, r, cb, arg);
+}
+
+int cluster_join(struct cluster *c, uint64_t id, const char *raft,
+                 const char *http, int role, cluster_admin_cb cb, void *arg)
+{
+    struct ch_link_req r;
+
+    if (id == 0 || raft == NULL || http == NULL ||
+        !cluster_addr_valid_ipv4(raft) || strlen(raft) >= CLUSTER_ADDR_MAX ||
+        strlen(http) >= CLUSTER_ADDR_MAX * 4 || strchr(http, ':') == NULL ||
+        role < CLUSTER_ROLE_VOTER || role > CLUSTER_ROLE_SPARE)
+        return CH_EINVAL;
+    memset(&r, 0, sizeof r);
+    r.op = CH_LINK_JOIN;
+    r.id = id;
+    r.raft.p = raft;
+    r.raft.n = strlen(raft);
+    r.http.p = http;
+    r.http.n = strlen(http);
+    r.role = role;
+    return admin_request(c, &r, cb, arg);
+}
+
+int cluster_leave(struct cluster *c, uint64_t id, cluster_admin_cb cb,
+                  void *arg)
+{
+    struct ch_link_req r;
+
+    if (id == 0)
+        return CH_EINVAL;
+    memset(&r, 0, sizeof r);
+    r.op = CH_LINK_LEAVE;
+    r.id = id;
+    return admin_request(c, &r, cb, arg);
+}
+
+int cluster_transfer(struct cluster *c, uint64_t id, cluster_admin_cb cb,
+                     void *arg)
+{
+    struct ch_link_req r;
+
+    memset(&r, 0, sizeof r);
+    r.op = CH_LINK_TRANSFER;
+    r.id = id;
+    return admin_request(c, &r, cb, arg);
+}
+
+void cluster_removed_notice(struct cluster *c, uint64_t id)
+{
+    if (id != c->cfg.id || c->removed)
+        return;
+    c->removed = true;
+    log_warn("cluster", "removed from the cluster by the leader id=%llu; "
+                        "shutting down",
+             (unsigned long long)c->cfg.id);
+    if (c->removed_cb != NULL)
+        c->removed_cb(c->removed_arg);
+}
+
+/* ---- directory upkeep and --join ---- */
+
+static void directory_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    if (status != 0)
+        log_warn("cluster", "directory update failed status=%d", status);
+    free(req);
+}
+
+/* On the ready leader: members of the configuration missing from the
+ * directory get an entry (from --cluster, or our own address). */
+static void directory_fill(struct cluster *c)
+{
+    struct ch_member_change ch[16];
+    struct store_txn *t;
+    struct raft_apply *req;
+    uint32_t n = 0;
+
+    if (store_read_begin(c->store, &t) != 0)
+        return;
+    for (unsigned i = 0; i < c->raft.configuration.n && n < 16; i++) {
+        const struct raft_server *s = &c->raft.configuration.servers[i];
+        struct store_member m;
+        const char *http = NULL;
+        if (store_member_get(t, s->id, &m) == 0)
+            continue;
+        if (s->id == c->cfg.id)
+            http = c->cfg.http_addr;
+        for (unsigned k = 0; http == NULL && k < c->n_spec_members; k++) {
+            if (c->spec_members[k].id == s->id)
+                http = c->spec_members[k].http;
+        }
+        if (http == NULL)
+            continue;
+        memset(&ch[n], 0, sizeof ch[n]);
+        ch[n].op = CH_MEMBER_SET;
+        ch[n].id = s->id;
+        ch[n].raft.p = s->address;
+        ch[n].raft.n = strlen(s->address);
+        ch[n].http.p = http;
+        ch[n].http.n = strlen(http);
+        ch[n].role = s->role == RAFT_VOTER     ? CLUSTER_ROLE_VOTER
+                     : s->role == RAFT_STANDBY ? CLUSTER_ROLE_STANDBY
+                                               : CLUSTER_ROLE_SPARE;
+        n++;
+    }
+    if (n > 0) {
+        req = calloc(1, sizeof *req);
+        if (req != NULL && propose_members(c, req, ch, n, directory_cb) != 0)
+            free(req);
+    }
+    store_read_end(t);
+}
+
+static void join_resp(void *arg, const struct ch_link_resp *r)
+{
+    struct cluster *c = arg;
+
+    if (r->status == 0) {
+        log_info("cluster", "join accepted id=%llu",
+                 (unsigned long long)c->cfg.id);
+        c->join_done = true;
+    } else {
+        log_warn("cluster", "join refused id=%llu err=%.*s",
+                 (unsigned long long)c->cfg.id, (int)r->text.n, r->text.p);
+        if (r->status == CH_EBUSY && r->text.n > 0 &&
+            memmem(r->text.p, r->text.n, "already a member", 16) != NULL)
+            c->join_done = true;
+    }
+    if (c->join_link != NULL) {
+        lclient_close(c->join_link);
+        c->join_link = NULL;
+    }
+    c->join_retry_ms = uv_now(c->loop) + JOIN_RETRY_MS;
+}
+
+static void join_state(void *arg, struct lclient *l, bool open)
+{
+    struct cluster *c = arg;
+    struct ch_link_enc enc;
+    struct ch_link_req r;
+    struct ch_buf frame;
+
+    if (l != c->join_link)
+        return;
+    if (!open) {
+        c->join_link = NULL;
+        c->join_retry_ms = uv_now(c->loop) + JOIN_RETRY_MS;
+        return;
+    }
+    memset(&r, 0, sizeof r);
+    r.req_id = 1;
+    r.op = CH_LINK_JOIN;
+    r.id = c->cfg.id;
+    r.raft.p = c->cfg.raft_addr;
+    r.raft.n = strlen(c->cfg.raft_addr);
+    r.http.p = c->cfg.http_addr;
+    r.http.n = strlen(c->cfg.http_addr);
+    r.role = CLUSTER_ROLE_VOTER;
+    ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+    ch_buf_init(&frame);
+    if (ch_link_enc_req(&enc, &r) != 0 ||
+        ch_link_enc_finish(&enc, &frame) != 0 ||
+        lclient_send(l, frame.data, frame.len) != 0) {
+        lclient_close(l);
+        c->join_link = NULL;
+        c->join_retry_ms = uv_now(c->loop) + JOIN_RETRY_MS;
+    }
+    ch_link_enc_close(&enc);
+    ch_buf_free(&frame);
+}
+
+void cluster__membership_tick(struct cluster *c)
+{
+    uint64_t now = uv_now(c->loop);
+    bool member = cluster__is_member(c, c->cfg.id);
+
+    if (member)
+        c->was_member = true;
+    if (c->is_ready && raft_state(&c->raft) == RAFT_LEADER &&
+        !c->directory_checked) {
+        c->directory_checked = true;
+        directory_fill(c);
+    }
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        c->directory_checked = false;
+
+    /* --join ADDR: ask until we are a member. */
+    if (c->cfg.join_addr != NULL && !c->join_done && !member &&
+        c->join_link == NULL && now >= c->join_retry_ms) {
+        log_info("cluster", "asking to join via=%s id=%llu",
+                 c->cfg.join_addr, (unsigned long long)c->cfg.id);
+        c->join_link = lclient_create(c, c->cfg.join_addr, join_resp,
+                                      ignore_req, join_state, c);
+        if (c->join_link == NULL)
+            c->join_retry_ms = now + JOIN_RETRY_MS;
+    }
+    if (member && c->join_link != NULL) {
+        lclient_close(c->join_link);
+        c->join_link = NULL;
+    }
+}
+
+void cluster__membership_close(struct cluster *c)
+{
+    if (c->join_link != NULL) {
+        lclient_close(c->join_link);
+        c->join_link = NULL;
+    }
+    if (c->change != NULL) {
+        /* raft_close fails the raft requests with LEADERSHIPLOST; their
+         * callbacks run change_done. A change waiting on nothing here does
+         * not exist. */
+    }
+}
