@@ -565,8 +565,9 @@ static void dispatch(struct gw_conn *c)
                        c->gw->cfg.max_message_bytes);
         return;
     }
-    if (strncmp(url, "/stream", 7) == 0 &&
-        (url[7] == '\0' || url[7] == '/' || url[7] == '?')) {
+    if ((strncmp(url, "/stream", 7) == 0 &&
+         (url[7] == '\0' || url[7] == '/' || url[7] == '?')) ||
+        strncmp(url, CH_LINK_PATH, strlen(CH_LINK_PATH)) == 0) {
         if (gw__ws_upgrade(c) == 0)
             c->req_busy = false;
         return;
