@@ -195,6 +195,12 @@ static void signal_cb(uv_signal_t *h, int signum)
     node_stop(n);
 }
 
+/* The leader removed this node from the cluster: stop cleanly (exit 0). */
+static void removed_cb(void *arg)
+{
+    node_stop(arg);
+}
+
 static int node_start(struct node *n, char *errmsg)
 {
     struct cluster_config cc;
@@ -238,6 +244,7 @@ static int node_start(struct node *n, char *errmsg)
     rv = cluster_create(&n->loop, &cc, n->store, &n->cluster, errmsg);
     if (rv != 0)
         return rv;
+    cluster_set_removed_cb(n->cluster, removed_cb, n);
 
     memset(&gc, 0, sizeof gc);
     gc.http_addr = n->cfg.http;

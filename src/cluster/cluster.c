@@ -551,6 +551,12 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
     }
 }
 
+bool cluster_is_leader(struct cluster *c)
+{
+    return c->raft_started && !c->closing &&
+           raft_state(&c->raft) == RAFT_LEADER;
+}
+
 bool cluster_is_healthy(struct cluster *c)
 {
     raft_id leader_id = 0;

@@ -143,6 +143,9 @@ struct cluster_status {
     struct cluster_member members[16];
 };
 void cluster_get_status(struct cluster *c, struct cluster_status *out);
+/* True when this node is the leader (requests from other nodes are run
+ * here only then). */
+bool cluster_is_leader(struct cluster *c);
 /* True when this node knows a leader and is ready to take publishes. */
 bool cluster_is_healthy(struct cluster *c);
 

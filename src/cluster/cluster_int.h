@@ -53,6 +53,15 @@ struct fwd_list {
     struct fwd_req *head, *tail;
 };
 
+/* One link to a leader and the requests sent on it. */
+struct fwd_link {
+    struct cluster *c;
+    struct lclient *l;  /* NULL when none */
+    uint64_t leader_id; /* whom it goes to */
+    bool open;
+    struct fwd_list sent; /* sent, no answer yet */
+};
+
 /* A membership change run by the leader (membership.c); one at a time. */
 struct mchange {
     struct cluster *c;
@@ -112,12 +121,10 @@ struct cluster {
     bool directory_checked; /* leader proposed missing directory entries */
 
     /* Forwarding to the leader (forward.c). */
-    struct lclient *link;    /* to the leader, or NULL */
-    uint64_t link_leader_id; /* whom `link` goes to */
-    bool link_open;
+    struct fwd_link *link;     /* to the current leader, or NULL */
+    struct fwd_link *old_link; /* to the previous one, draining answers */
     uint64_t next_req_id;
     struct fwd_list fwd_queued; /* not sent yet */
-    struct fwd_list fwd_sent;   /* sent, no answer yet */
     struct fwd_list fwd_apply;  /* answered, waiting for local apply */
     uint64_t link_retry_ms;     /* no reconnect before */
 

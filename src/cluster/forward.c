@@ -174,29 +174,37 @@ bool cluster__member_http(struct cluster *c, uint64_t id, char *out,
     return false;
 }
 
-/* ---- the link to the leader ---- */
+/* ---- links to the leader ---- */
+
+/* Finds and removes the request answered by `resp`. */
+static struct fwd_req *take_sent(struct cluster *c, uint64_t req_id)
+{
+    struct fwd_req *r = NULL;
+    if (c->link != NULL)
+        r = list_take(&c->link->sent, req_id);
+    if (r == NULL && c->old_link != NULL)
+        r = list_take(&c->old_link->sent, req_id);
+    return r;
+}
 
 static void on_response(void *arg, const struct ch_link_resp *resp)
 {
-    struct cluster *c = arg;
-    struct fwd_req *r = list_take(&c->fwd_sent, resp->req_id);
+    struct fwd_link *fl = arg;
+    struct cluster *c = fl->c;
+    struct fwd_req *r = take_sent(c, resp->req_id);
     char text[256];
 
     if (r == NULL)
         return; /* timed out already */
     snprintf(text, sizeof text, "%.*s", (int)resp->text.n, resp->text.p);
     if (resp->status == CH_ENOTLEADER) {
-        /* The peer was not leader: certainly not committed; try again
-         * once we know better (until the deadline). */
+        /* The peer was not leader: certainly not done; try again once we
+         * know better (until the deadline). */
         r->sent = false;
         list_push(&c->fwd_queued, r);
         return;
     }
-    if (r->op != CH_LINK_PUBLISH) {
-        req_answer(c, r, resp->status, text);
-        return;
-    }
-    if (resp->status != 0) {
+    if (r->op != CH_LINK_PUBLISH || resp->status != 0) {
         req_answer(c, r, resp->status, text);
         return;
     }
@@ -210,35 +218,41 @@ static void on_response(void *arg, const struct ch_link_resp *resp)
     cluster__forward_applied(c);
 }
 
-static void link_closed(struct cluster *c)
+/* Forgets a link whose connection is gone (what it sent and did not hear
+ * back about may have been committed) and frees it. */
+static void link_lost(struct fwd_link *fl)
 {
+    struct cluster *c = fl->c;
     struct fwd_req *r;
 
-    c->link = NULL;
-    c->link_open = false;
-    c->link_leader_id = 0;
-    c->link_retry_ms = uv_now(c->loop) + FWD_RECONNECT_MS;
-    /* Sent and unanswered: the leader may have committed them. */
-    while ((r = list_pop(&c->fwd_sent)) != NULL)
+    if (c->link == fl)
+        c->link = NULL;
+    if (c->old_link == fl)
+        c->old_link = NULL;
+    while ((r = list_pop(&fl->sent)) != NULL)
         req_answer(c, r, CH_EUNKNOWN, "leader connection lost: outcome unknown");
+    free(fl);
 }
 
 static void on_link_state(void *arg, struct lclient *l, bool open)
 {
-    struct cluster *c = arg;
+    struct fwd_link *fl = arg;
+    struct cluster *c = fl->c;
+    (void)l;
 
-    if (l != c->link)
-        return;
     if (open) {
-        c->link_open = true;
+        fl->open = true;
         log_info("cluster", "forwarding link open leader=%llu",
-                 (unsigned long long)c->link_leader_id);
-        cluster__forward_flush(c);
+                 (unsigned long long)fl->leader_id);
+        if (fl == c->link)
+            cluster__forward_flush(c);
         return;
     }
     log_info("cluster", "forwarding link lost leader=%llu",
-             (unsigned long long)c->link_leader_id);
-    link_closed(c);
+             (unsigned long long)fl->leader_id);
+    if (fl == c->link)
+        c->link_retry_ms = uv_now(c->loop) + FWD_RECONNECT_MS;
+    link_lost(fl);
 }
 
 /* The link is refused requests: the peer only answers. */
@@ -248,12 +262,23 @@ static void ignore_request(void *arg, const struct ch_link_req *r)
     (void)r;
 }
 
-static void drop_link(struct cluster *c)
+static void close_link(struct fwd_link *fl)
 {
-    if (c->link == NULL)
+    if (fl == NULL)
         return;
-    lclient_close(c->link);
-    link_closed(c);
+    lclient_close(fl->l); /* no callback after this */
+    link_lost(fl);
+}
+
+/* The leader changed: the current link drains its answers (a leader that
+ * handed over still answers what it took) while a new one is opened. */
+static void retire_link(struct cluster *c)
+{
+    close_link(c->old_link);
+    c->old_link = c->link;
+    c->link = NULL;
+    if (c->old_link != NULL && c->old_link->sent.head == NULL)
+        close_link(c->old_link);
 }
 
 /* This node became leader: run what was queued here. */
@@ -329,6 +354,7 @@ void cluster__forward_tick(struct cluster *c)
     raft_id leader_id = 0;
     const char *leader_addr = NULL;
     char http[CLUSTER_ADDR_MAX * 4];
+    struct fwd_link *fl;
     struct fwd_req *r;
 
     /* Deadlines: queued ones were never sent (not committed). */
@@ -339,10 +365,16 @@ void cluster__forward_tick(struct cluster *c)
                        ? NULL
                        : "no leader reachable: not done");
     }
-    while ((r = c->fwd_sent.head) != NULL && r->deadline_ms <= now) {
-        list_pop(&c->fwd_sent);
-        req_answer(c, r, CH_ETIMEDOUT, "timed out: outcome unknown");
+    for (int k = 0; k < 2; k++) {
+        struct fwd_link *dl = k == 0 ? c->link : c->old_link;
+        while (dl != NULL && (r = dl->sent.head) != NULL &&
+               r->deadline_ms <= now) {
+            list_pop(&dl->sent);
+            req_answer(c, r, CH_ETIMEDOUT, "timed out: outcome unknown");
+        }
     }
+    if (c->old_link != NULL && c->old_link->sent.head == NULL)
+        close_link(c->old_link);
     while ((r = c->fwd_apply.head) != NULL && r->deadline_ms <= now) {
         /* Committed on the leader, not yet applied here. */
         list_pop(&c->fwd_apply);
@@ -353,17 +385,16 @@ void cluster__forward_tick(struct cluster *c)
     if (!c->raft_started)
         return;
     raft_leader(&c->raft, &leader_id, &leader_addr);
+    if (c->link != NULL && c->link->leader_id != leader_id)
+        retire_link(c); /* the leader changed */
     if (leader_id == c->cfg.id && raft_state(&c->raft) == RAFT_LEADER) {
-        drop_link(c);
         if (c->is_ready)
             run_queued_locally(c);
         return;
     }
-    if (c->link != NULL && c->link_leader_id != leader_id)
-        drop_link(c); /* the leader changed */
     if (c->link != NULL || leader_id == 0 || now < c->link_retry_ms)
         return;
-    if (c->fwd_queued.head == NULL && c->fwd_sent.head == NULL)
+    if (c->fwd_queued.head == NULL)
         return; /* connect on demand */
     if (!cluster__member_http(c, leader_id, http, sizeof http)) {
         log_warn("cluster", "no gateway address for leader=%llu",
@@ -371,13 +402,21 @@ void cluster__forward_tick(struct cluster *c)
         c->link_retry_ms = now + 1000;
         return;
     }
-    c->link_leader_id = leader_id;
-    c->link = lclient_create(c, http, on_response, ignore_request,
-                             on_link_state, c);
-    if (c->link == NULL) {
-        c->link_leader_id = 0;
+    fl = calloc(1, sizeof *fl);
+    if (fl == NULL) {
         c->link_retry_ms = now + 1000;
+        return;
     }
+    fl->c = c;
+    fl->leader_id = leader_id;
+    fl->l = lclient_create(c, http, on_response, ignore_request,
+                           on_link_state, fl);
+    if (fl->l == NULL) {
+        free(fl);
+        c->link_retry_ms = now + 1000;
+        return;
+    }
+    c->link = fl;
 }
 
 void cluster__forward_flush(struct cluster *c)
@@ -386,17 +425,17 @@ void cluster__forward_flush(struct cluster *c)
     struct ch_buf frame;
     size_t bytes = 0;
 
-    if (c->link == NULL || !c->link_open || c->fwd_queued.head == NULL)
+    if (c->link == NULL || !c->link->open || c->fwd_queued.head == NULL)
         return;
     ch_link_enc_init(&enc, CH_LINK_REQUESTS);
     ch_buf_init(&frame);
     while (c->fwd_queued.head != NULL &&
-           lclient_queued(c->link) < FWD_LINK_MAX_QUEUED) {
+           lclient_queued(c->link->l) < FWD_LINK_MAX_QUEUED) {
         struct fwd_req *r = c->fwd_queued.head;
         if (enc.n > 0 && (enc.n >= FWD_FRAME_MAX_REQS ||
                           bytes + r->item.len > FWD_FRAME_MAX_BYTES)) {
             if (ch_link_enc_finish(&enc, &frame) != 0 ||
-                lclient_send(c->link, frame.data, frame.len) != 0)
+                lclient_send(c->link->l, frame.data, frame.len) != 0)
                 goto fail;
             ch_link_enc_reset(&enc);
             frame.len = 0;
@@ -407,10 +446,10 @@ void cluster__forward_flush(struct cluster *c)
         bytes += r->item.len;
         list_pop(&c->fwd_queued);
         r->sent = true;
-        list_push(&c->fwd_sent, r);
+        list_push(&c->link->sent, r);
     }
     if (enc.n > 0 && (ch_link_enc_finish(&enc, &frame) != 0 ||
-                      lclient_send(c->link, frame.data, frame.len) != 0))
+                      lclient_send(c->link->l, frame.data, frame.len) != 0))
         goto fail;
     ch_link_enc_close(&enc);
     ch_buf_free(&frame);
@@ -418,8 +457,8 @@ void cluster__forward_flush(struct cluster *c)
 fail:
     ch_link_enc_close(&enc);
     ch_buf_free(&frame);
-    /* Requests moved to `sent` are failed as unknown by the link drop. */
-    drop_link(c);
+    /* Requests moved to `sent` are failed as unknown with the link. */
+    close_link(c->link);
 }
 
 void cluster__forward_applied(struct cluster *c)
@@ -437,7 +476,8 @@ void cluster__forward_fail_all(struct cluster *c, int status)
 {
     struct fwd_req *r;
 
-    drop_link(c);
+    close_link(c->link);
+    close_link(c->old_link);
     while ((r = list_pop(&c->fwd_queued)) != NULL)
         req_answer(c, r, status == CH_EUNKNOWN ? CH_ESHUTDOWN : status,
                    "node shutting down: not done");

@@ -113,6 +113,14 @@ static void on_request(void *arg, const struct ch_link_req *req)
         cluster_removed_notice(cl, req->id);
         return;
     }
+    /* Only the leader serves a peer's request: a node that lost leadership
+     * says so and the sender retries with the leader it learns of, instead
+     * of a second hop through a node that may be leaving. A join request
+     * is the exception: it comes from a node that knows no leader yet. */
+    if (req->op != CH_LINK_JOIN && !cluster_is_leader(cl)) {
+        refuse(c, req->req_id, CH_ENOTLEADER, "not the leader");
+        return;
+    }
     lc = call_create(c, req->req_id);
     if (lc == NULL) {
         refuse(c, req->req_id, CH_ENOMEM, "out of memory");
