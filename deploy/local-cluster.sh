@@ -7,14 +7,14 @@
 # `run` starts the nodes, follows their logs in the foreground and stops
 # them all on Ctrl-C (what `make run` does).
 #
-# Environment: CHORUS_NODES (default 1 until follower forwarding lands, see
-# issue #3), CHORUS_LOCAL_DATA (default ./run-data), CHORUS_HTTP_BASE (8080),
-# CHORUS_RAFT_BASE (7000), CHORUS_START_TIMEOUT (20 s).
+# Environment: CHORUS_NODES (default 3), CHORUS_LOCAL_DATA (default
+# ./run-data), CHORUS_HTTP_BASE (8080), CHORUS_RAFT_BASE (7000),
+# CHORUS_START_TIMEOUT (20 s).
 set -euo pipefail
 
 cmd=${1:-}
 build_dir=${2:-build}
-nodes=${CHORUS_NODES:-1}
+nodes=${CHORUS_NODES:-3}
 data_dir=${CHORUS_LOCAL_DATA:-./run-data}
 http_base=${CHORUS_HTTP_BASE:-8080}
 raft_base=${CHORUS_RAFT_BASE:-7000}

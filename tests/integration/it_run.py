@@ -21,20 +21,41 @@ SCRIPT = os.path.join(SOURCE_DIR, "deploy", "local-cluster.sh")
 BUILD_DIR = os.path.dirname(CHORUSD)
 
 
-def script_env(data):
-    http_port = free_port()
-    raft_port = free_port()
+def free_run(n):
+    """Base port B with B+1..B+n free a moment ago."""
+    for _ in range(50):
+        base = free_port() - 1
+        if all(port_free(base + i) for i in range(1, n + 1)):
+            return base
+    raise AssertionError("no %d consecutive free ports" % n)
+
+
+def port_free(port):
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def script_env(data, nodes=1):
+    http_base = free_run(nodes)
+    raft_base = free_run(nodes)
     env = base_env({
         "CHORUS_LOCAL_DATA": data,
-        "CHORUS_HTTP_BASE": str(http_port - 1),
-        "CHORUS_RAFT_BASE": str(raft_port - 1),
-        "CHORUS_NODES": "1",
+        "CHORUS_HTTP_BASE": str(http_base),
+        "CHORUS_RAFT_BASE": str(raft_base),
+        "CHORUS_NODES": str(nodes),
     })
-    return env, http_port
+    return env, http_base + 1
 
 
-def node_pid(data):
-    with open(os.path.join(data, "node1.pid")) as f:
+def node_pid(data, i=1):
+    with open(os.path.join(data, "node%d.pid" % i)) as f:
         return int(f.read().strip())
 
 
@@ -68,8 +89,8 @@ def wait_healthy(port, secs=30):
     return False
 
 
-def log_of(data):
-    with open(os.path.join(data, "node1.log"), errors="replace") as f:
+def log_of(data, i=1):
+    with open(os.path.join(data, "node%d.log" % i), errors="replace") as f:
         return f.read()
 
 
@@ -100,6 +121,51 @@ def test_run_foreground_then_ctrl_c():
             proc.kill()
             proc.wait(10)
         subprocess.run([SCRIPT, "stop", BUILD_DIR], env=env, timeout=30,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@timeout(180)
+def test_run_three_nodes_by_default():
+    """`make run` starts three nodes: one leader, all agree, a publish on
+    one node is read on the others; Ctrl-C stops all three."""
+    data = make_tmp("chorus-run3-")
+    env, port = script_env(data, 3)
+    del env["CHORUS_NODES"]  # the default
+    proc = subprocess.Popen([SCRIPT, "run", BUILD_DIR], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for i in range(3):
+            check(wait_healthy(port + i), "node %d never became healthy" % (i + 1))
+        pids = [node_pid(data, i) for i in (1, 2, 3)]
+        views = [http_request(port + i, "GET", "/admin/cluster").json()
+                 for i in range(3)]
+        eq(len({v["leader"] for v in views}), 1, "one leader on every node")
+        eq(sorted(m["id"] for m in views[0]["members"]), [1, 2, 3], "members")
+        r = http_request(port + 1, "POST", "/api/message/run/three?userId=u",
+                         body=b"from node 2")
+        eq(r.status, 200, "publish on node 2")
+        seq = r.json()["sequenceId"]
+        deadline = time.time() + 20
+        for i in (0, 2):
+            while True:
+                got = http_request(port + i, "GET", "/api/message/run/three").json()
+                if got or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            eq([(m["sequenceId"], m["body"]) for m in got],
+               [(seq, "from node 2")], "history on node %d" % (i + 1))
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        eq(proc.returncode, 0, "run exit code after Ctrl-C")
+        for pid in pids:
+            check(wait_dead(pid), "node %d alive after Ctrl-C" % pid)
+        for i in (1, 2, 3):
+            sanitizer_check(log_of(data, i), "node %d of run" % i)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        subprocess.run([SCRIPT, "stop", BUILD_DIR], env=env, timeout=60,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
