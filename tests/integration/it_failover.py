@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chorus_harness import (WS, Cluster, check, eq,  # noqa: E402
+from chorus_harness import (WS, Cluster, TestFailure, check, eq,  # noqa: E402
                             healthcheck_status, history, msg_key,
                             publish_frame, publish_many, read_replay,
                             run_tests, timeout,
@@ -67,6 +67,13 @@ class Publisher(threading.Thread):
     def n_acked(self):
         with self.lock:
             return len(self.acked)
+
+    def summary(self):
+        return ("%s: %d generated, %d acknowledged, %d waiting for a retry, "
+                "%d in flight, %d !error-send %r, %d reconnects"
+                % (self.user, self.generated, len(self.acked), len(self.retry),
+                   len(self.inflight), self.errors,
+                   dict(self.error_texts.most_common(4)), self.reconnects))
 
     def stop_generating(self):
         self.generating = False
@@ -186,6 +193,53 @@ class Publisher(threading.Thread):
             w.close()
 
 
+class Subscriber(threading.Thread):
+    """`+ path 0` on one node, read in a thread for the whole test: the
+    sequenceIds it receives (SPEC §4: in order, no gap, no duplicate within
+    one subscription, also across a leader change). A connection that
+    breaks (its node was killed) just ends the thread."""
+
+    def __init__(self, nd, path):
+        super().__init__(name="subscriber-node%d" % nd.node_id, daemon=True)
+        self.nd = nd
+        self.path = path
+        self.seqs = []
+        self.broken = None
+        self.bad = None
+        self.abort = False
+        self.ws = WS(nd.http_port, user="fsub", timeout=10)
+        self.ws.send("+ %s 0" % path)
+
+    def last(self):
+        return self.seqs[-1] if self.seqs else 0
+
+    def run(self):
+        try:
+            while not self.abort:
+                f = self.ws.try_recv(0.5)
+                if f is None:
+                    continue
+                if f.kind == "close":
+                    self.broken = "closed (%s)" % f.close_code
+                    return
+                if f.kind == "message":
+                    if f.path != self.path:
+                        self.bad = "message of another topic: %r" % f
+                        return
+                    if f.seq != self.last() + 1:
+                        self.bad = ("sequenceId %d after %d (gap, duplicate or "
+                                    "out of order)" % (f.seq, self.last()))
+                        return
+                    self.seqs.append(f.seq)
+                elif f.kind == "error":
+                    self.bad = "error frame: %r" % f
+                    return
+        except Exception as e:  # noqa - a killed node breaks the socket
+            self.broken = repr(e)
+        finally:
+            self.ws.close()
+
+
 def verify_histories(c, acked_by_user, topics):
     """Every acknowledged (user, msgid) is on every node under its acked
     sequenceId; topics are 1..N; nothing stored twice; histories identical."""
@@ -258,19 +312,27 @@ def wait_progress(pubs, base, more, timeout_s, what):
     """Wait until the publishers together acknowledged `more` beyond base."""
     def ok():
         for p in pubs:
-            check(p.fatal is None, "%s: %s" % (p.name, p.fatal))
+            if p.fatal is not None:  # not a TestFailure: wait_until retries those
+                raise AssertionError("%s: %s" % (p.name, p.fatal))
         return sum(p.n_acked() for p in pubs) >= base + more
-    wait_until(ok, timeout_s, what, interval=0.1)
+    try:
+        wait_until(ok, timeout_s, what, interval=0.1)
+    except TestFailure as e:
+        raise TestFailure("%s; publishers: %s" % (e, "; ".join(
+            p.summary() for p in pubs)))
 
 
 # ---------------------------------------------------------------- tests
 
-@timeout(380)
+@timeout(200)
 def test_kill9_leader_under_publish_load():
     c = Cluster(3, name="fo")
     c.start()
     leader = c.wait_leader(timeout=30)
     topics = [unique_topic("/fa"), unique_topic("/fb")]
+    subs = [Subscriber(nd, topics[0]) for nd in c.nodes]
+    for s in subs:
+        s.start()
     pubs = [Publisher(c, k, nd, topics, window=50)
             for k, nd in enumerate(c.nodes, 1)]
     for p in pubs:
@@ -301,22 +363,44 @@ def test_kill9_leader_under_publish_load():
                       "1000 more acknowledged publishes after the restart")
         for p in pubs:
             p.stop_generating()
-        wait_until(lambda: all(p.done() or p.fatal for p in pubs), 120,
-                   "every generated publish acknowledged")
+        try:
+            wait_until(lambda: all(p.done() or p.fatal for p in pubs), 120,
+                       "every generated publish acknowledged")
+        except AssertionError as e:
+            raise AssertionError("%s; publishers: %s" % (e, "; ".join(
+                p.summary() for p in pubs)))
     finally:
         for p in pubs:
             p.stop_generating()
-        deadline = time.monotonic() + 150
-        for p in pubs:
-            p.join(max(0.1, deadline - time.monotonic()))
-        for p in pubs:
             p.abort = True
-            p.join(10)
+        for p in pubs:
+            p.join(15)
+    # live subscribers on the surviving nodes got every message of topics[0]
+    # in order, without gap or duplicate, across the leader change
+    n0 = len([1 for p in pubs for (path, _, _) in p.acked.values()
+              if path == topics[0]])
+    try:
+        for s in subs:
+            if s.nd is leader:
+                continue
+            wait_until(lambda: s.bad or s.broken or s.last() >= n0, 60,
+                       "subscriber on node %d reaching sequenceId %d"
+                       % (s.nd.node_id, n0))
+            check(s.bad is None, "subscriber on node %d: %s" % (s.nd.node_id, s.bad))
+            check(s.broken is None, "subscriber on surviving node %d lost its "
+                  "connection: %s" % (s.nd.node_id, s.broken))
+            eq(s.last(), n0, "last sequenceId received by the subscriber on "
+               "node %d" % s.nd.node_id)
+            print("subscriber on node %d: %d messages of %s in order"
+                  % (s.nd.node_id, len(s.seqs), topics[0]))
+    finally:
+        for s in subs:
+            s.abort = True
+            s.join(5)
     for p in pubs:
         check(p.fatal is None, "%s: %s" % (p.name, p.fatal))
-        print("%s: %d acknowledged, %d !error-send %r, %d reconnects"
-              % (p.name, len(p.acked), p.errors, dict(p.error_texts),
-                 p.reconnects))
+        check(not p.is_alive(), "%s still running" % p.name)
+        print(p.summary())
     c.wait_leader(timeout=30)
     verify_histories(c, {p.user: dict(p.acked) for p in pubs}, topics)
 
@@ -409,12 +493,12 @@ def two_of_three_killed(survivor_role):
            "history on node %d vs node %d" % (nd.node_id, c.nodes[0].node_id))
 
 
-@timeout(180)
+@timeout(95)
 def test_two_of_three_killed_survivor_was_leader():
     two_of_three_killed("leader")
 
 
-@timeout(180)
+@timeout(95)
 def test_two_of_three_killed_survivor_was_follower():
     two_of_three_killed("follower")
 

@@ -102,7 +102,7 @@ def metric(nd, name):
 
 # ---------------------------------------------------------------- tests
 
-@timeout(580)
+@timeout(300)
 def test_join_through_snapshot_then_leave():
     c = Cluster(3, extra_args=SNAP_ARGS, name="mb")
     c.start()
@@ -166,7 +166,7 @@ def test_join_through_snapshot_then_leave():
         eq(f.json.get("sequenceId"), BIG + 1, "next sequenceId of the big topic")
 
 
-@timeout(300)
+@timeout(180)
 def test_join_with_address_and_leave_the_leader():
     c = Cluster(3, extra_args=SNAP_ARGS, name="ja")
     c.start()
@@ -197,7 +197,7 @@ def test_join_with_address_and_leave_the_leader():
     publish_on_every_node(c, rest, "afterleaderleft")
 
 
-@timeout(180)
+@timeout(100)
 def test_chorusctl_membership_errors():
     c = Cluster(3, name="me")
     c.start()
