@@ -129,6 +129,12 @@ typedef void (*cluster_restored_cb)(void *arg);
 void cluster_set_restored_cb(struct cluster *c, cluster_restored_cb cb,
                              void *arg);
 
+/* As cluster_publish, for a publish another node forwarded here (the
+ * leader then makes sure followers learn the commit quickly: they answer
+ * their clients only once they applied it). */
+int cluster_publish_forwarded(struct cluster *c, const struct ch_msg *m,
+                              cluster_publish_cb cb, void *arg);
+
 /* The store this node applies to (for reads by the gateway). */
 struct store *cluster_store(struct cluster *c);
 

@@ -32,6 +32,7 @@ struct batch {
     size_t n_waiters;
     size_t cap_waiters;
     bool proposed;      /* handed to raft_apply */
+    bool has_remote;    /* holds publishes forwarded by other nodes */
     struct batch *next; /* in the waiting or in-flight list */
 };
 
@@ -151,6 +152,9 @@ struct cluster {
     uint64_t last_leader_id;
     int last_state;
     bool barrier_pending;
+    bool nudge_pending; /* a barrier telling followers the commit index */
+    bool nudge_wanted;
+    struct raft_barrier nudge;
     bool is_ready; /* leader's barrier done, or follower with leader */
     struct raft_barrier barrier;
 
@@ -207,10 +211,11 @@ bool cluster__is_member(struct cluster *c, uint64_t id);
 
 /* propose.c */
 int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
-                           cluster_publish_cb cb, void *arg);
+                           cluster_publish_cb cb, void *arg, bool remote);
 void cluster__propose_flush(struct cluster *c);
 void cluster__propose_expire(struct cluster *c);
 void cluster__propose_fail_all(struct cluster *c, int status);
+void cluster__nudge_followers(struct cluster *c);
 void cluster__batch_free(struct batch *b);
 
 #endif

@@ -340,7 +340,7 @@ static void local_publish_cb(void *arg, const struct ch_link_req *lr)
     if (lr->op == CH_LINK_PUBLISH) {
         /* The pending count moves to the local batch. */
         c->n_pending--;
-        ctx->rv = cluster__propose_local(c, &lr->msg, relay_publish_cb, r);
+        ctx->rv = cluster__propose_local(c, &lr->msg, relay_publish_cb, r, false);
         if (ctx->rv != 0)
             c->n_pending++;
     } else {

@@ -99,15 +99,27 @@ int cluster_publish(struct cluster *c, const struct ch_msg *m,
     if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
         return CH_EFULL;
     if (raft_state(&c->raft) == RAFT_LEADER)
-        return cluster__propose_local(c, m, cb, arg);
+        return cluster__propose_local(c, m, cb, arg, false);
     /* A follower (or a node without a known leader) forwards; the request
      * waits for a leader until the publish timeout. */
     return cluster__forward_publish(c, m, cb, arg);
 }
 
+int cluster_publish_forwarded(struct cluster *c, const struct ch_msg *m,
+                              cluster_publish_cb cb, void *arg)
+{
+    if (c->closing || c->accepting_stopped || c->removed)
+        return CH_ESHUTDOWN;
+    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER)
+        return CH_ENOTLEADER;
+    if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
+        return CH_EFULL;
+    return cluster__propose_local(c, m, cb, arg, true);
+}
+
 /* Appends a publish to the open batch (leader only). */
 int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
-                           cluster_publish_cb cb, void *arg)
+                           cluster_publish_cb cb, void *arg, bool remote)
 {
     struct batch *b;
     struct waiter *w;
@@ -136,6 +148,7 @@ int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
     if (rv != 0)
         return rv;
     w = &b->waiters[b->n_waiters++];
+    b->has_remote |= remote;
     w->cb = cb;
     w->arg = arg;
     w->deadline_ms = uv_now(c->loop) + c->cfg.publish_timeout_ms;
@@ -143,11 +156,40 @@ int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
     return 0;
 }
 
+static void nudge_cb(struct raft_barrier *req, int status)
+{
+    struct cluster *c = req->data;
+    (void)status;
+    c->nudge_pending = false;
+    if (c->nudge_wanted && !c->closing)
+        cluster__nudge_followers(c);
+}
+
+/* Followers learn the commit index with the next AppendEntries, which
+ * comes with new entries or the next heartbeat. When the pipeline goes
+ * idle after publishes forwarded by followers (who wait to apply before
+ * answering), a barrier entry carries the commit index to them at once
+ * instead of a heartbeat later. Under load new entries do that anyway. */
+void cluster__nudge_followers(struct cluster *c)
+{
+    c->nudge_wanted = false;
+    if (c->nudge_pending) {
+        c->nudge_wanted = true;
+        return;
+    }
+    if (c->n_inflight > 0 || c->waiting_head != NULL || c->open != NULL)
+        return; /* entries are on their way: they carry the commit index */
+    c->nudge.data = c;
+    if (raft_barrier(&c->raft, &c->nudge, nudge_cb) == 0)
+        c->nudge_pending = true;
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct batch *b = req->data;
     struct cluster *c = b->c;
     const struct fsm_result *fr = result;
+    bool remote;
 
     list_remove(&c->inflight_head, &c->inflight_tail, b);
     CH_ASSERT(c->n_inflight > 0);
@@ -173,10 +215,14 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
                           r);
         }
     }
+    remote = b->has_remote && status == 0;
     cluster__batch_free(b);
     /* A slot is free: propose what waits, without waiting for the check. */
-    if (!c->closing)
+    if (!c->closing) {
         cluster__propose_flush(c);
+        if (remote)
+            cluster__nudge_followers(c);
+    }
 }
 
 /* Proposes one batch. Returns 0, or an error after answering its waiters. */

@@ -129,7 +129,7 @@ static void on_request(void *arg, const struct ch_link_req *req)
     switch (req->op) {
     case CH_LINK_PUBLISH:
         c->gw->metrics.publishes++;
-        rv = cluster_publish(cl, &req->msg, publish_done, lc);
+        rv = cluster_publish_forwarded(cl, &req->msg, publish_done, lc);
         break;
     case CH_LINK_JOIN:
         if (req->raft.n >= sizeof raft || req->http.n >= sizeof http) {
