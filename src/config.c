@@ -22,7 +22,8 @@ enum opt_kind { OPT_U64, OPT_STR, OPT_LOG, OPT_JOIN };
     X("cluster", OPT_STR, cluster, "", 0, 0,                                   \
       "initial voters ID=RAFT/HTTP[,...] (bootstrap on an empty data dir)")    \
     X("join", OPT_JOIN, join_addr, "off", 0, 0,                                \
-      "[HTTP] start without bootstrapping; ask that member to add this node")  \
+      "[HTTP] start without bootstrapping; ask that member to add this node "  \
+      "(env: an address, on/true/1, or off/false/0)")  \
     X("log", OPT_LOG, log_level, "info", 0, 0, "error, warn, info, debug")     \
     X("max-message-bytes", OPT_U64, max_message_bytes, "1048576", 1,           \
       64 * 1024 * 1024, "larger publishes are refused")                        \
@@ -143,8 +144,14 @@ static int set_value(struct chorusd_config *cfg, const struct opt *o,
                      source, o->flag);
             return CONFIG_ERROR;
         }
+        if (strcmp(value, "off") == 0 || strcmp(value, "false") == 0 ||
+            strcmp(value, "0") == 0 || strcmp(value, "no") == 0) {
+            cfg->join = false;
+            cfg->join_addr[0] = '\0';
+            return 0;
+        }
         if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
-            strcmp(value, "on") == 0)
+            strcmp(value, "on") == 0 || strcmp(value, "yes") == 0)
             value = "";
         memcpy(cfg->join_addr, value, strlen(value) + 1);
         return 0;
@@ -196,6 +203,8 @@ int config_parse(int argc, char **argv, char *const *envp,
         o = find_opt(flag, n);
         if (o == NULL)
             continue;
+        if (o->kind == OPT_JOIN && eq[1] == '\0')
+            continue; /* CHORUS_JOIN= (empty) means off */
         if (set_value(cfg, o, eq + 1, "CHORUS_ env for --", errmsg,
                       errmsg_size) != 0)
             return CONFIG_ERROR;

@@ -186,6 +186,17 @@ static int maybe_bootstrap(struct cluster *c, char *errmsg)
         log_info("cluster", "restarting from state dir=%s", c->raft_dir);
         return 0;
     }
+    if (store_applied_index(c->store) > 0) {
+        /* A store without its raft log (e.g. an LMDB copy put in a fresh
+         * data dir): new entries would get indexes the store believes it
+         * applied already and be skipped. Refuse rather than lose data. */
+        snprintf(errmsg, CH_ERRMSG_SIZE,
+                 "data dir holds a store (applied index %llu) but no raft "
+                 "log in %s: restore a whole data dir, not the store alone",
+                 (unsigned long long)store_applied_index(c->store),
+                 c->raft_dir);
+        return CH_EINVAL;
+    }
     raft_configuration_init(&conf);
     if (c->cfg.cluster_spec != NULL) {
         rv = cluster_spec_parse(c->cfg.cluster_spec, &members, &n, errmsg);
