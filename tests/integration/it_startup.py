@@ -228,5 +228,40 @@ def test_join_without_cluster_reports_joining():
     eq(n.stop(), 0, "exit code on SIGTERM")
 
 
+@timeout(90)
+def test_chorus_join_off_means_no_join():
+    """CHORUS_JOIN=off (and empty) must not turn --join on: the node
+    bootstraps itself as the single-node default."""
+    for value in ("off", ""):
+        n = Node(name="join-off", env={"CHORUS_JOIN": value})
+        n.start()  # waits until healthy: only a bootstrapped node gets there
+        j = n.get_json("/admin/cluster")
+        eq(j.get("state"), "leader", "state with CHORUS_JOIN=%r" % value)
+        eq(n.stop(), 0, "exit code on SIGTERM")
+
+
+@timeout(90)
+def test_store_without_raft_log_is_refused():
+    """A data dir whose store was written but whose raft log is gone (e.g.
+    an LMDB copy alone) must not start: new entries would be skipped as
+    already applied."""
+    import shutil
+    n = Node(name="store-only")
+    n.start()
+    ws = n.ws("u")
+    ws.publish_ok(unique_topic("/so"), "x")
+    ws.close()
+    eq(n.stop(), 0, "exit code on SIGTERM")
+    shutil.rmtree(os.path.join(n.data_dir, "raft"))
+    n2 = Node(name="store-only-restart", data_dir=n.data_dir)
+    n2.start(wait=False)
+    rc = n2.wait_for_exit(30)
+    check(rc != 0, "a store without its raft log started (exit 0)")
+    lines = [l for l in n2.run_log().splitlines() if l.strip()]
+    check(any("raft log" in l for l in lines),
+          "no clear stderr line about the missing raft log:\n%s"
+          % "\n".join(lines[-5:]))
+
+
 if __name__ == "__main__":
     run_tests(globals())
