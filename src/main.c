@@ -223,7 +223,7 @@ static int node_start(struct node *n, char *errmsg)
     if (rv != 0)
         return rv;
     snprintf(store_dir, sizeof store_dir, "%s/store", n->cfg.data);
-    rv = store_open(store_dir, CH_STORE_MAP_BYTES, &n->store, errmsg);
+    rv = store_open(store_dir, n->cfg.store_max_bytes, &n->store, errmsg);
     if (rv != 0)
         return rv;
 

@@ -562,6 +562,52 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
     }
 }
 
+static void step_down_cb(struct raft_transfer *req)
+{
+    struct cluster *c = req->data;
+    free(req);
+    log_info("cluster", "leadership handed over after a store failure "
+                        "state=%s",
+             state_name(raft_state(&c->raft)));
+}
+
+void cluster__step_down(struct cluster *c)
+{
+    struct raft_transfer *req;
+
+    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER)
+        return;
+    req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return;
+    req->data = c;
+    if (raft_transfer(&c->raft, req, 0, step_down_cb) != 0)
+        free(req);
+}
+
+const char *cluster_health_reason(struct cluster *c)
+{
+    raft_id leader_id = 0;
+    const char *leader_addr = NULL;
+
+    if (!c->raft_started || c->closing)
+        return "not running";
+    if (c->removed)
+        return "removed from the cluster";
+    if (c->store_failed)
+        return c->store_error;
+    if (c->cfg.join && !cluster__is_member(c, c->cfg.id))
+        return "waiting to be added to the cluster";
+    raft_leader(&c->raft, &leader_id, &leader_addr);
+    if (leader_id == 0)
+        return "no leader known";
+    if (raft_state(&c->raft) == RAFT_LEADER && !c->is_ready)
+        return "new leader catching up";
+    if (store_check(c->store) != 0)
+        return "store unreadable";
+    return NULL;
+}
+
 bool cluster_is_leader(struct cluster *c)
 {
     return c->raft_started && !c->closing &&
@@ -570,19 +616,7 @@ bool cluster_is_leader(struct cluster *c)
 
 bool cluster_is_healthy(struct cluster *c)
 {
-    raft_id leader_id = 0;
-    const char *leader_addr = NULL;
-
-    if (!c->raft_started || c->closing)
-        return false;
-    raft_leader(&c->raft, &leader_id, &leader_addr);
-    if (leader_id == 0 || c->removed)
-        return false;
-    if (c->cfg.join && !cluster__is_member(c, c->cfg.id))
-        return false;
-    if (raft_state(&c->raft) == RAFT_LEADER && !c->is_ready)
-        return false;
-    return store_check(c->store) == 0;
+    return cluster_health_reason(c) == NULL;
 }
 
 void cluster_get_metrics(struct cluster *c, struct cluster_metrics *out)

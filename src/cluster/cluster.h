@@ -154,6 +154,9 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out);
 bool cluster_is_leader(struct cluster *c);
 /* True when this node knows a leader and is ready to take publishes. */
 bool cluster_is_healthy(struct cluster *c);
+/* Why the node is not healthy (NULL when it is): borrowed until the next
+ * loop turn. */
+const char *cluster_health_reason(struct cluster *c);
 
 /* Counters for /metrics. */
 struct cluster_metrics {

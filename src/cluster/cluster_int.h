@@ -137,6 +137,8 @@ struct cluster {
     /* The membership change in progress on the leader, or NULL. */
     struct mchange *change;
     bool removed; /* told we were removed; shutting down */
+    bool store_failed; /* the FSM cannot write the store (fsm.c) */
+    char store_error[CH_ERRMSG_SIZE];
     bool was_member;
 
     /* Proposals: `open` takes new publishes; full or flushed batches wait
@@ -183,6 +185,10 @@ size_t lclient_queued(const struct lclient *l);
 int lclient_send(struct lclient *l, const void *frame, size_t n);
 /* Closes without further callbacks. */
 void lclient_close(struct lclient *l);
+
+/* cluster.c */
+/* A leader that cannot apply hands leadership over (best effort). */
+void cluster__step_down(struct cluster *c);
 
 /* fsm.c */
 int cluster__fsm_init(struct cluster *c);

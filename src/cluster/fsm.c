@@ -10,6 +10,7 @@
 #include "common/err.h"
 #include "common/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,26 @@ static int ensure_scratch(struct cluster *c, size_t n)
     c->scratch = p;
     c->scratch_cap = cap;
     return 0;
+}
+
+/* The store cannot take an entry (disk or map full, I/O error). Skipping it
+ * would make this replica diverge, so the FSM refuses it: libraft stops
+ * applying here (RAFT-NOTES §3: a follower turns unavailable, a leader
+ * freezes its apply loop), the node reports itself unhealthy with the
+ * reason, a leader hands leadership over, and nothing is corrupted. After a
+ * restart with space freed (or a larger --store-max-bytes) the entries are
+ * applied from the raft log, idempotently. */
+static int store_failed(struct cluster *c, uint64_t index, int rv)
+{
+    if (!c->store_failed) {
+        snprintf(c->store_error, sizeof c->store_error, "%s: %s",
+                 ch_strerror(rv), store_errmsg(c->store));
+        log_error("fsm", "store failure, applying stopped index=%llu err=%s",
+                  (unsigned long long)index, c->store_error);
+        c->store_failed = true;
+        cluster__step_down(c);
+    }
+    return RAFT_IOERR;
 }
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
@@ -53,12 +74,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                   (unsigned long long)index, buf->len);
         c->result.status = CH_ECORRUPT;
         rv = store_set_applied(c->store, index);
-        if (rv != 0) {
-            log_error("fsm", "store failure index=%llu err=%s: %s",
-                      (unsigned long long)index, ch_strerror(rv),
-                      store_errmsg(c->store));
-            abort();
-        }
+        if (rv != 0)
+            return store_failed(c, index, rv);
         return 0;
     }
 
@@ -73,10 +90,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                                  cmd.dedup_window_s, cmd.msgs, cmd.n_msgs,
                                  c->scratch, &skipped);
         if (rv != 0) {
-            log_error("fsm", "store failure index=%llu err=%s: %s",
-                      (unsigned long long)index, ch_strerror(rv),
-                      store_errmsg(c->store));
-            abort();
+            ch_cmd_free(&cmd);
+            return store_failed(c, index, rv);
         }
         if (skipped) {
             /* Re-applied after a restart: already in the store, and nobody
@@ -103,10 +118,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                       (unsigned long long)index);
             c->result.status = CH_EINVAL;
         } else if (rv != 0) {
-            log_error("fsm", "store failure index=%llu err=%s: %s",
-                      (unsigned long long)index, ch_strerror(rv),
-                      store_errmsg(c->store));
-            abort();
+            ch_cmd_free(&cmd);
+            return store_failed(c, index, rv);
         } else if (!skipped) {
             for (uint32_t i = 0; i < cmd.n_members; i++)
                 log_info("fsm", "member directory %s id=%llu raft=%.*s "
@@ -124,6 +137,11 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         break;
     }
     ch_cmd_free(&cmd);
+    if (c->store_failed) {
+        log_warn("fsm", "store writes work again index=%llu",
+                 (unsigned long long)index);
+        c->store_failed = false;
+    }
     return 0;
 }
 

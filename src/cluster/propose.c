@@ -96,6 +96,8 @@ int cluster_publish(struct cluster *c, const struct ch_msg *m,
         return CH_ESHUTDOWN;
     if (!c->raft_started)
         return CH_ENOTLEADER;
+    if (c->store_failed)
+        return CH_EIO; /* this node cannot apply: it could not answer */
     if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
         return CH_EFULL;
     if (raft_state(&c->raft) == RAFT_LEADER)

@@ -47,7 +47,7 @@
 #define CH_MAX_LINK_FRAME_BYTES (64 * 1024 * 1024)
 /* Link requests a node serves for one peer before it stops reading it. */
 #define CH_MAX_LINK_PENDING 100000
-/* LMDB map size (virtual; pages are allocated on use). */
-#define CH_STORE_MAP_BYTES (64ULL * 1024 * 1024 * 1024)
+/* LMDB map size is --store-max-bytes (default 64 GiB, virtual; pages are
+ * allocated on use). */
 
 #endif

@@ -178,11 +178,14 @@ static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
 static void handle_health(struct gw_conn *c)
 {
     struct cluster_status st;
-    bool ok = cluster_is_healthy(c->gw->cluster);
+    const char *reason = cluster_health_reason(c->gw->cluster);
+    bool ok = reason == NULL;
     json_t *o = json_object();
 
     cluster_get_status(c->gw->cluster, &st);
     json_object_set_new(o, "status", json_string(ok ? "ok" : "unavailable"));
+    if (!ok)
+        json_object_set_new(o, "reason", json_string(reason));
     json_object_set_new(o, "id", json_integer((json_int_t)st.id));
     json_object_set_new(o, "state", json_string(st.state));
     json_object_set_new(o, "leader", st.leader_id

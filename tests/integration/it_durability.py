@@ -89,5 +89,52 @@ def test_restart_ignores_cluster_flag_when_data_exists():
        "state after a restart with --cluster")
 
 
+@timeout(120)
+def test_store_full_makes_the_node_unhealthy_not_corrupt():
+    """The store's size limit reached (LMDB map full, as a full disk would
+    be): the node keeps running, reports unhealthy with the reason, refuses
+    publishes with an error; restarted with room, it has every message that
+    was acknowledged and applies the rest from the raft log."""
+    n = Node(name="store-full", extra_args=["--store-max-bytes", "1048576",
+                                            "--publish-timeout", "2000"])
+    n.start()
+    acked = {}
+    failed_at = None
+    with n.ws("filler", timeout=30) as w:
+        for i in range(1, 400):
+            f = w.publish("/full", "x" * 4000 + str(i), msgid="f%d" % i)
+            if f.is_status("send"):
+                acked[i] = f.json["sequenceId"]
+                continue
+            check(f.is_error("error-send"), "publish %d: %r" % (i, f))
+            failed_at = i
+            break
+    check(failed_at is not None, "the 1 MiB store never filled up")
+    check(n.alive(), "node died when its store filled up")
+    r = n.http("GET", "/admin/healthcheck")
+    eq(r.status, 503, "healthcheck with a full store")
+    check("space" in r.json().get("reason", "") or
+          "full" in r.json().get("reason", "").lower(),
+          "healthcheck reason: %r" % r.json())
+    with n.ws("after", timeout=30) as w:
+        f = w.publish("/full", "more", msgid="after-full")
+        check(f.is_error("error-send"), "publish on a full store: %r" % f)
+    eq(n.stop(), 0, "exit code on SIGTERM with a full store")
+    n2 = Node(name="store-full-2", data_dir=n.data_dir)
+    n2.start()
+    o = n2.get_json("/admin/topics/full")
+    check(o["count"] >= len(acked), "after restart: %r < %d acked"
+          % (o, len(acked)))
+    with n2.ws("check", timeout=30) as w:
+        w.send("+ /full 1")
+        cnt, msgs = read_replay(w, "/full", timeout=60)
+    by_msgid = {m.msgid: m.seq for m in msgs}
+    lost = [i for i, seq in acked.items() if by_msgid.get("f%d" % i) != seq]
+    eq(lost, [], "acknowledged messages lost or moved")
+    eq([m.seq for m in msgs], list(range(1, cnt + 1)), "sequenceIds")
+    eq(n2.http("GET", "/admin/healthcheck").status, 200, "healthy again")
+    eq(n2.stop(), 0, "exit code on SIGTERM")
+
+
 if __name__ == "__main__":
     run_tests(globals())
