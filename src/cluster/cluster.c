@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,6 +586,20 @@ void cluster__step_down(struct cluster *c)
         free(req);
 }
 
+void cluster__fail(struct cluster *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->node_failed)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(c->fail_reason, sizeof c->fail_reason, fmt, ap);
+    va_end(ap);
+    c->node_failed = true;
+    log_error("cluster", "node unhealthy: %s", c->fail_reason);
+    cluster__step_down(c);
+}
+
 const char *cluster_health_reason(struct cluster *c)
 {
     raft_id leader_id = 0;
@@ -594,8 +609,8 @@ const char *cluster_health_reason(struct cluster *c)
         return "not running";
     if (c->removed)
         return "removed from the cluster";
-    if (c->store_failed)
-        return c->store_error;
+    if (c->node_failed)
+        return c->fail_reason;
     if (c->cfg.join && !cluster__is_member(c, c->cfg.id))
         return "waiting to be added to the cluster";
     raft_leader(&c->raft, &leader_id, &leader_addr);

@@ -137,8 +137,8 @@ struct cluster {
     /* The membership change in progress on the leader, or NULL. */
     struct mchange *change;
     bool removed; /* told we were removed; shutting down */
-    bool store_failed; /* the FSM cannot write the store (fsm.c) */
-    char store_error[CH_ERRMSG_SIZE];
+    bool node_failed; /* store or raft log cannot be written */
+    char fail_reason[CH_ERRMSG_SIZE];
     bool was_member;
 
     /* Proposals: `open` takes new publishes; full or flushed batches wait
@@ -189,6 +189,9 @@ void lclient_close(struct lclient *l);
 /* cluster.c */
 /* A leader that cannot apply hands leadership over (best effort). */
 void cluster__step_down(struct cluster *c);
+/* Marks the node unhealthy with a reason (logged once) and steps down. */
+void cluster__fail(struct cluster *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* fsm.c */
 int cluster__fsm_init(struct cluster *c);

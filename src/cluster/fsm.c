@@ -39,16 +39,11 @@ static int ensure_scratch(struct cluster *c, size_t n)
  * reason, a leader hands leadership over, and nothing is corrupted. After a
  * restart with space freed (or a larger --store-max-bytes) the entries are
  * applied from the raft log, idempotently. */
-static int store_failed(struct cluster *c, uint64_t index, int rv)
+static int node_failed(struct cluster *c, uint64_t index, int rv)
 {
-    if (!c->store_failed) {
-        snprintf(c->store_error, sizeof c->store_error, "%s: %s",
-                 ch_strerror(rv), store_errmsg(c->store));
-        log_error("fsm", "store failure, applying stopped index=%llu err=%s",
-                  (unsigned long long)index, c->store_error);
-        c->store_failed = true;
-        cluster__step_down(c);
-    }
+    cluster__fail(c, "store failure, applying stopped at index %llu: %s: %s",
+                  (unsigned long long)index, ch_strerror(rv),
+                  store_errmsg(c->store));
     return RAFT_IOERR;
 }
 
@@ -75,7 +70,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         c->result.status = CH_ECORRUPT;
         rv = store_set_applied(c->store, index);
         if (rv != 0)
-            return store_failed(c, index, rv);
+            return node_failed(c, index, rv);
         return 0;
     }
 
@@ -91,7 +86,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                                  c->scratch, &skipped);
         if (rv != 0) {
             ch_cmd_free(&cmd);
-            return store_failed(c, index, rv);
+            return node_failed(c, index, rv);
         }
         if (skipped) {
             /* Re-applied after a restart: already in the store, and nobody
@@ -119,7 +114,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
             c->result.status = CH_EINVAL;
         } else if (rv != 0) {
             ch_cmd_free(&cmd);
-            return store_failed(c, index, rv);
+            return node_failed(c, index, rv);
         } else if (!skipped) {
             for (uint32_t i = 0; i < cmd.n_members; i++)
                 log_info("fsm", "member directory %s id=%llu raft=%.*s "
@@ -137,10 +132,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         break;
     }
     ch_cmd_free(&cmd);
-    if (c->store_failed) {
+    if (c->node_failed) {
         log_warn("fsm", "store writes work again index=%llu",
                  (unsigned long long)index);
-        c->store_failed = false;
+        c->node_failed = false;
     }
     return 0;
 }

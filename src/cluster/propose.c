@@ -96,7 +96,7 @@ int cluster_publish(struct cluster *c, const struct ch_msg *m,
         return CH_ESHUTDOWN;
     if (!c->raft_started)
         return CH_ENOTLEADER;
-    if (c->store_failed)
+    if (c->node_failed)
         return CH_EIO; /* this node cannot apply: it could not answer */
     if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
         return CH_EFULL;
@@ -199,12 +199,17 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 
     if (status != 0) {
         /* LEADERSHIPLOST (deposed or closing): the entry may still be
-         * committed by the next leader, so the outcome is unknown. A disk
-         * write failure means it was not committed here. */
-        int st = status == RAFT_LEADERSHIPLOST ? CH_EUNKNOWN : CH_EIO;
-        if (status != RAFT_LEADERSHIPLOST)
-            log_error("cluster", "raft apply failed status=%d n=%zu", status,
-                      b->n_waiters);
+         * committed by the next leader. A failed local write does not tell
+         * either: the followers may hold it and a later leader commit it.
+         * Both are "outcome unknown". */
+        int st = CH_EUNKNOWN;
+        if (status != RAFT_LEADERSHIPLOST) {
+            /* 0.15 keeps leading after a failed log write (RAFT-NOTES
+             * pitfall 9): report it and hand leadership over. */
+            cluster__fail(c, "raft log write failed (%s, %d): %s",
+                          raft_strerror(status), status,
+                          raft_errmsg(&c->raft));
+        }
         for (size_t i = 0; i < b->n_waiters; i++)
             waiter_answer(c, &b->waiters[i], st, NULL);
     } else if (fr == NULL || fr->status != 0 || fr->n != b->n_waiters) {
