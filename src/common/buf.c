@@ -73,6 +73,23 @@ int ch_buf_printf(struct ch_buf *b, const char *fmt, ...)
     return 0;
 }
 
+int ch_buf_append_i64(struct ch_buf *b, long long v)
+{
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u;
+
+    /* Negate in unsigned arithmetic: LLONG_MIN has no positive twin. */
+    u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[sizeof tmp - 1 - n++] = '-';
+    return ch_buf_append(b, tmp + sizeof tmp - n, n);
+}
+
 void ch_buf_consume(struct ch_buf *b, size_t n)
 {
     if (n >= b->len) {

@@ -22,6 +22,10 @@ __attribute__((warn_unused_result)) int ch_buf_append(struct ch_buf *b,
 /* Appends formatted text (no NUL counted in len, but one is kept after it). */
 __attribute__((warn_unused_result, format(printf, 2, 3))) int
 ch_buf_printf(struct ch_buf *b, const char *fmt, ...);
+/* Appends the decimal form of v (no printf: it is on the delivery path).
+ * Returns 0 or CH_ENOMEM. */
+__attribute__((warn_unused_result)) int ch_buf_append_i64(struct ch_buf *b,
+                                                          long long v);
 /* Drops the first n bytes. */
 void ch_buf_consume(struct ch_buf *b, size_t n);
 /* Takes the memory out of b (caller frees with free()); b becomes empty. */

@@ -79,36 +79,115 @@ int ch_mp_pack_bytes(msgpack_packer *pk, const void *p, size_t n)
     return 0;
 }
 
-/* First bytes of arrays, maps and ext values: see the header comment for
- * why these never go through msgpack_unpack_next. */
-static int is_container_or_ext(unsigned char c)
+/* Scalar readers. msgpack-c's msgpack_unpack_next allocates a zone per
+ * call, which cost two mallocs per field on the apply and replay paths
+ * (callgrind); the scalar encodings are simple enough to read directly
+ * (msgpack spec: fixint, (u)int8..64, fixstr/str8..32, bin8..32). */
+static uint64_t get_be(const unsigned char *p, size_t n)
 {
-    return (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf) ||
-           (c >= 0xc7 && c <= 0xc9) || (c >= 0xd4 && c <= 0xd8);
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 
-/* Unpacks one scalar at *off. Scalars never allocate a zone, so the object
- * may outlive the msgpack_unpacked; str/bin point into buf. */
-static int read_scalar(const char *buf, size_t len, size_t *off,
-                       msgpack_object *out)
+/* Reads a length-prefixed str or bin at *off. */
+static int read_raw(const char *buf, size_t len, size_t *off,
+                    struct ch_bytes *out)
 {
-    msgpack_unpacked u;
-    msgpack_unpack_return r;
-    size_t pos = *off;
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t pos = *off, hdr, n;
 
-    if (pos >= len || is_container_or_ext((unsigned char)buf[pos]))
+    if (pos >= len)
         return CH_ECORRUPT;
-    msgpack_unpacked_init(&u);
-    r = msgpack_unpack_next(&u, buf, len, &pos);
-    if (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES) {
-        *out = u.data;
-        msgpack_unpacked_destroy(&u);
-        if (pos > len || pos <= *off)
+    switch (p[pos]) {
+    case 0xc4: /* bin8 */
+    case 0xd9: /* str8 */
+        hdr = 1;
+        break;
+    case 0xc5: /* bin16 */
+    case 0xda: /* str16 */
+        hdr = 2;
+        break;
+    case 0xc6: /* bin32 */
+    case 0xdb: /* str32 */
+        hdr = 4;
+        break;
+    default:
+        if (p[pos] >= 0xa0 && p[pos] <= 0xbf) { /* fixstr */
+            n = p[pos] & 0x1fu;
+            hdr = 0;
+            break;
+        }
+        return CH_ECORRUPT;
+    }
+    if (hdr > 0) {
+        if (len - pos - 1 < hdr)
             return CH_ECORRUPT;
-        *off = pos;
+        n = (size_t)get_be(p + pos + 1, hdr);
+    }
+    pos += 1 + hdr;
+    if (n > len - pos)
+        return CH_ECORRUPT;
+    out->p = buf + pos;
+    out->n = n;
+    *off = pos + n;
+    return 0;
+}
+
+/* Reads any msgpack integer: *neg tells a negative one (in *i), else *u. */
+static int read_integer(const char *buf, size_t len, size_t *off, bool *neg,
+                        uint64_t *u, int64_t *i)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t pos = *off, n;
+    unsigned char c;
+
+    if (pos >= len)
+        return CH_ECORRUPT;
+    c = p[pos];
+    if (c <= 0x7f) {
+        *neg = false;
+        *u = c;
+        *off = pos + 1;
         return 0;
     }
-    msgpack_unpacked_destroy(&u);
+    if (c >= 0xe0) {
+        *neg = true;
+        *i = (int8_t)c;
+        *off = pos + 1;
+        return 0;
+    }
+    if (c >= 0xcc && c <= 0xcf) { /* uint8..64 */
+        n = (size_t)1 << (c - 0xcc);
+        if (len - pos - 1 < n)
+            return CH_ECORRUPT;
+        *neg = false;
+        *u = get_be(p + pos + 1, n);
+        *off = pos + 1 + n;
+        return 0;
+    }
+    if (c >= 0xd0 && c <= 0xd3) { /* int8..64 */
+        uint64_t raw;
+        int64_t v;
+        n = (size_t)1 << (c - 0xd0);
+        if (len - pos - 1 < n)
+            return CH_ECORRUPT;
+        raw = get_be(p + pos + 1, n);
+        /* Sign-extend from n bytes. */
+        if (n < 8 && (raw >> (n * 8 - 1)) & 1)
+            raw |= ~(uint64_t)0 << (n * 8);
+        memcpy(&v, &raw, sizeof v);
+        *off = pos + 1 + n;
+        if (v >= 0) {
+            *neg = false;
+            *u = (uint64_t)v;
+        } else {
+            *neg = true;
+            *i = v;
+        }
+        return 0;
+    }
     return CH_ECORRUPT;
 }
 
@@ -145,62 +224,35 @@ int ch_mp_read_array(const char *buf, size_t len, size_t *off, uint32_t *n)
 int ch_mp_read_bytes(const char *buf, size_t len, size_t *off,
                      struct ch_bytes *out)
 {
-    msgpack_object o;
-    size_t pos = *off;
-    int rv = read_scalar(buf, len, &pos, &o);
-
-    if (rv != 0)
-        return rv;
-    if (o.type == MSGPACK_OBJECT_BIN) {
-        out->p = o.via.bin.ptr;
-        out->n = o.via.bin.size;
-    } else if (o.type == MSGPACK_OBJECT_STR) {
-        out->p = o.via.str.ptr;
-        out->n = o.via.str.size;
-    } else {
-        return CH_ECORRUPT;
-    }
-    /* Zero-copy is part of the contract: the bytes must lie in buf. */
-    if (out->n > 0 && (out->p < buf || out->p + out->n > buf + len))
-        return CH_ECORRUPT;
-    if (out->n == 0)
-        out->p = buf + pos;
-    *off = pos;
-    return 0;
+    return read_raw(buf, len, off, out);
 }
 
 int ch_mp_read_int(const char *buf, size_t len, size_t *off, int64_t *out)
 {
-    msgpack_object o;
     size_t pos = *off;
-    int rv = read_scalar(buf, len, &pos, &o);
+    bool neg;
+    uint64_t u = 0;
+    int64_t i = 0;
 
-    if (rv != 0)
-        return rv;
-    if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o.via.u64 > (uint64_t)INT64_MAX)
-            return CH_ECORRUPT;
-        *out = (int64_t)o.via.u64;
-    } else if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *out = o.via.i64;
-    } else {
+    if (read_integer(buf, len, &pos, &neg, &u, &i) != 0)
         return CH_ECORRUPT;
-    }
+    if (!neg && u > (uint64_t)INT64_MAX)
+        return CH_ECORRUPT;
+    *out = neg ? i : (int64_t)u;
     *off = pos;
     return 0;
 }
 
 int ch_mp_read_uint(const char *buf, size_t len, size_t *off, uint64_t *out)
 {
-    msgpack_object o;
     size_t pos = *off;
-    int rv = read_scalar(buf, len, &pos, &o);
+    bool neg;
+    uint64_t u = 0;
+    int64_t i = 0;
 
-    if (rv != 0)
-        return rv;
-    if (o.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (read_integer(buf, len, &pos, &neg, &u, &i) != 0 || neg)
         return CH_ECORRUPT;
-    *out = o.via.u64;
+    *out = u;
     *off = pos;
     return 0;
 }

@@ -189,7 +189,11 @@ int gw__msg_encode(const struct ch_msg *m, struct ch_buf *out)
         return rv;
     rv = ch_buf_append(out, m->path.p, m->path.n);
     if (rv == 0)
-        rv = ch_buf_printf(out, ",%lld,", (long long)m->seq);
+        rv = ch_buf_append(out, ",", 1);
+    if (rv == 0)
+        rv = ch_buf_append_i64(out, (long long)m->seq);
+    if (rv == 0)
+        rv = ch_buf_append(out, ",", 1);
     if (rv == 0)
         rv = ch_buf_append(out, m->user.p, m->user.n);
     if (rv == 0)
@@ -201,7 +205,11 @@ int gw__msg_encode(const struct ch_msg *m, struct ch_buf *out)
     if (rv == 0)
         rv = ch_buf_append(out, m->msgid.p, m->msgid.n);
     if (rv == 0)
-        rv = ch_buf_printf(out, ",%lld\n", (long long)m->time);
+        rv = ch_buf_append(out, ",", 1);
+    if (rv == 0)
+        rv = ch_buf_append_i64(out, (long long)m->time);
+    if (rv == 0)
+        rv = ch_buf_append(out, "\n", 1);
     if (rv == 0)
         rv = ch_buf_append(out, m->header.p, m->header.n);
     if (rv == 0)
@@ -255,9 +263,16 @@ static const char *error_text(int status)
     }
 }
 
+static int append_str(struct ch_buf *b, const char *s)
+{
+    return ch_buf_append(b, s, strlen(s));
+}
+
+/* Builds the answer frame; no printf (one per publish, SPEC §4 layout). */
 static void pub_answer(struct gw_pub *p, int status,
                        const struct store_result *res, const char *why)
 {
+    struct ch_buf *b = &p->answer;
     long long seq = 0, t = 0;
     int rv;
 
@@ -265,20 +280,26 @@ static void pub_answer(struct gw_pub *p, int status,
         seq = res->seq;
         t = res->time;
     }
-    if (status == 0)
-        rv = ch_buf_printf(&p->answer, "#send%s%s\n", p->msgid[0] ? " " : "",
-                           p->msgid);
-    else
-        rv = ch_buf_printf(&p->answer, "!error-send %s %s\n", p->msgid,
-                           why ? why : error_text(status));
-    if (rv == 0)
-        rv = ch_buf_printf(&p->answer,
-                           "{\"sequenceId\":%lld,\"path\":\"%s\","
-                           "\"publisherMessageId\":\"%s\","
-                           "\"messagePublishingTime\":%lld}",
-                           seq, p->path, p->msgid, t);
+    if (status == 0) {
+        rv = append_str(b, p->msgid[0] ? "#send " : "#send");
+        rv |= append_str(b, p->msgid);
+    } else {
+        rv = append_str(b, "!error-send ");
+        rv |= append_str(b, p->msgid);
+        rv |= append_str(b, " ");
+        rv |= append_str(b, why ? why : error_text(status));
+    }
+    rv |= append_str(b, "\n{\"sequenceId\":");
+    rv |= ch_buf_append_i64(b, seq);
+    rv |= append_str(b, ",\"path\":\"");
+    rv |= append_str(b, p->path);
+    rv |= append_str(b, "\",\"publisherMessageId\":\"");
+    rv |= append_str(b, p->msgid);
+    rv |= append_str(b, "\",\"messagePublishingTime\":");
+    rv |= ch_buf_append_i64(b, t);
+    rv |= append_str(b, "}");
     if (rv != 0)
-        p->answer.len = 0;
+        b->len = 0;
     p->done = true;
 }
 
