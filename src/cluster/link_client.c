@@ -9,6 +9,7 @@
  * closes. */
 #include "cluster/cluster_int.h"
 #include "common/log.h"
+#include "common/wsio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct lclient {
     bool detached; /* owner closed it: no more callbacks */
     bool tcp_inited;
     bool writing;
+    bool bad_frame; /* a frame did not decode: the link is closed */
     int refs; /* handle + pending requests */
     struct ch_buf in;
     size_t in_off;
@@ -136,18 +138,8 @@ static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *user_data)
 {
     struct lclient *l = user_data;
-    size_t avail = l->in.len - l->in_off;
     (void)flags;
-
-    if (avail == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (len > avail)
-        len = avail;
-    memcpy(buf, l->in.data + l->in_off, len);
-    l->in_off += len;
-    return (ssize_t)len;
+    return ch_wsio_recv(ctx, buf, len, &l->in, &l->in_off);
 }
 
 static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data,
@@ -155,16 +147,7 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data,
 {
     struct lclient *l = user_data;
     (void)flags;
-
-    if (l->out.len >= CH_WRITE_CHUNK_BYTES) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (ch_buf_append(&l->out, data, len) != 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_NOMEM);
-        return -1;
-    }
-    return (ssize_t)len;
+    return ch_wsio_send(ctx, data, len, &l->out, CH_WRITE_CHUNK_BYTES);
 }
 
 /* Masking keys (RFC 6455 §5.3) only keep proxies from caching: a fast
@@ -192,13 +175,13 @@ static void ws_on_msg(wslay_event_context_ptr ctx,
     (void)ctx;
 
     if (arg->opcode != WSLAY_BINARY_FRAME || l->detached ||
-        l->state != L_OPEN)
+        l->state != L_OPEN || l->bad_frame)
         return;
     if (ch_link_decode(arg->msg, arg->msg_length, l->req_cb, l->resp_cb,
                        l->arg) != 0) {
         log_warn("link", "bad frame from addr=%s len=%zu", l->addr,
                  arg->msg_length);
-        l->state = L_HANDSHAKE; /* stop delivering; failed below */
+        l->bad_frame = true; /* the link is failed after wslay returns */
     }
 }
 
@@ -285,7 +268,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         l->in.len = 0;
         l->in_off = 0;
     }
-    if (l->state == L_HANDSHAKE) {
+    if (l->bad_frame) {
         lclient_fail(l, "bad frame");
     } else if (rv != 0 || !wslay_event_want_read(l->ws)) {
         lclient_fail(l, "websocket closed");

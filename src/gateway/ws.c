@@ -5,6 +5,7 @@
 #include "gateway/gw_int.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "common/wsio.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,18 +22,8 @@ static ssize_t recv_callback(wslay_event_context_ptr ctx, uint8_t *buf,
                              size_t len, int flags, void *user_data)
 {
     struct gw_conn *c = user_data;
-    size_t avail = c->in.len - c->in_off;
     (void)flags;
-
-    if (avail == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (len > avail)
-        len = avail;
-    memcpy(buf, c->in.data + c->in_off, len);
-    c->in_off += len;
-    return (ssize_t)len;
+    return ch_wsio_recv(ctx, buf, len, &c->in, &c->in_off);
 }
 
 static ssize_t send_callback(wslay_event_context_ptr ctx, const uint8_t *data,
@@ -40,18 +31,7 @@ static ssize_t send_callback(wslay_event_context_ptr ctx, const uint8_t *data,
 {
     struct gw_conn *c = user_data;
     (void)flags;
-
-    if (c->out.len >= CH_WRITE_CHUNK_BYTES) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (len > CH_WRITE_CHUNK_BYTES - c->out.len)
-        len = CH_WRITE_CHUNK_BYTES - c->out.len;
-    if (ch_buf_append(&c->out, data, len) != 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_NOMEM);
-        return -1;
-    }
-    return (ssize_t)len;
+    return ch_wsio_send(ctx, data, len, &c->out, CH_WRITE_CHUNK_BYTES);
 }
 
 static void on_msg_recv_callback(wslay_event_context_ptr ctx,
