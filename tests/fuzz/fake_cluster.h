@@ -1,0 +1,24 @@
+/* A deterministic, in-process stand-in for the cluster (cluster/cluster.h)
+ * so the gateway can be fuzzed without raft, sockets between nodes or
+ * timers. It behaves like the leader of a one-node cluster whose log
+ * commits only when the harness calls fake_cluster_step(): publishes are
+ * encoded with the real raft-command codec, decoded again and applied to
+ * a real store, as cluster/fsm.c does; callbacks run from the step, never
+ * from inside the call that queued them (as with the real cluster). */
+#ifndef CHORUS_TESTS_FUZZ_FAKE_CLUSTER_H
+#define CHORUS_TESTS_FUZZ_FAKE_CLUSTER_H
+
+#include <stdbool.h>
+
+#include "cluster/cluster.h"
+
+/* Returns NULL on out of memory. The store stays owned by the caller. */
+struct cluster *fake_cluster_create(struct store *store);
+void fake_cluster_destroy(struct cluster *c);
+/* Commits and applies everything queued, then answers the callbacks.
+ * Returns true if anything was done. */
+bool fake_cluster_step(struct cluster *c);
+/* True when no publish or admin request waits for an answer. */
+bool fake_cluster_idle(struct cluster *c);
+
+#endif
