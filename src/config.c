@@ -23,7 +23,7 @@ enum opt_kind { OPT_U64, OPT_STR, OPT_LOG, OPT_JOIN };
       "initial voters ID=RAFT/HTTP[,...] (bootstrap on an empty data dir)")    \
     X("join", OPT_JOIN, join_addr, "off", 0, 0,                                \
       "[HTTP] start without bootstrapping; ask that member to add this node "  \
-      "(env: an address, on/true/1, or off/false/0)")  \
+      "(env: an address, on/true/1, or off/false/0)")                          \
     X("log", OPT_LOG, log_level, "info", 0, 0, "error, warn, info, debug")     \
     X("max-message-bytes", OPT_U64, max_message_bytes, "1048576", 1,           \
       64 * 1024 * 1024, "larger publishes are refused")                        \
@@ -34,9 +34,9 @@ enum opt_kind { OPT_U64, OPT_STR, OPT_LOG, OPT_JOIN };
     X("max-connection-buffer", OPT_U64, max_connection_buffer, "4194304",      \
       65536, 1ULL << 32,                                                       \
       "bytes queued for one client before it is switched to store reads")      \
-    X("store-max-bytes", OPT_U64, store_max_bytes, "68719476736",            \
-      1024 * 1024, 1ULL << 44,                                                 \
-      "LMDB map size: the store's size limit (virtual until used)")         \
+    X("store-max-bytes", OPT_U64, store_max_bytes, "68719476736", 1024 * 1024, \
+      1ULL << 44,                                                              \
+      "LMDB map size: the store's size limit (virtual until used)")            \
     X("snapshot-threshold", OPT_U64, snapshot_threshold, "1024", 2, 1 << 24,   \
       "raft entries between snapshots")                                        \
     X("snapshot-trailing", OPT_U64, snapshot_trailing, "512", 1, 1 << 24,      \
@@ -118,8 +118,8 @@ static int set_value(struct chorusd_config *cfg, const struct opt *o,
     }
     case OPT_STR:
         if (strlen(value) >= o->size) {
-            snprintf(errmsg, errmsg_size, "value for %s%s is too long",
-                     source, o->flag);
+            snprintf(errmsg, errmsg_size, "value for %s%s is too long", source,
+                     o->flag);
             return CONFIG_ERROR;
         }
         memcpy(field, value, strlen(value) + 1);
@@ -143,8 +143,8 @@ static int set_value(struct chorusd_config *cfg, const struct opt *o,
     case OPT_JOIN:
         cfg->join = true;
         if (strlen(value) >= sizeof cfg->join_addr) {
-            snprintf(errmsg, errmsg_size, "value for %s%s is too long",
-                     source, o->flag);
+            snprintf(errmsg, errmsg_size, "value for %s%s is too long", source,
+                     o->flag);
             return CONFIG_ERROR;
         }
         if (strcmp(value, "off") == 0 || strcmp(value, "false") == 0 ||
@@ -172,15 +172,14 @@ static const struct opt *find_opt(const char *name, size_t n)
 }
 
 int config_parse(int argc, char **argv, char *const *envp,
-                 struct chorusd_config *cfg, char *errmsg,
-                 size_t errmsg_size)
+                 struct chorusd_config *cfg, char *errmsg, size_t errmsg_size)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < N_OPTS; i++) {
         if (opts[i].kind == OPT_JOIN)
             continue;
-        if (set_value(cfg, &opts[i], opts[i].def, "--", errmsg,
-                      errmsg_size) != 0 &&
+        if (set_value(cfg, &opts[i], opts[i].def, "--", errmsg, errmsg_size) !=
+                0 &&
             opts[i].kind != OPT_STR)
             return CONFIG_ERROR;
     }

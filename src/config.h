@@ -37,8 +37,7 @@ enum { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };
  * wins). Returns CONFIG_OK, CONFIG_HELP (--help given) or CONFIG_ERROR with
  * a one-line reason in errmsg (errmsg_size bytes). */
 int config_parse(int argc, char **argv, char *const *envp,
-                 struct chorusd_config *cfg, char *errmsg,
-                 size_t errmsg_size);
+                 struct chorusd_config *cfg, char *errmsg, size_t errmsg_size);
 /* Prints every flag with its variable and default. */
 void config_usage(FILE *out);
 

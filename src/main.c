@@ -1,10 +1,10 @@
 /* chorusd: wires store, cluster and gateway on one libuv loop and owns the
  * process lifecycle (start-up rules of SPEC §2, clean SIGTERM/SIGINT). */
-#include "config.h"
 #include "cluster/cluster.h"
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "config.h"
 #include "gateway/gw.h"
 #include "store/store.h"
 
@@ -47,7 +47,7 @@ static int make_dirs(const char *path, char *errmsg)
         return CH_EINVAL;
     }
     memcpy(tmp, path, len + 1);
-    for (char *p = tmp + 1; ; p++) {
+    for (char *p = tmp + 1;; p++) {
         char saved = *p;
         if (saved != '/' && saved != '\0')
             continue;
@@ -96,8 +96,8 @@ static int resolve_raft_addr(char *addr, size_t size, char *errmsg)
                      addr, gai_strerror(rv));
             return CH_EINVAL;
         }
-        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr,
-                  ip, sizeof ip);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip,
+                  sizeof ip);
         freeaddrinfo(res);
         snprintf(host, sizeof host, "%s%s", ip, colon);
         snprintf(addr, size, "%s", host);

@@ -5,16 +5,16 @@
 #include "common/limits.h"
 #include "common/log.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_ELECTION_TIMEOUT_MS 500
@@ -148,15 +148,13 @@ struct store *cluster_store(struct cluster *c)
     return c->store;
 }
 
-void cluster_set_applied_cb(struct cluster *c, cluster_applied_cb cb,
-                            void *arg)
+void cluster_set_applied_cb(struct cluster *c, cluster_applied_cb cb, void *arg)
 {
     c->applied_cb = cb;
     c->applied_arg = arg;
 }
 
-void cluster_set_removed_cb(struct cluster *c, cluster_removed_cb cb,
-                            void *arg)
+void cluster_set_removed_cb(struct cluster *c, cluster_removed_cb cb, void *arg)
 {
     c->removed_cb = cb;
     c->removed_arg = arg;
@@ -290,8 +288,9 @@ static void monitor(struct cluster *c)
 
     raft_leader(&c->raft, &leader_id, &leader_addr);
     if (state != c->last_state || leader_id != c->last_leader_id) {
-        log_info("cluster", "state changed id=%llu state=%s term=%llu "
-                            "leader=%llu",
+        log_info("cluster",
+                 "state changed id=%llu state=%s term=%llu "
+                 "leader=%llu",
                  (unsigned long long)c->cfg.id, state_name(state),
                  (unsigned long long)c->raft.current_term,
                  (unsigned long long)leader_id);
@@ -500,7 +499,8 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
 
     /* Never proposed: certainly not committed. */
     cluster__propose_fail_all(c, CH_ESHUTDOWN);
-    if (c->n_handles_open >= 1 && !uv_is_closing((uv_handle_t *)&c->flush_check))
+    if (c->n_handles_open >= 1 &&
+        !uv_is_closing((uv_handle_t *)&c->flush_check))
         uv_close((uv_handle_t *)&c->flush_check, handle_close_cb);
     if (c->n_handles_open >= 2 && !uv_is_closing((uv_handle_t *)&c->tick_timer))
         uv_close((uv_handle_t *)&c->tick_timer, handle_close_cb);
@@ -542,9 +542,9 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
     out->leader_id = leader_id;
     out->commit_index = c->raft.commit_index;
     out->applied_index = raft_last_applied(&c->raft);
-    for (unsigned i = 0; i < c->raft.configuration.n &&
-                         out->n_members < sizeof out->members /
-                                              sizeof out->members[0];
+    for (unsigned i = 0;
+         i < c->raft.configuration.n &&
+         out->n_members < sizeof out->members / sizeof out->members[0];
          i++) {
         const struct raft_server *s = &c->raft.configuration.servers[i];
         struct cluster_member *m = &out->members[out->n_members++];
@@ -567,8 +567,9 @@ static void step_down_cb(struct raft_transfer *req)
 {
     struct cluster *c = req->data;
     free(req);
-    log_info("cluster", "leadership handed over after a store failure "
-                        "state=%s",
+    log_info("cluster",
+             "leadership handed over after a store failure "
+             "state=%s",
              state_name(raft_state(&c->raft)));
 }
 

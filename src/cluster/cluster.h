@@ -28,7 +28,11 @@ struct cluster_member {
     int role;                    /* CLUSTER_ROLE_* */
 };
 
-enum { CLUSTER_ROLE_VOTER = 0, CLUSTER_ROLE_STANDBY = 1, CLUSTER_ROLE_SPARE = 2 };
+enum {
+    CLUSTER_ROLE_VOTER = 0,
+    CLUSTER_ROLE_STANDBY = 1,
+    CLUSTER_ROLE_SPARE = 2
+};
 
 /* Parses `ID=RAFT/HTTP[,ID=RAFT/HTTP...]` into a malloc'd array (free()).
  * RAFT must be an IPv4 literal with a port. Ids unique and >= 1.
@@ -40,9 +44,9 @@ bool cluster_addr_valid_ipv4(const char *addr);
 
 struct cluster_config {
     uint64_t id;
-    const char *raft_addr;  /* borrowed until cluster_destroy */
-    const char *http_addr;  /* advertised gateway address */
-    const char *data_dir;   /* raft log in data_dir/raft */
+    const char *raft_addr;    /* borrowed until cluster_destroy */
+    const char *http_addr;    /* advertised gateway address */
+    const char *data_dir;     /* raft log in data_dir/raft */
     const char *cluster_spec; /* --cluster or NULL */
     bool join;                /* --join given */
     const char *join_addr;    /* --join HTTP address or NULL */

@@ -9,8 +9,8 @@
 
 #include "cluster/cluster.h"
 #include "common/buf.h"
-#include "common/err.h"
 #include "common/codec.h"
+#include "common/err.h"
 #include "common/limits.h"
 #include "common/link.h"
 
@@ -104,8 +104,8 @@ struct cluster {
     struct store_result *scratch;
     size_t scratch_cap;
     struct fsm_result result;
-    struct store_snap *snap;  /* snapshot in progress */
-    struct ch_buf snap_buf;   /* its serialized bytes */
+    struct store_snap *snap; /* snapshot in progress */
+    struct ch_buf snap_buf;  /* its serialized bytes */
     struct raft_buffer snap_rbuf;
 
     cluster_applied_cb applied_cb;
@@ -136,7 +136,7 @@ struct cluster {
 
     /* The membership change in progress on the leader, or NULL. */
     struct mchange *change;
-    bool removed; /* told we were removed; shutting down */
+    bool removed;     /* told we were removed; shutting down */
     bool node_failed; /* store or raft log cannot be written */
     char fail_reason[CH_ERRMSG_SIZE];
     bool was_member;
@@ -149,8 +149,8 @@ struct cluster {
     unsigned n_inflight;
     size_t n_pending; /* publishes not yet answered */
 
-    uv_check_t flush_check;  /* proposes batches once per loop turn */
-    uv_timer_t tick_timer;   /* publish timeouts, leader monitor */
+    uv_check_t flush_check; /* proposes batches once per loop turn */
+    uv_timer_t tick_timer;  /* publish timeouts, leader monitor */
     uint64_t last_leader_id;
     int last_state;
     bool barrier_pending;

@@ -90,8 +90,8 @@ static void req_answer(struct cluster *c, struct fwd_req *r, int status,
     req_free(r);
 }
 
-static struct fwd_req *req_create(struct cluster *c, const struct ch_link_req *lr,
-                                  uint64_t timeout_ms)
+static struct fwd_req *
+req_create(struct cluster *c, const struct ch_link_req *lr, uint64_t timeout_ms)
 {
     struct fwd_req *r = calloc(1, sizeof *r);
     struct ch_link_enc enc;
@@ -230,7 +230,8 @@ static void link_lost(struct fwd_link *fl)
     if (c->old_link == fl)
         c->old_link = NULL;
     while ((r = list_pop(&fl->sent)) != NULL)
-        req_answer(c, r, CH_EUNKNOWN, "leader connection lost: outcome unknown");
+        req_answer(c, r, CH_EUNKNOWN,
+                   "leader connection lost: outcome unknown");
     free(fl);
 }
 
@@ -305,8 +306,7 @@ static void run_queued_locally(struct cluster *c)
         ch_buf_init(&frame);
         if (ch_link_enc_raw(&enc, r->item.data, r->item.len) == 0 &&
             ch_link_enc_finish(&enc, &frame) == 0)
-            ch_link_decode(frame.data, frame.len, local_publish_cb, NULL,
-                           &ctx);
+            ch_link_decode(frame.data, frame.len, local_publish_cb, NULL, &ctx);
         ch_link_enc_close(&enc);
         ch_buf_free(&frame);
         if (ctx.rv != 0)
@@ -340,7 +340,8 @@ static void local_publish_cb(void *arg, const struct ch_link_req *lr)
     if (lr->op == CH_LINK_PUBLISH) {
         /* The pending count moves to the local batch. */
         c->n_pending--;
-        ctx->rv = cluster__propose_local(c, &lr->msg, relay_publish_cb, r, false);
+        ctx->rv =
+            cluster__propose_local(c, &lr->msg, relay_publish_cb, r, false);
         if (ctx->rv != 0)
             c->n_pending++;
     } else {
@@ -361,9 +362,8 @@ void cluster__forward_tick(struct cluster *c)
     while ((r = c->fwd_queued.head) != NULL && r->deadline_ms <= now) {
         list_pop(&c->fwd_queued);
         req_answer(c, r, CH_ENOTLEADER,
-                   r->op == CH_LINK_PUBLISH
-                       ? NULL
-                       : "no leader reachable: not done");
+                   r->op == CH_LINK_PUBLISH ? NULL
+                                            : "no leader reachable: not done");
     }
     for (int k = 0; k < 2; k++) {
         struct fwd_link *dl = k == 0 ? c->link : c->old_link;
@@ -409,8 +409,8 @@ void cluster__forward_tick(struct cluster *c)
     }
     fl->c = c;
     fl->leader_id = leader_id;
-    fl->l = lclient_create(c, http, on_response, ignore_request,
-                           on_link_state, fl);
+    fl->l =
+        lclient_create(c, http, on_response, ignore_request, on_link_state, fl);
     if (fl->l == NULL) {
         free(fl);
         c->link_retry_ms = now + 1000;

@@ -81,9 +81,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                       (unsigned long long)index, cmd.n_msgs);
             abort();
         }
-        rv = store_apply_publish(c->store, index, cmd.time,
-                                 cmd.dedup_window_s, cmd.msgs, cmd.n_msgs,
-                                 c->scratch, &skipped);
+        rv = store_apply_publish(c->store, index, cmd.time, cmd.dedup_window_s,
+                                 cmd.msgs, cmd.n_msgs, c->scratch, &skipped);
         if (rv != 0) {
             ch_cmd_free(&cmd);
             return node_failed(c, index, rv);
@@ -117,8 +116,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
             return node_failed(c, index, rv);
         } else if (!skipped) {
             for (uint32_t i = 0; i < cmd.n_members; i++)
-                log_info("fsm", "member directory %s id=%llu raft=%.*s "
-                                "http=%.*s",
+                log_info("fsm",
+                         "member directory %s id=%llu raft=%.*s "
+                         "http=%.*s",
                          cmd.members[i].op == CH_MEMBER_SET ? "set" : "del",
                          (unsigned long long)cmd.members[i].id,
                          (int)cmd.members[i].raft.n, cmd.members[i].raft.p,
@@ -219,15 +219,14 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     if (snap_index <= applied) {
         log_info("fsm", "snapshot restore skipped snapshot=%llu applied=%llu",
-                 (unsigned long long)snap_index,
-                 (unsigned long long)applied);
+                 (unsigned long long)snap_index, (unsigned long long)applied);
         raft_free(buf->base);
         return 0;
     }
     rv = store_restore(c->store, buf->base, buf->len);
     if (rv != 0) {
-        log_error("fsm", "snapshot restore failed err=%s: %s",
-                  ch_strerror(rv), store_errmsg(c->store));
+        log_error("fsm", "snapshot restore failed err=%s: %s", ch_strerror(rv),
+                  store_errmsg(c->store));
         return rv == CH_ECORRUPT ? RAFT_CORRUPT : RAFT_IOERR;
     }
     log_info("fsm", "snapshot restored snapshot=%llu was=%llu",

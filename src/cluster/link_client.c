@@ -36,7 +36,7 @@ struct lclient {
     bool tcp_inited;
     bool writing;
     bool bad_frame; /* a frame did not decode: the link is closed */
-    int refs; /* handle + pending requests */
+    int refs;       /* handle + pending requests */
     struct ch_buf in;
     size_t in_off;
     struct ch_buf out;
@@ -321,8 +321,7 @@ static void connect_cb(uv_connect_t *req, int status)
     flush(l);
 }
 
-static void resolved_cb(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res)
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct lclient *l = req->data;
     int rv;
@@ -387,8 +386,7 @@ struct lclient *lclient_create(struct cluster *c, const char *addr,
     hints.ai_socktype = SOCK_STREAM;
     l->gai.data = l;
     l->state = L_RESOLVING;
-    rv = uv_getaddrinfo(c->loop, &l->gai, resolved_cb, host, colon + 1,
-                        &hints);
+    rv = uv_getaddrinfo(c->loop, &l->gai, resolved_cb, host, colon + 1, &hints);
     if (rv != 0) {
         free(l);
         return NULL;

@@ -87,8 +87,8 @@ static int propose_members(struct cluster *c, struct raft_apply *req,
     size_t len;
     int rv;
 
-    rv = ch_members_encode(changes, n, (int64_t)time(NULL), raft_malloc,
-                           &data, &len);
+    rv = ch_members_encode(changes, n, (int64_t)time(NULL), raft_malloc, &data,
+                           &len);
     if (rv != 0)
         return rv;
     buf.base = data;
@@ -364,8 +364,9 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
     case CH_LINK_JOIN:
         if (r->id == 0 || r->raft.n == 0 || r->raft.n >= CLUSTER_ADDR_MAX ||
             r->http.n == 0 || r->http.n >= CLUSTER_ADDR_MAX * 4) {
-            cb(arg, CH_EINVAL, "join needs an id >= 1, a raft and an HTTP "
-                               "address");
+            cb(arg, CH_EINVAL,
+               "join needs an id >= 1, a raft and an HTTP "
+               "address");
             return 0;
         }
         if (s != NULL) {
@@ -496,8 +497,9 @@ void cluster_removed_notice(struct cluster *c, uint64_t id)
     if (id != c->cfg.id || c->removed)
         return;
     c->removed = true;
-    log_warn("cluster", "removed from the cluster by the leader id=%llu; "
-                        "shutting down",
+    log_warn("cluster",
+             "removed from the cluster by the leader id=%llu; "
+             "shutting down",
              (unsigned long long)c->cfg.id);
     if (c->removed_cb != NULL)
         c->removed_cb(c->removed_arg);
@@ -634,8 +636,8 @@ void cluster__membership_tick(struct cluster *c)
     /* --join ADDR: ask until we are a member. */
     if (c->cfg.join_addr != NULL && !c->join_done && !member &&
         c->join_link == NULL && now >= c->join_retry_ms) {
-        log_info("cluster", "asking to join via=%s id=%llu",
-                 c->cfg.join_addr, (unsigned long long)c->cfg.id);
+        log_info("cluster", "asking to join via=%s id=%llu", c->cfg.join_addr,
+                 (unsigned long long)c->cfg.id);
         c->join_link = lclient_create(c, c->cfg.join_addr, join_resp,
                                       ignore_req, join_state, c);
         if (c->join_link == NULL)

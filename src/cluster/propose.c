@@ -31,8 +31,7 @@ void cluster__batch_free(struct batch *b)
     free(b);
 }
 
-static void list_push(struct batch **head, struct batch **tail,
-                      struct batch *b)
+static void list_push(struct batch **head, struct batch **tail, struct batch *b)
 {
     b->next = NULL;
     if (*tail != NULL)
@@ -207,8 +206,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
             /* 0.15 keeps leading after a failed log write (RAFT-NOTES
              * pitfall 9): report it and hand leadership over. */
             cluster__fail(c, "raft log write failed (%s, %d): %s",
-                          raft_strerror(status), status,
-                          raft_errmsg(&c->raft));
+                          raft_strerror(status), status, raft_errmsg(&c->raft));
         }
         for (size_t i = 0; i < b->n_waiters; i++)
             waiter_answer(c, &b->waiters[i], st, NULL);
@@ -218,8 +216,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     } else {
         for (size_t i = 0; i < b->n_waiters; i++) {
             const struct store_result *r = &fr->results[i];
-            waiter_answer(c, &b->waiters[i], r->status == 0 ? 0 : r->status,
-                          r);
+            waiter_answer(c, &b->waiters[i], r->status == 0 ? 0 : r->status, r);
         }
     }
     remote = b->has_remote && status == 0;
@@ -275,7 +272,8 @@ void cluster__propose_flush(struct cluster *c)
     if (c->open != NULL && c->waiting_head == NULL &&
         c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT)
         close_open_batch(c);
-    while (c->waiting_head != NULL && c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT) {
+    while (c->waiting_head != NULL &&
+           c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT) {
         struct batch *b = c->waiting_head;
         list_remove(&c->waiting_head, &c->waiting_tail, b);
         propose(c, b);

@@ -16,8 +16,7 @@ bool cluster_addr_valid_ipv4(const char *addr)
     char *end;
     long port;
 
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host ||
-        colon == addr)
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof host || colon == addr)
         return false;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
@@ -63,8 +62,8 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
         void *grown;
 
         if (len == 0 || len >= sizeof item) {
-            snprintf(errmsg, CH_ERRMSG_SIZE,
-                     "bad cluster member at offset %zu", (size_t)(p - text));
+            snprintf(errmsg, CH_ERRMSG_SIZE, "bad cluster member at offset %zu",
+                     (size_t)(p - text));
             goto err;
         }
         memcpy(item, p, len);

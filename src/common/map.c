@@ -138,8 +138,8 @@ struct ch_map_entry *ch_map_first(const struct ch_map *m, size_t *bucket)
     return NULL;
 }
 
-struct ch_map_entry *ch_map_next(const struct ch_map *m,
-                                 struct ch_map_entry *e, size_t *bucket)
+struct ch_map_entry *ch_map_next(const struct ch_map *m, struct ch_map_entry *e,
+                                 size_t *bucket)
 {
     if (e->next != NULL)
         return e->next;

@@ -31,7 +31,7 @@ void *ch_map_del(struct ch_map *m, const char *key, size_t key_n);
 /* Iteration: for (e = ch_map_first(m, &b); e; e = ch_map_next(m, e, &b)).
  * The current entry must not be deleted while iterating past it. */
 struct ch_map_entry *ch_map_first(const struct ch_map *m, size_t *bucket);
-struct ch_map_entry *ch_map_next(const struct ch_map *m,
-                                 struct ch_map_entry *e, size_t *bucket);
+struct ch_map_entry *ch_map_next(const struct ch_map *m, struct ch_map_entry *e,
+                                 size_t *bucket);
 
 #endif

@@ -1,7 +1,7 @@
 /* Admin API (SPEC §5): health, cluster status, topics, metrics. */
-#include "gateway/gw_int.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "gateway/gw_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,20 +43,23 @@ static void handle_cluster(struct gw_conn *c)
     cluster_get_status(c->gw->cluster, &st);
     for (unsigned i = 0; i < st.n_members; i++) {
         json_t *m = json_object();
-        json_object_set_new(m, "id", json_integer((json_int_t)st.members[i].id));
+        json_object_set_new(m, "id",
+                            json_integer((json_int_t)st.members[i].id));
         json_object_set_new(m, "raft", json_string(st.members[i].raft));
-        json_object_set_new(m, "http", st.members[i].http[0]
-                                           ? json_string(st.members[i].http)
-                                           : json_null());
-        json_object_set_new(m, "role", json_string(role_name(st.members[i].role)));
+        json_object_set_new(m, "http",
+                            st.members[i].http[0]
+                                ? json_string(st.members[i].http)
+                                : json_null());
+        json_object_set_new(m, "role",
+                            json_string(role_name(st.members[i].role)));
         json_array_append_new(members, m);
     }
     json_object_set_new(o, "id", json_integer((json_int_t)st.id));
     json_object_set_new(o, "state", json_string(st.state));
     json_object_set_new(o, "term", json_integer((json_int_t)st.term));
-    json_object_set_new(o, "leader", st.leader_id
-                                         ? json_integer((json_int_t)st.leader_id)
-                                         : json_null());
+    json_object_set_new(o, "leader",
+                        st.leader_id ? json_integer((json_int_t)st.leader_id)
+                                     : json_null());
     json_object_set_new(o, "commitIndex",
                         json_integer((json_int_t)st.commit_index));
     json_object_set_new(o, "appliedIndex",
@@ -131,8 +134,7 @@ static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
     if (op_n == 4 && strncmp(op, "join", 4) == 0) {
         const char *raft = json_string_value(json_object_get(body, "raft"));
         const char *http = json_string_value(json_object_get(body, "http"));
-        const char *role_s =
-            json_string_value(json_object_get(body, "role"));
+        const char *role_s = json_string_value(json_object_get(body, "role"));
         int role = CLUSTER_ROLE_VOTER;
         if (role_s != NULL && strcmp(role_s, "standby") == 0)
             role = CLUSTER_ROLE_STANDBY;
@@ -143,13 +145,13 @@ static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
         if (!json_id(body, "id", &id, true) || id == 0 || raft == NULL ||
             http == NULL || role < 0) {
             json_decref(body);
-            gw__http_error(c, 400, "join wants {\"id\":N,\"raft\":\"IP:PORT\","
-                                   "\"http\":\"HOST:PORT\",\"role\":\"voter|"
-                                   "standby|spare\"}");
+            gw__http_error(c, 400,
+                           "join wants {\"id\":N,\"raft\":\"IP:PORT\","
+                           "\"http\":\"HOST:PORT\",\"role\":\"voter|"
+                           "standby|spare\"}");
             return;
         }
-        rv = cluster_join(c->gw->cluster, id, raft, http, role, change_done,
-                          c);
+        rv = cluster_join(c->gw->cluster, id, raft, http, role, change_done, c);
     } else if (op_n == 5 && strncmp(op, "leave", 5) == 0) {
         if (!json_id(body, "id", &id, true) || id == 0) {
             json_decref(body);
@@ -168,8 +170,7 @@ static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
     json_decref(body);
     if (rv != 0) {
         gw__http_error(c, rv == CH_EINVAL ? 400 : 503, "%s",
-                       rv == CH_EINVAL ? "bad id or address"
-                                       : ch_strerror(rv));
+                       rv == CH_EINVAL ? "bad id or address" : ch_strerror(rv));
         return;
     }
     c->refs++; /* until change_done */
@@ -188,9 +189,9 @@ static void handle_health(struct gw_conn *c)
         json_object_set_new(o, "reason", json_string(reason));
     json_object_set_new(o, "id", json_integer((json_int_t)st.id));
     json_object_set_new(o, "state", json_string(st.state));
-    json_object_set_new(o, "leader", st.leader_id
-                                         ? json_integer((json_int_t)st.leader_id)
-                                         : json_null());
+    json_object_set_new(o, "leader",
+                        st.leader_id ? json_integer((json_int_t)st.leader_id)
+                                     : json_null());
     respond_json_value(c, ok ? 200 : 503, o);
 }
 
@@ -209,8 +210,7 @@ static json_t *topic_json(const char *path, size_t path_n,
 static int list_cb(void *arg, const char *path, size_t path_n,
                    const struct store_topic *t)
 {
-    return json_array_append_new(arg, topic_json(path, path_n, t)) == 0 ? 0
-                                                                         : 1;
+    return json_array_append_new(arg, topic_json(path, path_n, t)) == 0 ? 0 : 1;
 }
 
 static void handle_topics(struct gw_conn *c, const char *query)
@@ -284,8 +284,7 @@ static void handle_topic(struct gw_conn *c, const char *path, size_t path_n)
     X("chorus_publish_errors_total", "counter", gm.publish_errors)             \
     X("chorus_messages_delivered_total", "counter", gm.messages_delivered)     \
     X("chorus_bytes_out_total", "counter", gm.bytes_out)                       \
-    X("chorus_slow_reader_switches_total", "counter",                          \
-      gm.slow_reader_switches)                                                 \
+    X("chorus_slow_reader_switches_total", "counter", gm.slow_reader_switches) \
     X("chorus_publishes_committed_total", "counter", cm.publishes_committed)   \
     X("chorus_publishes_failed_total", "counter", cm.publishes_failed)         \
     X("chorus_publishes_deduplicated_total", "counter", cm.publishes_dup)      \

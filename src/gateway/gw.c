@@ -1,6 +1,6 @@
 /* Gateway lifecycle: listener, the pump check, shutdown. */
-#include "gateway/gw_int.h"
 #include "common/log.h"
+#include "gateway/gw_int.h"
 
 #include <netdb.h>
 #include <stdio.h>
@@ -36,8 +36,7 @@ static void pump_check_cb(uv_check_t *h)
 }
 
 /* Resolves HOST:PORT (IPv4/IPv6 literal or name) into *sa. */
-static int resolve(const char *addr, struct sockaddr_storage *sa,
-                   char *errmsg)
+static int resolve(const char *addr, struct sockaddr_storage *sa, char *errmsg)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');

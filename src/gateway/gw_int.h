@@ -77,8 +77,8 @@ enum gw_sub_state {
 };
 
 struct gw_sub {
-    struct gw_sub *next;      /* in the connection's list, command order */
-    struct gw_sub *idx_next;  /* in the gateway's topic index list */
+    struct gw_sub *next;     /* in the connection's list, command order */
+    struct gw_sub *idx_next; /* in the gateway's topic index list */
     struct gw_sub *idx_prev;
     struct gw_conn *conn;
     enum gw_sub_state state;
@@ -125,7 +125,7 @@ struct gw_conn {
     uv_write_t wreq;
     bool writing;
     bool close_after_write;
-    bool lingering;          /* write side shut, input discarded */
+    bool lingering;           /* write side shut, input discarded */
     uint64_t linger_until_ms; /* then closed regardless */
     uv_shutdown_t shutdown_req;
 
@@ -136,9 +136,9 @@ struct gw_conn {
 
     /* WebSocket */
     bool is_ws;
-    bool is_link;               /* a node-to-node link (link.c) */
+    bool is_link;                /* a node-to-node link (link.c) */
     struct ch_link_enc link_out; /* responses collected this loop turn */
-    size_t n_link_pending;      /* requests not answered yet */
+    size_t n_link_pending;       /* requests not answered yet */
     wslay_event_context_ptr ws;
     char user[CH_MAX_ID_BYTES + 1];
     char app[17];
@@ -147,8 +147,8 @@ struct gw_conn {
     struct gw_sub *subs; /* command order */
     size_t n_subs;
     struct ch_map cursors; /* path -> struct gw_cursor */
-    size_t n_behind;  /* cursors with behind set */
-    size_t n_replays; /* subs in PENDING or REPLAY */
+    size_t n_behind;       /* cursors with behind set */
+    size_t n_replays;      /* subs in PENDING or REPLAY */
     bool pump_scheduled;
     struct gw_conn *pump_next; /* in gw->pump_list */
 
@@ -179,8 +179,8 @@ struct gw {
     bool listening;
     uint64_t next_conn_id;
     struct gw_conn *conns;
-    struct ch_map index;          /* path -> struct gw_sub list (head) */
-    struct gw_conn *pump_list;    /* connections with work for the pump */
+    struct ch_map index;       /* path -> struct gw_sub list (head) */
+    struct gw_conn *pump_list; /* connections with work for the pump */
     uv_check_t pump_check;
     uv_timer_t close_timer;
     uv_timer_t linger_timer; /* closes lingering connections */
@@ -225,8 +225,7 @@ const char *gw__http_header(const struct gw_http_req *r, const char *name);
 int gw__ws_upgrade(struct gw_conn *c);
 void gw__ws_recv(struct gw_conn *c);
 void gw__ws_send_text(struct gw_conn *c, const char *p, size_t n);
-void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n,
-                       bool binary);
+void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n, bool binary);
 
 /* proto.c */
 void gw__proto_handle(struct gw_conn *c, const char *frame, size_t len);

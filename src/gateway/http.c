@@ -1,8 +1,8 @@
 /* Connections and HTTP/1.1: accept, bounded input, http_parser, routing to
  * the REST/admin handlers or the WebSocket upgrade, batched output (one
  * uv_write in flight per connection, the next chunk collecting meanwhile). */
-#include "gateway/gw_int.h"
 #include "common/log.h"
+#include "gateway/gw_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -214,11 +214,10 @@ void gw__conn_update_reading(struct gw_conn *c)
     /* Backpressure (SPEC §4): stop reading while too many publishes wait
      * for answers, while output is full, or while an HTTP request is being
      * answered. Never an error. */
-    want = c->lingering ||
-           (!c->req_busy && !c->close_after_write &&
-            c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
-            c->n_link_pending < CH_MAX_LINK_PENDING &&
-            gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
+    want = c->lingering || (!c->req_busy && !c->close_after_write &&
+                            c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
+                            c->n_link_pending < CH_MAX_LINK_PENDING &&
+                            gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
     if (want == c->reading)
         return;
     if (want)
@@ -272,8 +271,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             log_debug("gw", "read failed conn=%llu err=%s",
                       (unsigned long long)c->id, uv_strerror((int)nread));
         /* On EOF, queued answers still go out (half-close), then close. */
-        if (nread == UV_EOF && !c->is_ws && (c->writing || c->req_busy ||
-                                             c->out.len > 0)) {
+        if (nread == UV_EOF && !c->is_ws &&
+            (c->writing || c->req_busy || c->out.len > 0)) {
             c->close_after_write = true;
             gw__conn_update_reading(c);
             return;
@@ -325,8 +324,7 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     gw->metrics.connections_current++;
     rv = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rv == 0 && gw->metrics.connections_current > CH_MAX_CONNECTIONS) {
-        log_warn("gw", "connection limit reached limit=%d",
-                 CH_MAX_CONNECTIONS);
+        log_warn("gw", "connection limit reached limit=%d", CH_MAX_CONNECTIONS);
         rv = UV_EMFILE;
     }
     if (rv != 0) {
@@ -582,8 +580,8 @@ static void dispatch(struct gw_conn *c)
 /* Runs the parser over buffered input while no request is being answered. */
 static void http_process(struct gw_conn *c)
 {
-    while (!c->closing && !c->req_busy && !c->is_ws &&
-           !c->close_after_write && c->in_off < c->in.len) {
+    while (!c->closing && !c->req_busy && !c->is_ws && !c->close_after_write &&
+           c->in_off < c->in.len) {
         size_t avail = c->in.len - c->in_off;
         size_t n = http_parser_execute(&c->parser, &parser_settings,
                                        c->in.data + c->in_off, avail);

@@ -3,8 +3,8 @@
  * "you were removed" notice) are handed to the cluster, which runs them
  * here or forwards them on; answers are collected and sent as one frame per
  * loop turn. */
-#include "gateway/gw_int.h"
 #include "common/log.h"
+#include "gateway/gw_int.h"
 
 #include <stdlib.h>
 #include <string.h>

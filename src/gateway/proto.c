@@ -1,8 +1,8 @@
 /* The client protocol (SPEC §4): command parsing, publishes answered in
  * publish order, and the wire form of messages. */
-#include "gateway/gw_int.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "gateway/gw_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,9 +182,8 @@ bool gw__msg_is_text(const struct ch_msg *m)
 
 int gw__msg_encode(const struct ch_msg *m, struct ch_buf *out)
 {
-    int rv = ch_buf_reserve(out, m->path.n + m->user.n + m->app.n +
-                                     m->msgid.n + m->header.n + m->body.n +
-                                     64);
+    int rv = ch_buf_reserve(out, m->path.n + m->user.n + m->app.n + m->msgid.n +
+                                     m->header.n + m->body.n + 64);
     if (rv != 0)
         return rv;
     rv = ch_buf_append(out, m->path.p, m->path.n);
@@ -396,8 +395,8 @@ void gw__proto_handle(struct gw_conn *c, const char *frame, size_t len)
 
     c->gw->metrics.commands++;
     rv = gw_proto_parse(frame, len, c->gw->cfg.max_message_bytes, &cmd, &why);
-    if (len > 0 && frame[0] == '>' && (len == 1 || frame[1] == ' ' ||
-                                       frame[1] == '\n')) {
+    if (len > 0 && frame[0] == '>' &&
+        (len == 1 || frame[1] == ' ' || frame[1] == '\n')) {
         handle_publish(c, &cmd, rv, why);
         return;
     }

@@ -1,7 +1,7 @@
 /* REST API (SPEC §5): publish and replay over plain HTTP. */
-#include "gateway/gw_int.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "gateway/gw_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +43,8 @@ bool gw__query_get(const char *query, const char *name, char *out,
         if (len > name_n && strncmp(p, name, name_n) == 0 && p[name_n] == '=') {
             size_t o = 0;
             for (size_t i = name_n + 1; i < len && o + 1 < out_size; i++) {
-                if (p[i] == '%' && i + 2 < len &&
-                    hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
+                if (p[i] == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 &&
+                    hexval(p[i + 2]) >= 0) {
                     out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
                     i += 2;
                 } else if (p[i] == '+') {
@@ -226,8 +226,7 @@ static json_t *msg_to_json(const struct ch_msg *m)
             json_decref(o);
             return NULL;
         }
-        EVP_EncodeBlock(b64, (const unsigned char *)m->body.p,
-                        (int)m->body.n);
+        EVP_EncodeBlock(b64, (const unsigned char *)m->body.p, (int)m->body.n);
         json_object_set_new(o, "bodyBase64", json_string((char *)b64));
         free(b64);
     }

@@ -5,9 +5,9 @@
  * room; otherwise the cursor is marked behind and the pump reads from the
  * store from that point on. A cursor never skips or repeats, so the
  * replay→live hand-over and slow readers need no special case. */
-#include "gateway/gw_int.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "gateway/gw_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +97,8 @@ static void cursors_gc(struct gw_conn *c)
         size_t nb = b;
         next = ch_map_next(&c->cursors, e, &nb);
         for (struct gw_sub *s = c->subs; s != NULL && !matched; s = s->next)
-            matched = ch_topic_under(cur->path, cur->path_n, s->path,
-                                     s->path_n);
+            matched =
+                ch_topic_under(cur->path, cur->path_n, s->path, s->path_n);
         if (!matched)
             cursor_free(c, cur);
         b = nb;
@@ -188,8 +188,7 @@ static void sub_free(struct gw_conn *c, struct gw_sub *s)
     free(s);
 }
 
-static int64_t topic_last(struct store_txn *t,
-                          const char *path, size_t path_n)
+static int64_t topic_last(struct store_txn *t, const char *path, size_t path_n)
 {
     struct store_topic info;
     if (store_topic_get(t, path, path_n, &info) != 0)
@@ -467,7 +466,8 @@ static void deliver(struct gw_conn *c, struct live_msg *lm)
         /* First message of a subtopic on this connection. */
         cur = cursor_create(c, m->path.p, m->path.n, m->seq);
         if (cur == NULL) {
-            log_error("gw", "out of memory conn=%llu", (unsigned long long)c->id);
+            log_error("gw", "out of memory conn=%llu",
+                      (unsigned long long)c->id);
             gw__conn_close(c);
             return;
         }

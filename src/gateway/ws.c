@@ -2,10 +2,10 @@
  * (§4.2.2), and wslay for framing. wslay's callbacks make no syscalls: recv
  * copies bytes the connection already read, send copies frames into the
  * connection's output chunk and says WOULDBLOCK once it is full. */
-#include "gateway/gw_int.h"
 #include "common/log.h"
 #include "common/validate.h"
 #include "common/wsio.h"
+#include "gateway/gw_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -93,8 +93,8 @@ static void random_app_id(char out[17])
 
     if (RAND_bytes(r, sizeof r) != 1) {
         /* Not security relevant; fall back to the clock. */
-        unsigned long long t = (unsigned long long)time(NULL) ^
-                               (unsigned long long)(uintptr_t)out;
+        unsigned long long t =
+            (unsigned long long)time(NULL) ^ (unsigned long long)(uintptr_t)out;
         for (size_t i = 0; i < sizeof r; i++)
             r[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)(i * 37);
     }
@@ -180,10 +180,11 @@ int gw__ws_upgrade(struct gw_conn *c)
                  q ? q + 1 : "?");
         return 0;
     }
-    n = snprintf(hello, sizeof hello,
-                 "#connected You are connected to the server.\n"
-                 "{\"ApplicationId\":\"%s\",\"UserId\":\"%s\",\"Time\":\"%lld\"}",
-                 c->app, c->user, (long long)time(NULL));
+    n = snprintf(
+        hello, sizeof hello,
+        "#connected You are connected to the server.\n"
+        "{\"ApplicationId\":\"%s\",\"UserId\":\"%s\",\"Time\":\"%lld\"}",
+        c->app, c->user, (long long)time(NULL));
     gw__ws_send_text(c, hello, (size_t)n);
     log_debug("gw", "websocket open conn=%llu user=%s app=%s",
               (unsigned long long)c->id, c->user, c->app);
@@ -213,8 +214,7 @@ void gw__ws_recv(struct gw_conn *c)
     }
 }
 
-void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n,
-                       bool binary)
+void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n, bool binary)
 {
     struct wslay_event_msg msg;
     int rv;

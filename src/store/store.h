@@ -30,11 +30,11 @@ struct store_topic {
 
 /* Outcome of one publish of an applied batch. */
 struct store_result {
-    int status;   /* 0, or CH_EINVAL (bad path/ids: not stored) */
-    bool is_dup;  /* an earlier publish with the same (path, user, msgid)
-                     within the window: seq/time are the original's */
-    int64_t seq;  /* sequenceId assigned (or the original's) */
-    int64_t time; /* publishing time (or the original's) */
+    int status;     /* 0, or CH_EINVAL (bad path/ids: not stored) */
+    bool is_dup;    /* an earlier publish with the same (path, user, msgid)
+                       within the window: seq/time are the original's */
+    int64_t seq;    /* sequenceId assigned (or the original's) */
+    int64_t time;   /* publishing time (or the original's) */
     uint64_t index; /* raft index of the entry (set by the cluster) */
 };
 
@@ -61,8 +61,7 @@ uint64_t store_applied_index(struct store *s);
  * Returns 0, or CH_EIO/CH_ENOSPACE on an LMDB failure (nothing applied). */
 int store_apply_publish(struct store *s, uint64_t index, int64_t time,
                         int64_t dedup_window_s, const struct ch_msg *msgs,
-                        size_t n, struct store_result *results,
-                        bool *skipped);
+                        size_t n, struct store_result *results, bool *skipped);
 
 /* A member of the replicated directory. */
 struct store_member {
@@ -118,8 +117,8 @@ typedef int (*store_topic_cb)(void *arg, const char *path, size_t path_n,
                               const struct store_topic *t);
 /* Lists topics equal to or below `prefix` (whole segments: "/foo" matches
  * "/foo" and "/foo/bar", not "/foobar"); prefix_n == 0 or "/" lists all. */
-int store_topics_list(struct store_txn *t, const char *prefix,
-                      size_t prefix_n, store_topic_cb cb, void *arg);
+int store_topics_list(struct store_txn *t, const char *prefix, size_t prefix_n,
+                      store_topic_cb cb, void *arg);
 
 /* Snapshots. begin (loop thread) pins a consistent read view; write (any
  * one thread, e.g. the libuv pool) serializes the whole store into `out`;

@@ -161,8 +161,7 @@ struct store *cluster_store(struct cluster *c)
     return c->store;
 }
 
-void cluster_set_applied_cb(struct cluster *c, cluster_applied_cb cb,
-                            void *arg)
+void cluster_set_applied_cb(struct cluster *c, cluster_applied_cb cb, void *arg)
 {
     c->applied_cb = cb;
     c->applied_arg = arg;

@@ -244,9 +244,8 @@ static void again_resp_cb(void *arg, const struct ch_link_resp *r)
     FUZZ_CHECK(s->check_i < s->n_resp);
     o = &s->resp[s->check_i++];
     FUZZ_CHECK(r->req_id == o->req_id && r->status == o->status &&
-               r->seq == o->seq && r->time == o->time &&
-               r->index == o->index && r->is_dup == o->is_dup &&
-               bytes_eq(r->text, o->text));
+               r->seq == o->seq && r->time == o->time && r->index == o->index &&
+               r->is_dup == o->is_dup && bytes_eq(r->text, o->text));
 }
 
 static void fuzz_link(const uint8_t *data, size_t size)
@@ -270,8 +269,8 @@ static void fuzz_link(const uint8_t *data, size_t size)
         FUZZ_CHECK(ch_link_decode(data, size, NULL, link_resp_cb, &s) ==
                    CH_ECORRUPT);
     if (rv == 0) {
-        bool is_req = s.n_req > 0 ||
-                      (s.n_resp == 0 && size > 0 && data[0] == CH_LINK_REQUESTS);
+        bool is_req = s.n_req > 0 || (s.n_resp == 0 && size > 0 &&
+                                      data[0] == CH_LINK_REQUESTS);
         ch_buf_init(&frame);
         FUZZ_CHECK(ch_link_enc_finish(is_req ? &s.reqs : &s.resps, &frame) ==
                    0);

@@ -163,8 +163,7 @@ static void send_all(int peer, const uint8_t *p, size_t n)
         if (w < 0) {
             /* The server does not read (backpressure): let it run; past a
              * bound the client gives up on the rest. */
-            if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-                ++stalls < 1000) {
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && ++stalls < 1000) {
                 turn(peer);
                 continue;
             }
@@ -212,7 +211,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     settle(fds[1], MAX_PUMPS);
     drain(fds[1]);
     close(fds[1]);
-    for (i = 0; i < MAX_PUMPS && (conn_find(id) != NULL || !fake_cluster_idle(cl));
+    for (i = 0;
+         i < MAX_PUMPS && (conn_find(id) != NULL || !fake_cluster_idle(cl));
          i++)
         turn(-1);
     /* A lingering connection waits for the linger timer: close it now. */
@@ -222,8 +222,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    c->is_ws);
         gw__conn_close(c);
     }
-    for (i = 0; i < 10 * MAX_PUMPS && (conn_find(id) != NULL ||
-                                       !fake_cluster_idle(cl));
+    for (i = 0; i < 10 * MAX_PUMPS &&
+                (conn_find(id) != NULL || !fake_cluster_idle(cl));
          i++)
         turn(-1);
 
@@ -236,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                gw->metrics.ws_connections_current == 0);
     /* Whatever came back is HTTP. */
     if (out_total > 0)
-        FUZZ_CHECK(memcmp(out_head, "HTTP/1.1 ", out_total < 9 ? out_total : 9) ==
-                   0);
+        FUZZ_CHECK(
+            memcmp(out_head, "HTTP/1.1 ", out_total < 9 ? out_total : 9) == 0);
     return 0;
 }

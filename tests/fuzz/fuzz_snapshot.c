@@ -57,17 +57,16 @@ static void publish(const char *path, const char *user, const char *msgid,
     m.msgid.n = strlen(msgid);
     m.body.p = body;
     m.body.n = strlen(body);
-    FUZZ_CHECK(store_apply_publish(st, store_applied_index(st) + 1,
-                                   1700000000, 120, &m, 1, &res,
-                                   &skipped) == 0);
+    FUZZ_CHECK(store_apply_publish(st, store_applied_index(st) + 1, 1700000000,
+                                   120, &m, 1, &res, &skipped) == 0);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    struct ch_member_change mc = {CH_MEMBER_SET, 1, {"127.0.0.1:9001", 14},
-                                  {"127.0.0.1:8001", 14}, 0};
+    struct ch_member_change mc = {
+        CH_MEMBER_SET, 1, {"127.0.0.1:9001", 14}, {"127.0.0.1:8001", 14}, 0};
     bool skipped;
 
     (void)argc;
@@ -114,8 +113,8 @@ static int topic_cb(void *arg, const char *path, size_t path_n,
     FUZZ_CHECK(rv == 0 || rv == CH_ECORRUPT || rv == CH_ENOTFOUND);
     rv = store_read_range(w->t, path, path_n, 0, 1000, 0, msg_cb, w, NULL);
     FUZZ_CHECK(rv == 0 || rv == CH_ECORRUPT);
-    rv = store_read_range(w->t, path, path_n, INT64_MAX, 10, 1, msg_cb, w,
-                          NULL);
+    rv =
+        store_read_range(w->t, path, path_n, INT64_MAX, 10, 1, msg_cb, w, NULL);
     FUZZ_CHECK(rv == 0 || rv == CH_ECORRUPT);
     return w->n_msgs > 10000;
 }

@@ -76,7 +76,8 @@ static void encode_published(const struct gw_cmd *cmd)
     ch_buf_init(&out);
     FUZZ_CHECK(gw__msg_encode(&m, &out) == 0);
     /* The wire form starts with "<path>,<seq>,". */
-    FUZZ_CHECK(out.len > m.path.n && memcmp(out.data, m.path.p, m.path.n) == 0 &&
+    FUZZ_CHECK(out.len > m.path.n &&
+               memcmp(out.data, m.path.p, m.path.n) == 0 &&
                out.data[m.path.n] == ',');
     ch_buf_free(&out);
 }

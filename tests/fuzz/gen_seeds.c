@@ -16,8 +16,7 @@
 
 static const char *root;
 
-static void put(const char *target, const char *name, const void *p,
-                size_t n)
+static void put(const char *target, const char *name, const void *p, size_t n)
 {
     char path[4096];
     FILE *f;
@@ -142,35 +141,39 @@ static void http_request(void)
          "GET /admin/topics?prefix=%2Ffoo HTTP/1.1\r\n\r\n"
          "GET /admin/topics/foo/bar HTTP/1.1\r\n\r\n"},
         {"rest_publish_dup",
-         "POST /api/message/a?messageId=x HTTP/1.1\r\nContent-Length: 1\r\n\r\n1"
-         "POST /api/message/a?messageId=x HTTP/1.1\r\nContent-Length: 1\r\n\r\n2"
-         SPLIT "GET /api/message/a HTTP/1.1\r\nConnection: close\r\n\r\n"},
+         "POST /api/message/a?messageId=x HTTP/1.1\r\nContent-Length: "
+         "1\r\n\r\n1"
+         "POST /api/message/a?messageId=x HTTP/1.1\r\nContent-Length: "
+         "1\r\n\r\n2" SPLIT
+         "GET /api/message/a HTTP/1.1\r\nConnection: close\r\n\r\n"},
         {"rest_chunked",
          "POST /api/message/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
          "5\r\nhello\r\n0\r\n\r\n"},
-        {"rest_split_reads", "PO" SPLIT "ST /api/mess" SPLIT
-                             "age/s HTTP/1.1\r\nContent-Le" SPLIT
-                             "ngth: 3\r\n\r\nab" SPLIT "c"},
+        {"rest_split_reads",
+         "PO" SPLIT "ST /api/mess" SPLIT "age/s HTTP/1.1\r\nContent-Le" SPLIT
+         "ngth: 3\r\n\r\nab" SPLIT "c"},
         {"rest_too_large",
          "POST /api/message/big HTTP/1.1\r\nContent-Length: 99999\r\n\r\nxx"},
-        {"rest_bad_query", "GET /api/message/a?from=-1&limit=zz HTTP/1.1\r\n\r\n"},
-        {"rest_bad_user",
-         "POST /api/message/a?userId=a%20b HTTP/1.1\r\nContent-Length: 0\r\n\r\n"},
+        {"rest_bad_query",
+         "GET /api/message/a?from=-1&limit=zz HTTP/1.1\r\n\r\n"},
+        {"rest_bad_user", "POST /api/message/a?userId=a%20b "
+                          "HTTP/1.1\r\nContent-Length: 0\r\n\r\n"},
         {"http10", "GET /admin/topics HTTP/1.0\r\n\r\n"},
-        {"join", "POST /admin/cluster/join HTTP/1.1\r\nContent-Length: 71\r\n\r\n"
-                 "{\"id\":4,\"raft\":\"127.0.0.1:9004\",\"http\":\"127.0.0.1:8004\","
-                 "\"role\":\"spare\"}"},
+        {"join",
+         "POST /admin/cluster/join HTTP/1.1\r\nContent-Length: 71\r\n\r\n"
+         "{\"id\":4,\"raft\":\"127.0.0.1:9004\",\"http\":\"127.0.0.1:8004\","
+         "\"role\":\"spare\"}"},
         {"leave_transfer",
          "POST /admin/cluster/leave HTTP/1.1\r\nContent-Length: 8\r\n\r\n"
-         "{\"id\":2}" SPLIT
-         "POST /admin/cluster/transfer HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
-         SPLIT "POST /admin/cluster/leave HTTP/1.1\r\nContent-Length: 8\r\n\r\n"
+         "{\"id\":2}" SPLIT "POST /admin/cluster/transfer "
+                            "HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}" SPLIT
+         "POST /admin/cluster/leave HTTP/1.1\r\nContent-Length: 8\r\n\r\n"
          "{\"id\":9}"},
         {"bad_method", "DELETE /admin/cluster HTTP/1.1\r\n\r\n"},
         {"not_found", "GET /nope HTTP/1.1\r\n\r\n"},
         {"garbage", "GARBAGE\r\n\r\n"},
-        {"upgrade_missing_key",
-         "GET /stream HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"},
+        {"upgrade_missing_key", "GET /stream HTTP/1.1\r\nUpgrade: "
+                                "websocket\r\nConnection: upgrade\r\n\r\n"},
     };
     struct ch_buf b;
     char frame[256];
@@ -191,7 +194,7 @@ static void http_request(void)
     text_frame(&b, "+ /foo 1,1");
     text_frame(&b, "- /foo");
     text_frame(&b, "> bad");
-    ws_frame(&b, 1, 9, "ping", 4, some_mask); /* ping */
+    ws_frame(&b, 1, 9, "ping", 4, some_mask);     /* ping */
     ws_frame(&b, 1, 8, "\x03\xe8", 2, zero_mask); /* close 1000 */
     put("fuzz_http_request", "ws_session", b.data, b.len);
 
@@ -315,7 +318,8 @@ static void codec(void)
     ((unsigned char *)out)[out_n - 1] = 1;
     put("fuzz_codec", "cmd_publish_bad_padding", out, out_n);
     free(out);
-    if (ch_batch_enc_add(&e, &ms[1]) != 0 || ch_batch_enc_add(&e, &ms[2]) != 0 ||
+    if (ch_batch_enc_add(&e, &ms[1]) != 0 ||
+        ch_batch_enc_add(&e, &ms[2]) != 0 ||
         ch_batch_enc_finish(&e, 1700000001, 0, malloc, &out, &out_n) != 0)
         abort();
     put("fuzz_codec", "cmd_publish_3", out, out_n);
@@ -403,8 +407,8 @@ static void snapshot(void)
     struct ch_msg ms[3] = {msg("/a", "m1", "", "hello"),
                            msg("/a/b", "", "{\"k\":1}", "x"),
                            msg("/c", "m3", "", "")};
-    struct ch_member_change mc = {CH_MEMBER_SET, 1, {"127.0.0.1:9001", 14},
-                                  {"127.0.0.1:8001", 14}, 0};
+    struct ch_member_change mc = {
+        CH_MEMBER_SET, 1, {"127.0.0.1:9001", 14}, {"127.0.0.1:8001", 14}, 0};
     struct store_result res[3];
     struct ch_buf b;
     bool skipped;
