@@ -320,6 +320,8 @@ static void tick_cb(uv_timer_t *t)
     if (c->closing)
         return;
     monitor(c);
+    if (c->node_failed)
+        cluster__step_down(c);
     cluster__propose_expire(c);
     cluster__forward_tick(c);
     cluster__membership_tick(c);
@@ -333,6 +335,7 @@ static void check_cb(uv_check_t *h)
     if (c->closing)
         return;
     cluster__propose_flush(c);
+    cluster__nudge_followers(c);
     cluster__forward_flush(c);
 }
 
@@ -577,7 +580,8 @@ void cluster__step_down(struct cluster *c)
 {
     struct raft_transfer *req;
 
-    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER)
+    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER ||
+        c->step_down_pending)
         return;
     req = calloc(1, sizeof *req);
     if (req == NULL)
@@ -585,6 +589,8 @@ void cluster__step_down(struct cluster *c)
     req->data = c;
     if (raft_transfer(&c->raft, req, 0, step_down_cb) != 0)
         free(req);
+    else
+        c->step_down_pending = true;
 }
 
 void cluster__fail(struct cluster *c, const char *fmt, ...)
@@ -598,7 +604,8 @@ void cluster__fail(struct cluster *c, const char *fmt, ...)
     va_end(ap);
     c->node_failed = true;
     log_error("cluster", "node unhealthy: %s", c->fail_reason);
-    cluster__step_down(c);
+    /* Not here: this runs inside raft callbacks (see propose.c apply_cb);
+     * the tick hands leadership over. */
 }
 
 const char *cluster_health_reason(struct cluster *c)

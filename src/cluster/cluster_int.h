@@ -138,6 +138,7 @@ struct cluster {
     struct mchange *change;
     bool removed;     /* told we were removed; shutting down */
     bool node_failed; /* store or raft log cannot be written */
+    bool step_down_pending;
     char fail_reason[CH_ERRMSG_SIZE];
     bool was_member;
 

@@ -36,7 +36,8 @@ static int ensure_scratch(struct cluster *c, size_t n)
  * would make this replica diverge, so the FSM refuses it: libraft stops
  * applying here (RAFT-NOTES §3: a follower turns unavailable, a leader
  * freezes its apply loop), the node reports itself unhealthy with the
- * reason, a leader hands leadership over, and nothing is corrupted. After a
+ * reason, a leader hands leadership over (from the tick, not from inside
+ * raft), and nothing is corrupted. After a
  * restart with space freed (or a larger --store-max-bytes) the entries are
  * applied from the raft log, idempotently. */
 static int node_failed(struct cluster *c, uint64_t index, int rv)

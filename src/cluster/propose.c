@@ -161,9 +161,7 @@ static void nudge_cb(struct raft_barrier *req, int status)
 {
     struct cluster *c = req->data;
     (void)status;
-    c->nudge_pending = false;
-    if (c->nudge_wanted && !c->closing)
-        cluster__nudge_followers(c);
+    c->nudge_pending = false; /* a wanted nudge goes in the check phase */
 }
 
 /* Followers learn the commit index with the next AppendEntries, which
@@ -173,12 +171,11 @@ static void nudge_cb(struct raft_barrier *req, int status)
  * instead of a heartbeat later. Under load new entries do that anyway. */
 void cluster__nudge_followers(struct cluster *c)
 {
-    c->nudge_wanted = false;
-    if (c->nudge_pending) {
-        c->nudge_wanted = true;
+    if (!c->nudge_wanted || c->nudge_pending)
         return;
-    }
-    if (c->n_inflight > 0 || c->waiting_head != NULL || c->open != NULL)
+    c->nudge_wanted = false;
+    if (c->n_inflight > 0 || c->waiting_head != NULL || c->open != NULL ||
+        raft_state(&c->raft) != RAFT_LEADER)
         return; /* entries are on their way: they carry the commit index */
     c->nudge.data = c;
     if (raft_barrier(&c->raft, &c->nudge, nudge_cb) == 0)
@@ -221,12 +218,13 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     }
     remote = b->has_remote && status == 0;
     cluster__batch_free(b);
-    /* A slot is free: propose what waits, without waiting for the check. */
-    if (!c->closing) {
-        cluster__propose_flush(c);
-        if (remote)
-            cluster__nudge_followers(c);
-    }
+    /* Nothing is proposed from inside a raft callback: libraft 0.15 fails
+     * pending applies from inside its step-down, while raft_state() still
+     * says leader and the replication state is already gone — a raft_apply
+     * there crashed the leader (found by tests/chaos). The freed slot and
+     * the follower nudge are used in the check phase of this loop turn. */
+    if (remote)
+        c->nudge_wanted = true;
 }
 
 /* Proposes one batch. Returns 0, or an error after answering its waiters. */
