@@ -22,25 +22,6 @@ struct httpc_parse {
     int rv;           /* first failure inside a callback, or 0 */
 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(long long deadline)
-{
-    long long left = deadline - now_ms();
-
-    if (left < 0)
-        return 0;
-    if (left > 0x7fffffff)
-        return 0x7fffffff;
-    return (int)left;
-}
-
 void httpc_response_init(struct httpc_response *r)
 {
     r->status = 0;
@@ -108,43 +89,9 @@ static int format_request(struct ch_buf *out, const char *method,
     return rv;
 }
 
-/* Sends all of data on the non-blocking socket fd before deadline. */
-static int send_all(int fd, const char *data, size_t n, long long deadline,
-                    char *errmsg)
-{
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-    ssize_t w;
-    int rv;
-
-    while (n > 0) {
-        w = send(fd, data, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            data += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-            errno != EINTR) {
-            snprintf(errmsg, CH_ERRMSG_SIZE, "send: %s", strerror(errno));
-            return CH_EIO;
-        }
-        rv = poll(&pfd, 1, remaining_ms(deadline));
-        if (rv == 0) {
-            snprintf(errmsg, CH_ERRMSG_SIZE, "timed out sending the request");
-            return CH_ETIMEDOUT;
-        }
-        if (rv < 0 && errno != EINTR) {
-            snprintf(errmsg, CH_ERRMSG_SIZE, "poll: %s", strerror(errno));
-            return CH_EIO;
-        }
-    }
-    return 0;
-}
-
 /* Reads and parses the response until it is complete or the peer closes. */
 static int read_response(int fd, long long deadline, struct httpc_response *r)
 {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     http_parser_settings settings;
     struct httpc_parse p = {.r = r};
     http_parser hp;
@@ -168,17 +115,10 @@ static int read_response(int fd, long long deadline, struct httpc_response *r)
                          strerror(errno));
                 return CH_EIO;
             }
-            rv = poll(&pfd, 1, remaining_ms(deadline));
-            if (rv == 0) {
-                snprintf(r->errmsg, sizeof(r->errmsg),
-                         "timed out waiting for the response");
-                return CH_ETIMEDOUT;
-            }
-            if (rv < 0 && errno != EINTR) {
-                snprintf(r->errmsg, sizeof(r->errmsg), "poll: %s",
-                         strerror(errno));
-                return CH_EIO;
-            }
+            rv = ch_fd_wait(fd, POLLIN, deadline, "waiting for the response",
+                            r->errmsg);
+            if (rv != 0)
+                return rv;
             continue;
         }
         /* n == 0 is EOF, which http_parser needs to end a body that has no
@@ -226,8 +166,9 @@ int httpc_request(const char *method, const char *hostport, const char *path,
     rv = ch_tcp_connect(hostport, connect_timeout_ms, &fd, r->errmsg);
     if (rv != 0)
         goto err_after_req;
-    deadline = now_ms() + (timeout_ms < 0 ? 0x7fffffff : timeout_ms);
-    rv = send_all(fd, req.data, req.len, deadline, r->errmsg);
+    deadline = ch_deadline_after(timeout_ms);
+    rv = ch_fd_send_all(fd, req.data, req.len, deadline, "sending the request",
+                        r->errmsg);
     if (rv == CH_EIO) {
         /* A server may answer (413, 400) and close before reading all of a
          * large body; its answer is still the best report. */

@@ -77,9 +77,55 @@ static int remaining_ms(long long deadline)
     return (int)left;
 }
 
-static long long deadline_after(int timeout_ms)
+long long ch_deadline_after(int timeout_ms)
 {
     return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+}
+
+int ch_fd_wait(int fd, short events, long long deadline, const char *what,
+               char *errmsg)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int rv;
+
+    do {
+        rv = poll(&pfd, 1, remaining_ms(deadline));
+    } while (rv < 0 && errno == EINTR);
+    if (rv == 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "timed out %s", what);
+        return CH_ETIMEDOUT;
+    }
+    if (rv < 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "poll: %s", strerror(errno));
+        return CH_EIO;
+    }
+    return 0;
+}
+
+int ch_fd_send_all(int fd, const void *data, size_t n, long long deadline,
+                   const char *what, char *errmsg)
+{
+    const char *p = data;
+    ssize_t w;
+    int rv;
+
+    while (n > 0) {
+        w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+            errno != EINTR) {
+            snprintf(errmsg, CH_ERRMSG_SIZE, "send: %s", strerror(errno));
+            return CH_EIO;
+        }
+        rv = ch_fd_wait(fd, POLLOUT, deadline, what, errmsg);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
 }
 
 /* ---- addresses and TCP --------------------------------------------------- */
@@ -148,7 +194,7 @@ int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg)
     struct addrinfo hints;
     struct addrinfo *res = NULL;
     struct addrinfo *ai;
-    long long deadline = deadline_after(timeout_ms);
+    long long deadline = ch_deadline_after(timeout_ms);
     int last_err = ECONNREFUSED;
     int one = 1;
     int s;
@@ -510,45 +556,10 @@ const char *ch_wsc_errmsg(const struct ch_wsc *c)
     return c->errmsg;
 }
 
-/* Writes all of data to the (non-blocking) socket before deadline. */
-static int write_all(struct ch_wsc *c, const char *data, size_t n,
-                     long long deadline)
-{
-    struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
-    ssize_t w;
-    int rv;
-
-    while (n > 0) {
-        w = send(c->fd, data, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            data += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-            errno != EINTR) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "send: %s", strerror(errno));
-            return CH_EIO;
-        }
-        rv = poll(&pfd, 1, remaining_ms(deadline));
-        if (rv == 0) {
-            snprintf(c->errmsg, sizeof(c->errmsg),
-                     "timed out sending the upgrade request");
-            return CH_ETIMEDOUT;
-        }
-        if (rv < 0 && errno != EINTR) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s", strerror(errno));
-            return CH_EIO;
-        }
-    }
-    return 0;
-}
-
 /* Reads the upgrade response; keeps bytes after its head in pending_in. */
 static int read_upgrade(struct ch_wsc *c, struct ch_ws_handshake *hs,
                         long long deadline)
 {
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     char buf[4096];
     bool done = false;
     size_t used;
@@ -581,16 +592,10 @@ static int read_upgrade(struct ch_wsc *c, struct ch_ws_handshake *hs,
             snprintf(c->errmsg, sizeof(c->errmsg), "recv: %s", strerror(errno));
             return CH_EIO;
         }
-        rv = poll(&pfd, 1, remaining_ms(deadline));
-        if (rv == 0) {
-            snprintf(c->errmsg, sizeof(c->errmsg),
-                     "timed out waiting for the upgrade response");
-            return CH_ETIMEDOUT;
-        }
-        if (rv < 0 && errno != EINTR) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "poll: %s", strerror(errno));
-            return CH_EIO;
-        }
+        rv = ch_fd_wait(c->fd, POLLIN, deadline,
+                        "waiting for the upgrade response", c->errmsg);
+        if (rv != 0)
+            return rv;
     }
     return 0;
 }
@@ -629,10 +634,12 @@ int ch_wsc_connect(struct ch_wsc *c, const char *hostport, const char *path,
         snprintf(c->errmsg, sizeof(c->errmsg), "path too long");
         goto err_after_hs;
     }
-    rv = write_all(c, req, (size_t)req_n, deadline_after(timeout_ms));
+    rv =
+        ch_fd_send_all(c->fd, req, (size_t)req_n, ch_deadline_after(timeout_ms),
+                       "sending the upgrade request", c->errmsg);
     if (rv != 0)
         goto err_after_hs;
-    rv = read_upgrade(c, hs, deadline_after(timeout_ms));
+    rv = read_upgrade(c, hs, ch_deadline_after(timeout_ms));
     if (rv != 0)
         goto err_after_hs;
 
@@ -779,7 +786,7 @@ int ch_wsc_send(struct ch_wsc *c, bool is_binary, const void *data, size_t n,
     }
     if (rv != 0)
         return ended_error(c);
-    return pump(c, false, deadline_after(timeout_ms));
+    return pump(c, false, ch_deadline_after(timeout_ms));
 }
 
 int ch_wsc_recv(struct ch_wsc *c, int timeout_ms, bool *is_binary, char **data,
@@ -793,7 +800,7 @@ int ch_wsc_recv(struct ch_wsc *c, int timeout_ms, bool *is_binary, char **data,
         return CH_EIO;
     }
     c->errmsg[0] = '\0';
-    rv = pump(c, true, deadline_after(timeout_ms));
+    rv = pump(c, true, ch_deadline_after(timeout_ms));
     if (rv != 0)
         return rv;
     m = c->head;
@@ -819,7 +826,7 @@ void ch_wsc_destroy(struct ch_wsc *c)
         if (!wslay_event_get_close_sent(c->ctx) &&
             wslay_event_queue_close(c->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL,
                                     0) == 0 &&
-            pump(c, false, deadline_after(WSC_CLOSE_WAIT_MS)) != 0)
+            pump(c, false, ch_deadline_after(WSC_CLOSE_WAIT_MS)) != 0)
             c->errmsg[0] = '\0';
         wslay_event_context_free(c->ctx);
     }

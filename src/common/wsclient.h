@@ -36,6 +36,19 @@ ch_hostport_split(const char *hostport, char *host, size_t host_size,
 __attribute__((warn_unused_result)) int
 ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg);
 
+/* Blocking-socket helpers shared by the CLI clients (monotonic ms; a
+ * deadline < 0 means none). */
+long long ch_deadline_after(int timeout_ms);
+/* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the deadline
+ * passes. Returns 0, CH_ETIMEDOUT ("timed out <what>") or CH_EIO, with the
+ * reason in errmsg (CH_ERRMSG_SIZE bytes). */
+int ch_fd_wait(int fd, short events, long long deadline, const char *what,
+               char *errmsg);
+/* Sends all of data on the non-blocking socket fd before the deadline.
+ * Returns 0, CH_ETIMEDOUT or CH_EIO with the reason in errmsg. */
+int ch_fd_send_all(int fd, const void *data, size_t n, long long deadline,
+                   const char *what, char *errmsg);
+
 /* Fills key (CH_WS_KEY_SIZE bytes) with a fresh random base64
  * Sec-WebSocket-Key (RFC 6455 §4.1). Returns 0 or CH_EIO (no randomness). */
 __attribute__((warn_unused_result)) int ch_ws_make_key(char *key);
