@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """it_cli: chorusctl against a single node (SPEC §6)."""
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chorus_harness import (CHORUSCTL, HOST, check, eq, free_port,  # noqa: E402
-                            run_cmd, run_tests, sanitizer_check, shared_node,
+from chorus_harness import (CHORUSCTL, HOST, Ctl, check, eq,  # noqa: E402
+                            free_port, run_cmd, run_tests, shared_node,
                             unique_topic)
 
 
@@ -15,34 +14,12 @@ def node():
     return shared_node("cli")
 
 
-class Out:
-    def __init__(self, p, argv):
-        self.rc = p.returncode
-        self.out = p.stdout.decode("utf-8", "replace")
-        self.err = p.stderr.decode("utf-8", "replace")
-        self.argv = argv
-        sanitizer_check(self.err, " ".join(argv))
-
-    def err_lines(self):
-        return [l for l in self.err.splitlines() if l.strip()]
-
-    def json(self):
-        try:
-            return json.loads(self.out)
-        except ValueError as e:
-            raise AssertionError("%s: stdout is not JSON (%s): %r"
-                                 % (" ".join(self.argv[1:]), e, self.out[:500]))
-
-    def __repr__(self):
-        return "rc=%s stdout=%r stderr=%r" % (self.rc, self.out[:800], self.err[:800])
-
-
 def ctl(*args, server=None, as_json=False, input=None, timeout=60):
     argv = [CHORUSCTL, "-s", server or node().http_addr]
     if as_json:
         argv.append("--json")
     argv += list(args)
-    return Out(run_cmd(argv, timeout=timeout, input=input), argv)
+    return Ctl(run_cmd(argv, timeout=timeout, input=input), argv)
 
 
 def ok(*args, **kw):
@@ -157,7 +134,7 @@ def test_usage_errors_exit_2():
     for args in (["topic"], ["publish"], ["leave"], ["tail"]):
         o = ctl(*args)
         eq(o.rc, 2, "chorusctl %s exit code (%r)" % (" ".join(args), o))
-    o = Out(run_cmd([CHORUSCTL], timeout=30), [CHORUSCTL])
+    o = Ctl(run_cmd([CHORUSCTL], timeout=30), [CHORUSCTL])
     eq(o.rc, 2, "chorusctl without a command (%r)" % o)
 
 
@@ -173,7 +150,7 @@ def test_server_from_environment():
     nd = node()
     p = run_cmd([CHORUSCTL, "--json", "members"], timeout=60,
                 env={"CHORUS_SERVER": nd.http_addr})
-    o = Out(p, [CHORUSCTL, "--json", "members"])
+    o = Ctl(p, [CHORUSCTL, "--json", "members"])
     eq(o.rc, 0, "CHORUS_SERVER=%s chorusctl members (%r)" % (nd.http_addr, o))
 
 
