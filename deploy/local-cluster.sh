@@ -122,14 +122,18 @@ status() {
 }
 
 run() {
-    trap 'echo; stop; exit 0' INT TERM
+    # One handler for Ctrl-C at any point: during start-up (no tail yet)
+    # or while following the logs.
+    tail_pid=""
+    trap 'interrupted' INT TERM
     start
     local logs=() i
     for i in $(seq 1 "$nodes"); do logs+=("$(log_file "$i")"); done
     echo "following logs; Ctrl-C stops the node(s)"
-    tail -n 0 -F "${logs[@]}" &
-    local tail_pid=$!
-    trap 'kill $tail_pid 2>/dev/null; echo; stop; exit 0' INT TERM
+    # --pid: tail ends by itself once this script is gone, so it can never
+    # outlive `run` holding the terminal (or a caller's pipe) open.
+    tail --pid=$$ -n 0 -F "${logs[@]}" &
+    tail_pid=$!
     # Wait while any node lives.
     while :; do
         local alive=0
@@ -139,9 +143,16 @@ run() {
         [ $alive = 1 ] || break
         sleep 1
     done
-    kill $tail_pid 2>/dev/null || true
+    kill "$tail_pid" 2>/dev/null || true
     echo "all nodes exited" >&2
     exit 1
+}
+
+interrupted() {
+    if [ -n "$tail_pid" ]; then kill "$tail_pid" 2>/dev/null || true; fi
+    echo
+    stop
+    exit 0
 }
 
 case "$cmd" in

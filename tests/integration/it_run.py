@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +90,53 @@ def wait_healthy(port, secs=30):
     return False
 
 
+class Output:
+    """Collects a process's stdout on a thread, so the test can wait for a
+    line without blocking and show what was printed when something hangs."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.data = b""
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for chunk in iter(lambda: self.proc.stdout.read1(4096), b""):
+            with self.lock:
+                self.data += chunk
+
+    def text(self):
+        with self.lock:
+            return self.data
+
+    def wait_for(self, needle, secs=30):
+        deadline = time.time() + secs
+        while time.time() < deadline:
+            if needle in self.text():
+                return True
+            time.sleep(0.1)
+        return False
+
+    def finish(self, secs):
+        """Waits for exit and EOF; on a hang says what was printed and
+        which processes are left."""
+        try:
+            self.proc.wait(secs)
+        except subprocess.TimeoutExpired:
+            tree = subprocess.run(["ps", "-o", "pid,ppid,stat,args", "-e"],
+                                  capture_output=True, text=True).stdout
+            raise AssertionError("`run` did not exit in %ds; it printed:\n%s"
+                                 "\nprocesses:\n%s"
+                                 % (secs, self.text()[-2000:].decode(
+                                     errors="replace"), tree))
+        self.thread.join(secs)
+        check(not self.thread.is_alive(),
+              "`run` exited but its output stays open (a child holds it): %r"
+              % self.text()[-500:])
+        return self.text()
+
+
 def log_of(data, i=1):
     with open(os.path.join(data, "node%d.log" % i), errors="replace") as f:
         return f.read()
@@ -100,6 +148,7 @@ def test_run_foreground_then_ctrl_c():
     env, port = script_env(data)
     proc = subprocess.Popen([SCRIPT, "run", BUILD_DIR], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = Output(proc)
     try:
         check(wait_healthy(port), "node of `run` never became healthy")
         pid = node_pid(data)
@@ -109,11 +158,11 @@ def test_run_foreground_then_ctrl_c():
         r = http_request(port, "GET", "/api/message/run/demo")
         eq([m["body"] for m in r.json()], ["hello"], "replayed bodies")
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        out, _ = proc.communicate(timeout=30)
+        printed = out.finish(30)
         eq(proc.returncode, 0, "run exit code after Ctrl-C")
         check(wait_dead(pid), "node still alive after Ctrl-C")
-        check(b"node 1 stopped" in out, "run did not report the stop: %r"
-              % out[-500:])
+        check(b"node 1 stopped" in printed, "run did not report the stop: %r"
+              % printed[-500:])
         check("stopped id=1" in log_of(data), "node did not shut down cleanly")
         sanitizer_check(log_of(data), "node of local-cluster.sh run")
     finally:
@@ -133,6 +182,7 @@ def test_run_three_nodes_by_default():
     del env["CHORUS_NODES"]  # the default
     proc = subprocess.Popen([SCRIPT, "run", BUILD_DIR], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = Output(proc)
     try:
         for i in range(3):
             check(wait_healthy(port + i), "node %d never became healthy" % (i + 1))
@@ -154,9 +204,15 @@ def test_run_three_nodes_by_default():
                 time.sleep(0.1)
             eq([(m["sequenceId"], m["body"]) for m in got],
                [(seq, "from node 2")], "history on node %d" % (i + 1))
+        check(out.wait_for(b"following logs"),
+              "`run` never said it follows the logs: %r" % out.text()[-500:])
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        printed = out.finish(60)
         eq(proc.returncode, 0, "run exit code after Ctrl-C")
+        for i in (1, 2, 3):
+            check(b"node %d stopped" % i in printed,
+                  "`run` did not report node %d stopped: %r"
+                  % (i, printed[-500:]))
         for pid in pids:
             check(wait_dead(pid), "node %d alive after Ctrl-C" % pid)
         for i in (1, 2, 3):
