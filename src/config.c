@@ -41,6 +41,9 @@ enum opt_kind { OPT_U64, OPT_STR, OPT_LOG, OPT_JOIN };
       "raft entries between snapshots")                                        \
     X("snapshot-trailing", OPT_U64, snapshot_trailing, "512", 1, 1 << 24,      \
       "raft entries kept after a snapshot")                                    \
+    X("raft-segment-bytes", OPT_U64, raft_segment_bytes, "67108864",           \
+      4 * 1024 * 1024, 1ULL << 30,                                             \
+      "raft log segment size (preallocated; larger means rarer switches)")     \
     X("election-timeout", OPT_U64, election_timeout_ms, "500", 10, 60000,      \
       "raft election timeout, ms")                                             \
     X("heartbeat-timeout", OPT_U64, heartbeat_timeout_ms, "50", 5, 30000,      \

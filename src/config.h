@@ -25,6 +25,7 @@ struct chorusd_config {
     uint64_t publish_timeout_ms;
     uint64_t max_connection_buffer;
     uint64_t store_max_bytes;
+    uint64_t raft_segment_bytes;
     uint64_t snapshot_threshold;
     uint64_t snapshot_trailing;
     uint64_t election_timeout_ms;

@@ -239,6 +239,7 @@ static int node_start(struct node *n, char *errmsg)
     cc.publish_timeout_ms = (unsigned)n->cfg.publish_timeout_ms;
     cc.election_timeout_ms = (unsigned)n->cfg.election_timeout_ms;
     cc.heartbeat_timeout_ms = (unsigned)n->cfg.heartbeat_timeout_ms;
+    cc.segment_bytes = (size_t)n->cfg.raft_segment_bytes;
     cc.snapshot_threshold = (unsigned)n->cfg.snapshot_threshold;
     cc.snapshot_trailing = (unsigned)n->cfg.snapshot_trailing;
     rv = cluster_create(&n->loop, &cc, n->store, &n->cluster, errmsg);

@@ -55,6 +55,7 @@ struct cluster_config {
     /* Raft tuning (0: defaults). */
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
+    size_t segment_bytes; /* raft_uv segment size */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
 };
