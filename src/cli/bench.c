@@ -71,6 +71,7 @@ struct bench_opts {
     uint64_t count;    /* publishes in total */
     const char *topic;
     unsigned timeout_s;
+    unsigned hold_s; /* keep the clients connected this long at the end */
     bool is_json;
     bool is_fill; /* replay: publish --count messages first */
 };
@@ -93,7 +94,6 @@ struct conn {
     const char *in;              /* bytes being fed to wslay (borrowed) */
     size_t in_n;
     struct ch_buf out;           /* frames waiting for uv_write */
-    char rbuf[BENCH_READ_BYTES]; /* libuv read buffer */
     /* publisher */
     uint64_t quota; /* publishes this client makes */
     uint64_t n_sent;
@@ -130,11 +130,13 @@ struct bench {
     size_t n_step;  /* clients started this step */
     size_t n_subscribed;
     bool is_filling; /* replay: in the fill step */
+    bool is_holding; /* measured; clients kept open for --hold */
     /* publishing */
     char *frame; /* owned publish frame (non-e2e) */
     size_t frame_n;
     size_t frame_head_n; /* "> /topic\n\n" bytes */
     uint64_t n_sent;
+    uint64_t n_answered; /* acks + errors, all publishers of this step */
     uint64_t n_acked;
     uint64_t n_errors;
     char first_error[160];
@@ -151,6 +153,10 @@ struct bench {
     uint64_t t_last_progress_ns;
     uint64_t last_progress_n;
     json_t *fill_result; /* replay: result of the fill step */
+    /* One libuv read buffer for all connections: every read is fed to
+     * wslay before the callback returns (10,000 clients x 64 KiB each was
+     * 640 MB). */
+    char rbuf[BENCH_READ_BYTES];
 };
 
 static void bench_fail(struct bench *b, const char *fmt, ...)
@@ -358,6 +364,7 @@ static void pub_answered(struct conn *c, bool is_ok, const char *text, size_t n)
     }
     lat_ns = now - c->sent_ns[c->n_answered % b->o->window];
     c->n_answered++;
+    b->n_answered++;
     if (is_ok) {
         b->n_acked++;
         b->ack_us[b->n_ack_samples++] =
@@ -377,17 +384,17 @@ static void pub_answered(struct conn *c, bool is_ok, const char *text, size_t n)
 /* True when every publisher of the step got all its answers. */
 static bool pubs_done(const struct bench *b)
 {
-    for (size_t i = 0; i < b->n_conns; i++) {
-        const struct conn *c = b->conns[i];
-        if (c != NULL && c->role == ROLE_PUB && c->n_answered < c->quota)
-            return false;
-    }
-    return true;
+    /* The publishers' quotas add up to --count and none answers more than
+     * it sent, so the total tells. (A scan of every connection here, after
+     * each answer and delivery, made a 10,000-client run quadratic.) */
+    return b->n_answered >= b->o->count;
 }
 
 /* True when every subscriber got one message per acknowledged publish. */
 static bool subs_done(const struct bench *b)
 {
+    if (b->n_delivered < b->n_acked * b->o->n_subscribers)
+        return false;
     for (size_t i = 0; i < b->n_conns; i++) {
         const struct conn *c = b->conns[i];
         if (c != NULL && c->role == ROLE_SUB && c->n_received < b->n_acked)
@@ -578,7 +585,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct conn *c = h->data;
 
     (void)suggested;
-    *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+    *buf = uv_buf_init(c->b->rbuf, sizeof(c->b->rbuf));
 }
 
 static int conn_open_ws(struct conn *c)
@@ -1086,9 +1093,33 @@ static void bench_fail(struct bench *b, const char *fmt, ...)
 }
 
 /* The measured step finished: end the run. */
+static void on_hold_done(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+
+    close_all(b);
+    stop_timers(b);
+}
+
+/* The run is measured. With --hold the clients stay connected (and idle)
+ * that long first, so that the node can be looked at with all of them. */
 static void bench_finish(struct bench *b)
 {
+    size_t n_open = 0;
+
     b->phase = PHASE_DONE;
+    if (b->o->hold_s > 0 && !b->is_holding) {
+        for (size_t i = 0; i < b->n_conns; i++)
+            n_open += b->conns[i] != NULL && !b->conns[i]->is_closing;
+        b->is_holding = true;
+        if (uv_timer_stop(&b->progress_timer) == 0 &&
+            uv_timer_start(&b->timeout_timer, on_hold_done,
+                           (uint64_t)b->o->hold_s * 1000, 0) == 0) {
+            fprintf(stderr, "chorus-bench: holding %zu connections for %u s\n",
+                    n_open, b->o->hold_s);
+            return;
+        }
+    }
     close_all(b);
     stop_timers(b);
 }
@@ -1387,6 +1418,8 @@ static const char USAGE_TEXT[] =
     "  --no-fill                replay: read the topic as it is\n"
     "  --timeout SECONDS        fail when the run takes longer (default "
     "120)\n"
+    "  --hold SECONDS           keep the clients connected (idle) this long\n"
+    "                           after the run, e.g. to read the node's RSS\n"
     "  --json                   print one JSON object with the figures\n"
     "  -h, --help               print this help\n"
     "\n"
@@ -1536,6 +1569,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             if (!parse_u64(val, 1, 86400, &v))
                 return usage_error("bad --timeout '%s' (1..86400 s)", val);
             o->timeout_s = (unsigned)v;
+        } else if (strcmp(a, "--hold") == 0) {
+            if (!parse_u64(val, 0, 86400, &v))
+                return usage_error("bad --hold '%s' (0..86400 s)", val);
+            o->hold_s = (unsigned)v;
         } else {
             return usage_error("unknown option '%s'", a);
         }
