@@ -1157,6 +1157,11 @@ static void on_sigint(uv_signal_t *s, int signum)
     struct bench *b = s->data;
 
     (void)signum;
+    if (b->is_holding) {
+        /* The run is measured and reported: Ctrl-C only ends the hold. */
+        on_hold_done(&b->timeout_timer);
+        return;
+    }
     bench_fail(b, "interrupted (acked %llu, received %llu)",
                (unsigned long long)b->n_acked,
                (unsigned long long)b->n_delivered);

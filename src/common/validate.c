@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <string.h>
 
 static bool seg_char(char c)
 {
@@ -97,9 +98,20 @@ bool ch_valid_utf8(const char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
-        unsigned char c = p[i];
+        unsigned char c;
         size_t len;
         uint32_t cp;
+        /* ASCII runs eight bytes at a time (message bodies are mostly). */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
+        c = p[i];
         if (c < 0x80) {
             i++;
             continue;

@@ -5,7 +5,6 @@
 #include <stdbool.h>
 
 #include <http_parser.h>
-#include <wslay/wslay.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -13,6 +12,7 @@
 #include "common/link.h"
 #include "common/map.h"
 #include "gateway/gw.h"
+#include "gateway/wsframe.h"
 
 /* ---- protocol (proto.c): one client command, parsed without side
  * effects so it can be unit-tested and fuzzed. ---- */
@@ -139,7 +139,8 @@ struct gw_conn {
     bool is_link;                /* a node-to-node link (link.c) */
     struct ch_link_enc link_out; /* responses collected this loop turn */
     size_t n_link_pending;       /* requests not answered yet */
-    wslay_event_context_ptr ws;
+    struct ch_ws_reader ws;      /* frames from the client (is_ws) */
+    bool ws_close_sent;          /* our close frame is queued: no more */
     char user[CH_MAX_ID_BYTES + 1];
     char app[17];
     struct gw_pub *pub_head, *pub_tail;

@@ -20,10 +20,7 @@ static void http_process(struct gw_conn *c);
 
 size_t gw__conn_queued(struct gw_conn *c)
 {
-    size_t n = c->out.len + c->wbuf.len;
-    if (c->ws != NULL)
-        n += wslay_event_get_queued_msg_length(c->ws);
-    return n;
+    return c->out.len + c->wbuf.len;
 }
 
 bool gw__conn_has_room(struct gw_conn *c)
@@ -79,16 +76,6 @@ void gw__conn_flush(struct gw_conn *c)
 
     if (c->handle_closed || c->lingering)
         return;
-    if (c->ws != NULL && !c->closing) {
-        /* wslay hands frames to send_cb until our chunk is full. */
-        rv = wslay_event_send(c->ws);
-        if (rv != 0) {
-            log_debug("gw", "ws send failed conn=%llu rv=%d",
-                      (unsigned long long)c->id, rv);
-            gw__conn_close(c);
-            return;
-        }
-    }
     if (c->writing || c->out.len == 0) {
         if (!c->writing && c->close_after_write && !c->closing)
             gw__conn_linger(c);
@@ -139,8 +126,8 @@ static void conn_free(struct gw_conn *c)
     ch_buf_free(&c->req.body);
     ch_buf_free(&c->req.hdr_names);
     ch_buf_free(&c->req.hdr_values);
-    if (c->ws != NULL)
-        wslay_event_context_free(c->ws);
+    if (c->is_ws)
+        ch_ws_reader_close(&c->ws);
     if (c->is_link)
         ch_link_enc_close(&c->link_out);
     ch_map_close(&c->cursors);

@@ -1,10 +1,8 @@
 /* WebSocket (RFC 6455) on top of a connection: the upgrade handshake
- * (§4.2.2), and wslay for framing. wslay's callbacks make no syscalls: recv
- * copies bytes the connection already read, send copies frames into the
- * connection's output chunk and says WOULDBLOCK once it is full. */
+ * (§4.2.2), then frames read from the connection's input in place and
+ * written straight into its output (wsframe.h). */
 #include "common/log.h"
 #include "common/validate.h"
-#include "common/wsio.h"
 #include "gateway/gw_int.h"
 
 #include <stdio.h>
@@ -17,57 +15,6 @@
 #include <openssl/sha.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-static ssize_t recv_callback(wslay_event_context_ptr ctx, uint8_t *buf,
-                             size_t len, int flags, void *user_data)
-{
-    struct gw_conn *c = user_data;
-    (void)flags;
-    return ch_wsio_recv(ctx, buf, len, &c->in, &c->in_off);
-}
-
-static ssize_t send_callback(wslay_event_context_ptr ctx, const uint8_t *data,
-                             size_t len, int flags, void *user_data)
-{
-    struct gw_conn *c = user_data;
-    (void)flags;
-    return ch_wsio_send(ctx, data, len, &c->out, CH_WRITE_CHUNK_BYTES);
-}
-
-static void on_msg_recv_callback(wslay_event_context_ptr ctx,
-                                 const struct wslay_event_on_msg_recv_arg *arg,
-                                 void *user_data)
-{
-    struct gw_conn *c = user_data;
-    (void)ctx;
-
-    if (c->closing)
-        return;
-    if (c->is_link) {
-        if (arg->opcode == WSLAY_BINARY_FRAME)
-            gw__link_frame(c, (const char *)arg->msg, arg->msg_length);
-        return;
-    }
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        gw__proto_handle(c, (const char *)arg->msg, arg->msg_length);
-}
-
-static int genmask_callback(wslay_event_context_ptr ctx, uint8_t *buf,
-                            size_t len, void *user_data)
-{
-    (void)ctx;
-    (void)user_data;
-    /* Servers do not mask; wslay asks only clients. */
-    memset(buf, 0, len);
-    return 0;
-}
-
-static const struct wslay_event_callbacks ws_callbacks = {
-    .recv_callback = recv_callback,
-    .send_callback = send_callback,
-    .genmask_callback = genmask_callback,
-    .on_msg_recv_callback = on_msg_recv_callback,
-};
 
 static bool header_has_token(const char *value, const char *token)
 {
@@ -120,7 +67,7 @@ int gw__ws_upgrade(struct gw_conn *c)
     const char *q;
     size_t path_n;
     bool is_link = false;
-    int n, rv;
+    int n;
 
     q = strchr(url, '?');
     path_n = q ? (size_t)(q - url) : strlen(url);
@@ -151,18 +98,11 @@ int gw__ws_upgrade(struct gw_conn *c)
     SHA1((const unsigned char *)concat, (size_t)n, sha);
     EVP_EncodeBlock(accept, sha, SHA_DIGEST_LENGTH);
 
-    rv = wslay_event_context_server_init(&c->ws, &ws_callbacks, c);
-    if (rv != 0) {
-        c->ws = NULL;
-        c->req.keep_alive = false;
-        gw__http_error(c, 500, "out of memory");
-        return CH_ENOMEM;
-    }
-    /* Frames above body limit + slack cannot be parsed: wslay closes them
+    /* Frames above body limit + slack cannot be parsed: they are closed
      * with 1009 (SPEC §4). */
-    wslay_event_config_set_max_recv_msg_length(
-        c->ws, is_link ? CH_MAX_LINK_FRAME_BYTES
-                       : c->gw->cfg.max_message_bytes + CH_FRAME_SLACK_BYTES);
+    ch_ws_reader_init(&c->ws, is_link ? CH_MAX_LINK_FRAME_BYTES
+                                      : c->gw->cfg.max_message_bytes +
+                                            CH_FRAME_SLACK_BYTES);
     memcpy(c->user, user, user_n);
     c->user[user_n] = '\0';
     random_app_id(c->app);
@@ -191,45 +131,77 @@ int gw__ws_upgrade(struct gw_conn *c)
     return 0;
 }
 
-void gw__ws_recv(struct gw_conn *c)
+/* Queues our close frame; nothing is sent after it, and the connection
+ * closes once it is written (RFC 6455 §5.5.1). */
+static void send_close(struct gw_conn *c, uint16_t code)
 {
-    int rv;
-
-    if (c->closing || c->ws == NULL)
+    if (c->ws_close_sent)
         return;
-    rv = wslay_event_recv(c->ws);
-    if (c->in_off == c->in.len) {
-        c->in.len = 0;
-        c->in_off = 0;
-    }
-    if (rv != 0) {
-        log_debug("gw", "websocket protocol error conn=%llu rv=%d",
-                  (unsigned long long)c->id, rv);
+    c->ws_close_sent = true;
+    c->close_after_write = true;
+    if (ch_ws_write_close(&c->out, code) != 0)
         gw__conn_close(c);
+}
+
+static void handle_event(struct gw_conn *c, const struct ch_ws_event *ev)
+{
+    switch (ev->kind) {
+    case CH_WS_EV_MESSAGE:
+        if (c->is_link) {
+            if (ev->binary)
+                gw__link_frame(c, ev->data, ev->n);
+            return;
+        }
+        gw__proto_handle(c, ev->data, ev->n);
         return;
-    }
-    if (!wslay_event_want_read(c->ws)) {
-        /* A close frame arrived (or we sent one): flush it, then close. */
-        c->close_after_write = true;
+    case CH_WS_EV_PING:
+        if (ch_ws_write_frame(&c->out, CH_WS_PONG, ev->data, ev->n) != 0)
+            gw__conn_close(c);
+        return;
+    case CH_WS_EV_PONG:
+        return;
+    case CH_WS_EV_CLOSE:
+        /* Echo the peer's code (§5.5.1). */
+        send_close(c, ev->code);
+        return;
+    case CH_WS_EV_ERROR:
+        log_debug("gw", "websocket protocol error conn=%llu code=%u why=%s",
+                  (unsigned long long)c->id, ev->code, ev->why);
+        send_close(c, ev->code);
+        return;
     }
 }
 
+/* Handles every complete frame in the input; a partial one stays. */
+void gw__ws_recv(struct gw_conn *c)
+{
+    struct ch_ws_event ev;
+
+    while (!c->closing && !c->ws_close_sent &&
+           ch_ws_read(&c->ws, c->in.data, c->in.len, &c->in_off, &ev))
+        handle_event(c, &ev);
+    if (c->ws_close_sent) {
+        c->in_off = c->in.len; /* nothing after a close is read */
+    }
+    if (c->in_off == c->in.len) {
+        c->in.len = 0;
+        c->in_off = 0;
+    } else if (c->in_off > 0) {
+        ch_buf_consume(&c->in, c->in_off);
+        c->in_off = 0;
+    }
+}
+
+/* Writes the frame straight into the output: no copy per connection
+ * besides this one, no allocation per message. */
 void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n, bool binary)
 {
-    struct wslay_event_msg msg;
-    int rv;
-
-    if (c->closing || c->ws == NULL)
+    if (c->closing || !c->is_ws || c->ws_close_sent)
         return;
-    msg.opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME;
-    msg.msg = (const uint8_t *)p;
-    msg.msg_length = n;
-    rv = wslay_event_queue_msg(c->ws, &msg);
-    if (rv != 0) {
-        log_debug("gw", "websocket queue failed conn=%llu rv=%d",
-                  (unsigned long long)c->id, rv);
-        if (rv == WSLAY_ERR_NOMEM)
-            gw__conn_close(c);
+    if (ch_ws_write_frame(&c->out, binary ? CH_WS_BINARY : CH_WS_TEXT, p, n) !=
+        0) {
+        log_error("gw", "out of memory conn=%llu", (unsigned long long)c->id);
+        gw__conn_close(c);
     }
 }
 

@@ -7,8 +7,11 @@ subtopics, overlapping subscriptions, cancel, binary bodies, pipelining,
 every kind of bad input (and the connection keeps working), the size limit,
 publisher message id de-duplication, and publisher identity."""
 
+import base64
 import os
 import re
+import socket
+import struct
 import sys
 import time
 
@@ -503,6 +506,147 @@ def test_read_your_writes():
         n, msgs = read_replay(w, t)
         eq([m.seq for m in msgs], [last], "replay from the acked id")
 
+
+
+# ------------------------------------------- frames (RFC 6455 §5, raw socket)
+
+class RawWS:
+    """A WebSocket client on a plain socket, to send what libraries will
+    not: pings, fragments, unmasked frames, bad UTF-8, close codes."""
+
+    def __init__(self, port, user="raw"):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall(("GET /stream/user/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: %s\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n"
+                        % (user, key)).encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        check(head.startswith(b"HTTP/1.1 101"), "handshake: %r" % head[:100])
+        op, data = self.recv()
+        check(op == 1 and data.startswith(b"#connected"),
+              "greeting: %r %r" % (op, data[:60]))
+
+    def _fill(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            raise EOFError
+        self.buf += chunk
+
+    def send(self, opcode, payload=b"", fin=True, masked=True, rsv=0):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        n = len(payload)
+        head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+        mbit = 0x80 if masked else 0
+        if n < 126:
+            head += bytes([mbit | n])
+        elif n < 65536:
+            head += bytes([mbit | 126]) + struct.pack(">H", n)
+        else:
+            head += bytes([mbit | 127]) + struct.pack(">Q", n)
+        if masked:
+            mask = os.urandom(4)
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            head += mask
+        self.s.sendall(head + payload)
+
+    def recv(self):
+        """(opcode, payload) of the next frame; (None, None) at EOF."""
+        try:
+            while len(self.buf) < 2:
+                self._fill()
+            n = self.buf[1] & 0x7F
+            hn = 2
+            if n == 126:
+                while len(self.buf) < 4:
+                    self._fill()
+                n, hn = struct.unpack(">H", self.buf[2:4])[0], 4
+            elif n == 127:
+                while len(self.buf) < 10:
+                    self._fill()
+                n, hn = struct.unpack(">Q", self.buf[2:10])[0], 10
+            check(self.buf[1] & 0x80 == 0, "server frames are not masked")
+            while len(self.buf) < hn + n:
+                self._fill()
+        except EOFError:
+            return None, None
+        op = self.buf[0] & 0x0F
+        data = self.buf[hn:hn + n]
+        self.buf = self.buf[hn + n:]
+        return op, data
+
+    def expect_close(self, code, what):
+        op, data = self.recv()
+        eq(op, 8, "%s: close frame expected, got %r %r" % (what, op, data))
+        eq(struct.unpack(">H", data[:2])[0], code, "%s: close code" % what)
+        op, _ = self.recv()
+        eq(op, None, "%s: the connection ends after the close" % what)
+
+    def close(self):
+        self.s.close()
+
+
+def test_ping_gets_pong_with_its_payload():
+    w = RawWS(node().http_port)
+    w.send(9, b"are you there?")
+    eq(w.recv(), (10, b"are you there?"), "pong")
+    w.close()
+
+
+def test_fragmented_publish_with_ping_between():
+    """A publish in three fragments with a ping in between (§5.4): the
+    pong comes first, then #send, and the stored body is whole."""
+    nd = node()
+    t = unique_topic("/frag")
+    w = RawWS(nd.http_port)
+    frame = publish_frame(t, "h\u00e9llo fragmented world", msgid="f1")
+    data = frame.encode()
+    # split inside the two-byte é: fragments need not be valid UTF-8 alone
+    cut = data.index("\u00e9".encode()) + 1
+    w.send(1, data[:cut], fin=False)
+    w.send(9, b"p")
+    w.send(0, data[cut:cut + 5], fin=False)
+    w.send(0, data[cut + 5:], fin=True)
+    eq(w.recv(), (10, b"p"), "pong between fragments")
+    op, ans = w.recv()
+    check(op == 1 and ans.startswith(b"#send f1"), "answer: %r %r" % (op, ans))
+    w.close()
+    r = nd.http("GET", "/api/message" + t)
+    eq([m["body"] for m in r.json()], ["h\u00e9llo fragmented world"],
+       "stored body")
+
+
+def test_close_handshake_echoes_the_code():
+    w = RawWS(node().http_port)
+    w.send(8, struct.pack(">H", 1000) + b"bye")
+    w.expect_close(1000, "client close 1000")
+    w.close()
+
+
+def test_protocol_violations_close_with_their_codes():
+    """Each violation gets the close code of RFC 6455 §7.4.1, and the node
+    keeps serving others."""
+    nd = node()
+    cases = [
+        ("unmasked frame", dict(opcode=1, payload="+ /x", masked=False), 1002),
+        ("reserved bit", dict(opcode=1, payload="+ /x", rsv=4), 1002),
+        ("unknown opcode", dict(opcode=3, payload="x"), 1002),
+        ("continuation first", dict(opcode=0, payload="x"), 1002),
+        ("text not UTF-8", dict(opcode=1, payload=b"> /x\n\n\xff"), 1007),
+        ("close code 999", dict(opcode=8, payload=struct.pack(">H", 999)), 1002),
+    ]
+    for what, kw, code in cases:
+        w = RawWS(nd.http_port)
+        w.send(**kw)
+        w.expect_close(code, what)
+        w.close()
+    r = nd.http("GET", "/admin/healthcheck")
+    eq(r.status, 200, "node healthy after the violations")
 
 if __name__ == "__main__":
     run_tests(globals())

@@ -204,6 +204,15 @@ static void test_valid_utf8_table(void **state)
         {"\xff", 1, false},
         {"\x80", 1, false},         /* lone continuation */
         {"\xe2\x28\xa1", 3, false}, /* bad continuation */
+        /* around the eight-byte ASCII fast path */
+        {"abcdefghijklmnop", 16, true},
+        {"abcdefg\xff", 8, false},
+        {"abcdefgh\xff", 9, false},
+        {"abcdefghijklmno\x80", 16, false},
+        {"abcdefgh\xc3\xa9ijklmnop", 18, true},
+        {"abcdefg\xc3\xa9", 9, true},
+        {"abcdefghijklmnop\xe2\x82", 18, false}, /* truncated at the end */
+        {"abcdefgh\xed\xa0\x80" "abcdefgh", 19, false},
     };
 
     (void)state;
