@@ -30,9 +30,26 @@ int gw_create(uv_loop_t *loop, const struct gw_config *cfg,
     return 0;
 }
 
+static void handle_closed(uv_handle_t *h);
+
 static void pump_check_cb(uv_check_t *h)
 {
     gw__sub_run_pumps(h->data);
+}
+
+static void pump_idle_cb(uv_idle_t *h)
+{
+    (void)h; /* being active is its job: the loop polls without blocking */
+}
+
+void gw__pumps_pending(struct gw *gw, bool pending)
+{
+    if (!gw->pump_inited || uv_is_closing((uv_handle_t *)&gw->pump_idle))
+        return;
+    if (pending)
+        uv_idle_start(&gw->pump_idle, pump_idle_cb);
+    else
+        uv_idle_stop(&gw->pump_idle);
 }
 
 /* Resolves HOST:PORT (IPv4/IPv6 literal or name) into *sa. */
@@ -104,6 +121,13 @@ int gw_start(struct gw *gw, char *errmsg)
         goto err;
     gw->pump_check.data = gw;
     gw->n_handles_open++;
+    rv = uv_idle_init(gw->loop, &gw->pump_idle);
+    if (rv != 0) {
+        uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
+        goto err;
+    }
+    gw->pump_idle.data = gw;
+    gw->n_handles_open++;
     gw->pump_inited = true;
     rv = uv_check_start(&gw->pump_check, pump_check_cb);
     if (rv != 0)
@@ -169,8 +193,10 @@ static void close_timer_cb(uv_timer_t *t)
         gw__conn_close(c);
         c = next;
     }
-    if (!uv_is_closing((uv_handle_t *)&gw->pump_check))
+    if (!uv_is_closing((uv_handle_t *)&gw->pump_check)) {
         uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
+        uv_close((uv_handle_t *)&gw->pump_idle, handle_closed);
+    }
     uv_close((uv_handle_t *)&gw->close_timer, handle_closed);
     if (gw->linger_inited)
         uv_close((uv_handle_t *)&gw->linger_timer, handle_closed);
@@ -184,8 +210,10 @@ void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
     gw_stop_accepting(gw);
     if (!gw->timer_inited) {
         /* gw_start failed part-way: no connection exists yet. */
-        if (gw->pump_inited)
+        if (gw->pump_inited) {
             uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
+            uv_close((uv_handle_t *)&gw->pump_idle, handle_closed);
+        }
         if (gw->linger_inited)
             uv_close((uv_handle_t *)&gw->linger_timer, handle_closed);
         gw__maybe_closed(gw);

@@ -183,6 +183,7 @@ struct gw {
     struct ch_map index;       /* path -> struct gw_sub list (head) */
     struct gw_conn *pump_list; /* connections with work for the pump */
     uv_check_t pump_check;
+    uv_idle_t pump_idle; /* active while pumps wait: poll must not block */
     uv_timer_t close_timer;
     uv_timer_t linger_timer; /* closes lingering connections */
     bool linger_inited;
@@ -244,6 +245,9 @@ void gw__sub_applied(void *arg, const struct ch_msg *msgs,
 void gw__sub_schedule_pump(struct gw_conn *c);
 void gw__sub_pump(struct gw_conn *c);
 void gw__sub_run_pumps(struct gw *gw);
+/* Pumps are waiting for the check phase (or not): keeps the loop's poll
+ * from blocking meanwhile. */
+void gw__pumps_pending(struct gw *gw, bool pending);
 void gw__sub_restored(void *arg);
 
 /* link.c: the leader's end of node-to-node links */

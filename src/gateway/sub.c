@@ -147,6 +147,8 @@ void gw__sub_schedule_pump(struct gw_conn *c)
         return;
     c->pump_scheduled = true;
     c->refs++;
+    if (gw->pump_list == NULL)
+        gw__pumps_pending(gw, true);
     c->pump_next = gw->pump_list;
     gw->pump_list = c;
 }
@@ -169,6 +171,8 @@ void gw__sub_run_pumps(struct gw *gw)
         }
         gw__conn_unref(c);
     }
+    if (gw->pump_list == NULL)
+        gw__pumps_pending(gw, false);
 }
 
 /* ---- subscribe / cancel ---- */
