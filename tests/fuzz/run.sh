@@ -12,7 +12,7 @@ build=${1:?usage: run.sh BUILD_DIR SECONDS [JOBS] [TARGET...]}
 seconds=${2:?usage: run.sh BUILD_DIR SECONDS [JOBS] [TARGET...]}
 jobs=${3:-1}
 [ $# -ge 3 ] && shift 3 || shift $#
-targets=${*:-"fuzz_ws_command fuzz_http_request fuzz_codec fuzz_snapshot"}
+targets=${*:-"fuzz_ws_command fuzz_ws_frames fuzz_http_request fuzz_codec fuzz_snapshot"}
 here=$(cd "$(dirname "$0")" && pwd)
 
 mkdir -p "$build/logs"
