@@ -24,6 +24,7 @@ struct chorusd_config {
     uint64_t dedup_window_s;
     uint64_t publish_timeout_ms;
     uint64_t max_connection_buffer;
+    uint64_t max_connections;
     uint64_t store_max_bytes;
     uint64_t raft_segment_bytes;
     uint64_t snapshot_threshold;

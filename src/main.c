@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 extern char **environ;
@@ -251,6 +252,7 @@ static int node_start(struct node *n, char *errmsg)
     gc.http_addr = n->cfg.http;
     gc.max_message_bytes = (size_t)n->cfg.max_message_bytes;
     gc.max_conn_buffer = (size_t)n->cfg.max_connection_buffer;
+    gc.max_connections = (size_t)n->cfg.max_connections;
     rv = gw_create(&n->loop, &gc, n->cluster, &n->gw, errmsg);
     if (rv != 0)
         return rv;
@@ -286,6 +288,42 @@ static int node_start(struct node *n, char *errmsg)
     return 0;
 }
 
+/* Raises the soft file descriptor limit so that --max-connections fit
+ * (Debian's default soft limit is 1024); says so when the hard limit is
+ * too low for them. */
+static void raise_fd_limit(uint64_t max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)(max_connections + CH_FD_RESERVE);
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("main", "getrlimit failed err=%s", strerror(errno));
+        return;
+    }
+    if (rl.rlim_cur < want) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                          ? want
+                          : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("main", "setrlimit failed err=%s", strerror(errno));
+            rl.rlim_cur = old;
+        } else {
+            log_info("main", "file descriptor limit raised from=%llu to=%llu",
+                     (unsigned long long)old,
+                     (unsigned long long)rl.rlim_cur);
+        }
+    }
+    if (rl.rlim_cur < want)
+        log_warn("main",
+                 "file descriptor limit below what --max-connections needs "
+                 "limit=%llu max_connections=%llu need=%llu (raise the hard "
+                 "limit: ulimit -Hn, LimitNOFILE=)",
+                 (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)max_connections,
+                 (unsigned long long)want);
+}
+
 int main(int argc, char **argv)
 {
     static struct node node;
@@ -303,6 +341,7 @@ int main(int argc, char **argv)
     }
     ch_log_set_level(node.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(node.cfg.max_connections);
     rv = uv_loop_init(&node.loop);
     if (rv != 0) {
         fprintf(stderr, "chorusd: cannot create event loop: %s\n",

@@ -38,8 +38,11 @@
 #define CH_MAX_HTTP_HEADER_BYTES (64 * 1024)
 /* Subscriptions per connection. */
 #define CH_MAX_SUBS_PER_CONN 1024
-/* Concurrent client connections per node. */
-#define CH_MAX_CONNECTIONS 20000
+/* --max-connections default: client connections per node at once. */
+#define CH_DEFAULT_MAX_CONNECTIONS 20000
+/* File descriptors a node needs besides client connections: raft peers,
+ * LMDB, raft segments, node links, logs (the limit is raised to fit). */
+#define CH_FD_RESERVE 256
 /* REST replay: default and maximum `limit`. */
 #define CH_REST_DEFAULT_LIMIT 100
 #define CH_REST_MAX_LIMIT 10000

@@ -278,6 +278,7 @@ static void handle_topic(struct gw_conn *c, const char *path, size_t path_n)
     X("chorus_connections_total", "counter", gm.connections_total)             \
     X("chorus_connections", "gauge", gm.connections_current)                   \
     X("chorus_websocket_connections", "gauge", gm.ws_connections_current)      \
+    X("chorus_connections_refused_total", "counter", gm.connections_refused)   \
     X("chorus_http_requests_total", "counter", gm.http_requests)               \
     X("chorus_commands_total", "counter", gm.commands)                         \
     X("chorus_publishes_total", "counter", gm.publishes)                       \

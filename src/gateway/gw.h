@@ -18,6 +18,7 @@ struct gw_config {
     const char *http_addr;    /* HOST:PORT to listen on (borrowed) */
     size_t max_message_bytes; /* body limit of one publish */
     size_t max_conn_buffer;   /* output bytes queued per client */
+    size_t max_connections;   /* client connections at once */
 };
 
 /* Creates the gateway; borrows loop and cluster until gw_destroy. Registers

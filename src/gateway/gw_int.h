@@ -169,6 +169,7 @@ struct gw_metrics {
     uint64_t messages_delivered;
     uint64_t bytes_out;
     uint64_t slow_reader_switches;
+    uint64_t connections_refused; /* over --max-connections */
 };
 
 struct gw {
@@ -184,6 +185,7 @@ struct gw {
     struct gw_conn *pump_list; /* connections with work for the pump */
     uv_check_t pump_check;
     uv_idle_t pump_idle; /* active while pumps wait: poll must not block */
+    uint64_t last_refusal_log_ms;
     uv_timer_t close_timer;
     uv_timer_t linger_timer; /* closes lingering connections */
     bool linger_inited;

@@ -323,8 +323,16 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     gw->metrics.connections_total++;
     gw->metrics.connections_current++;
     rv = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (rv == 0 && gw->metrics.connections_current > CH_MAX_CONNECTIONS) {
-        log_warn("gw", "connection limit reached limit=%d", CH_MAX_CONNECTIONS);
+    if (rv == 0 && gw->metrics.connections_current > gw->cfg.max_connections) {
+        gw->metrics.connections_refused++;
+        /* One line per burst, not per refused connection. */
+        if (gw->metrics.connections_refused == 1 ||
+            uv_now(gw->loop) - gw->last_refusal_log_ms >= 10000) {
+            log_warn("gw", "connection limit reached limit=%zu refused=%llu",
+                     gw->cfg.max_connections,
+                     (unsigned long long)gw->metrics.connections_refused);
+            gw->last_refusal_log_ms = uv_now(gw->loop);
+        }
         rv = UV_EMFILE;
     }
     if (rv != 0) {

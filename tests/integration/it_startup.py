@@ -2,9 +2,12 @@
 """it_startup: chorusd's command line, environment and signals (SPEC §2)."""
 
 import os
+import resource
 import signal
 import socket
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chorus_harness import (CHORUSD, HOST, Node, check, eq,  # noqa: E402
@@ -24,6 +27,7 @@ FLAGS = {
     "--dedup-window": "120",
     "--publish-timeout": "5000",
     "--max-connection-buffer": "4194304",
+    "--max-connections": "20000",
 }
 
 
@@ -262,6 +266,138 @@ def test_store_without_raft_log_is_refused():
           "no clear stderr line about the missing raft log:\n%s"
           % "\n".join(lines[-5:]))
 
+
+def start_with_fd_limits(soft, hard, extra):
+    """chorusd started with RLIMIT_NOFILE (soft, hard); returns (proc,
+    log path, http port) once it is healthy."""
+    tmp = make_tmp("chorus-fd-")
+    log = os.path.join(tmp, "log")
+    port = free_port()
+    argv = [CHORUSD, "--raft", "%s:%d" % (HOST, free_port()),
+            "--http", "%s:%d" % (HOST, port),
+            "--data", os.path.join(tmp, "data")] + extra
+
+    def limits():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    with open(log, "wb") as f:
+        p = subprocess.Popen(argv, stdout=f, stderr=f, preexec_fn=limits)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if http_request(port, "GET", "/admin/healthcheck",
+                            timeout=2).status == 200:
+                return p, log, port
+        except OSError:
+            pass
+        if p.poll() is not None or time.monotonic() > deadline:
+            if p.poll() is None:
+                p.kill()  # by the PID we started
+                p.wait(30)
+            with open(log, errors="replace") as f:
+                raise AssertionError("chorusd not healthy (rc=%s):\n%s"
+                                     % (p.returncode, f.read()[-2000:]))
+        time.sleep(0.1)
+
+
+def nofile_limits(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                parts = line.split()
+                return int(parts[3]), int(parts[4])
+    raise AssertionError("no 'Max open files' in /proc/%d/limits" % pid)
+
+
+def stop_proc(p, log):
+    p.send_signal(signal.SIGTERM)  # by the PID we started
+    try:
+        rc = p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(30)
+        raise AssertionError("chorusd did not exit on SIGTERM")
+    with open(log, errors="replace") as f:
+        text = f.read()
+    sanitizer_check(text, "chorusd")
+    eq(rc, 0, "exit code on SIGTERM")
+    return text
+
+
+@timeout(90)
+def test_fd_limit_is_raised_to_fit_max_connections():
+    """A soft RLIMIT_NOFILE of 64 (Debian's default is 1024) would refuse
+    clients long before --max-connections: the node raises it to
+    max-connections + 256 when the hard limit allows."""
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 4096:
+        print("skipped: hard RLIMIT_NOFILE below 4096 here")
+        return
+    p, log, _ = start_with_fd_limits(64, 4096, ["--max-connections", "1000"])
+    try:
+        eq(nofile_limits(p.pid), (1256, 4096), "soft/hard NOFILE of the node")
+    finally:
+        text = stop_proc(p, log)
+    check("file descriptor limit raised from=64 to=1256" in text,
+          "no log line about the raise:\n%s" % text[-1500:])
+    check("below what --max-connections needs" not in text,
+          "warned although the limit fits:\n%s" % text[-1500:])
+
+
+@timeout(90)
+def test_fd_limit_below_max_connections_is_reported():
+    p, log, _ = start_with_fd_limits(64, 300, ["--max-connections", "1000"])
+    try:
+        eq(nofile_limits(p.pid), (300, 300), "soft raised to the hard limit")
+    finally:
+        text = stop_proc(p, log)
+    check("file descriptor limit below what --max-connections needs "
+          "limit=300 max_connections=1000" in text,
+          "no warning about a hard limit too low:\n%s" % text[-1500:])
+
+
+@timeout(120)
+def test_connections_beyond_max_connections_are_refused():
+    """At --max-connections 4 four clients connect, the fifth is refused
+    (the node keeps running and counts it); once two leave, new ones get
+    in again."""
+    n = Node(name="max-conns", extra_args=["--max-connections", "4"])
+    n.start()
+    held = [n.ws("c%d" % i) for i in range(4)]
+    try:
+        try:
+            extra = n.ws("fifth", timeout=5)
+            extra.close()
+            refused = False
+        except Exception:  # closed during the handshake
+            refused = True
+        check(refused, "a fifth connection was accepted with "
+              "--max-connections 4")
+        check(n.alive(), "node died refusing a connection")
+        for w in held[:2]:
+            w.close()
+        held = held[2:]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                w = n.ws("again", timeout=5)
+                break
+            except Exception:
+                check(time.monotonic() < deadline,
+                      "no connection accepted after two left")
+                time.sleep(0.2)
+        held.append(w)
+        w.publish_ok(unique_topic("/mc"), "works")
+        text = http_request(n.http_port, "GET", "/metrics").body.decode()
+        refused_total = [int(l.split()[1]) for l in text.splitlines()
+                         if l.startswith("chorus_connections_refused_total ")]
+        check(refused_total and refused_total[0] >= 1,
+              "chorus_connections_refused_total: %r" % refused_total)
+    finally:
+        for w in held:
+            w.close()
+    check("connection limit reached limit=4" in n.log_tail(50),
+          "no log line about the refusal")
+    eq(n.stop(), 0, "exit code on SIGTERM")
 
 if __name__ == "__main__":
     run_tests(globals())
