@@ -41,6 +41,17 @@ node_pid() {
     echo "$pid"
 }
 
+# True when node $1 runs. No output, so never called with a redirection: a
+# trap (Ctrl-C) that runs inside a function called as `f >/dev/null` runs
+# with that redirection, and everything it prints would be lost.
+node_alive() {
+    local f pid
+    f=$(pid_file "$1")
+    [ -f "$f" ] || return 1
+    pid=$(cat "$f")
+    kill -0 "$pid" 2>/dev/null
+}
+
 healthy() {
     curl -fsS --max-time 2 "http://$(http_addr "$1")/admin/healthcheck" \
         >/dev/null 2>&1
@@ -56,7 +67,7 @@ start() {
         done
     fi
     for i in $(seq 1 "$nodes"); do
-        if node_pid "$i" >/dev/null; then
+        if node_alive "$i"; then
             echo "node $i already running (pid $(node_pid "$i"))"
             continue
         fi
@@ -70,7 +81,7 @@ start() {
     local deadline=$((SECONDS + start_timeout))
     for i in $(seq 1 "$nodes"); do
         until healthy "$i"; do
-            if ! node_pid "$i" >/dev/null; then
+            if ! node_alive "$i"; then
                 echo "node $i exited; its log:" >&2
                 tail -n 20 "$(log_file "$i")" >&2
                 exit 1
@@ -138,7 +149,7 @@ run() {
     while :; do
         local alive=0
         for i in $(seq 1 "$nodes"); do
-            node_pid "$i" >/dev/null && alive=1
+            node_alive "$i" && alive=1
         done
         [ $alive = 1 ] || break
         sleep 1
