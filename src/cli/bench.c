@@ -1092,7 +1092,7 @@ static void bench_fail(struct bench *b, const char *fmt, ...)
     stop_timers(b);
 }
 
-/* The measured step finished: end the run. */
+/* The --hold time is over (or Ctrl-C): close the clients. */
 static void on_hold_done(uv_timer_t *t)
 {
     struct bench *b = t->data;
@@ -1101,8 +1101,9 @@ static void on_hold_done(uv_timer_t *t)
     stop_timers(b);
 }
 
-/* The run is measured. With --hold the clients stay connected (and idle)
- * that long first, so that the node can be looked at with all of them. */
+/* The measured step finished: end the run. With --hold the clients stay
+ * connected (and idle) that long first, so that the node can be looked at
+ * with all of them. */
 static void bench_finish(struct bench *b)
 {
     size_t n_open = 0;
