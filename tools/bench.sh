@@ -26,7 +26,7 @@ esac
 [ -x "$build/chorusd" ] && [ -x "$build/chorus-bench" ] ||
     { echo "no $build/chorusd: make release" >&2; exit 1; }
 
-data=$(mktemp -d /tmp/chorus-bench.XXXXXX)
+data=$(mktemp -d "${TMPDIR:-/tmp}/chorus-bench.XXXXXX")
 pids=()
 stop_nodes() {
     local p
