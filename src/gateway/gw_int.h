@@ -14,6 +14,9 @@
 #include "gateway/gw.h"
 #include "gateway/wsframe.h"
 
+/* Bytes of one socket read (the gateway's shared read buffer). */
+#define GW_READ_BYTES (64 * 1024)
+
 /* ---- protocol (proto.c): one client command, parsed without side
  * effects so it can be unit-tested and fuzzed. ---- */
 enum gw_cmd_type {
@@ -186,6 +189,7 @@ struct gw {
     uv_check_t pump_check;
     uv_idle_t pump_idle; /* active while pumps wait: poll must not block */
     uint64_t last_refusal_log_ms;
+    char rbuf[GW_READ_BYTES]; /* every connection reads here (http.c) */
     uv_timer_t close_timer;
     uv_timer_t linger_timer; /* closes lingering connections */
     bool linger_inited;

@@ -10,8 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define READ_CHUNK_BYTES (64 * 1024)
-
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void http_process(struct gw_conn *c);
@@ -227,28 +225,67 @@ void gw__conn_update_reading(struct gw_conn *c)
     c->reading = want;
 }
 
+/* Input lands in the gateway's one read buffer unless the connection holds
+ * a partial frame or request; then it is appended to the connection's own
+ * buffer. So an idle connection keeps no read buffer and a read costs no
+ * allocation (libuv calls read_cb right after alloc_cb, one stream at a
+ * time). */
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct gw_conn *c = h->data;
     (void)hint; /* we read in fixed chunks: the input bound is ours */
 
-    if (c->in_off > 0 && c->in_off == c->in.len) {
-        c->in.len = 0;
+    if (c->in_off == c->in.len) {
+        ch_buf_free(&c->in); /* nothing pending: keep nothing */
         c->in_off = 0;
+        *buf = uv_buf_init(c->gw->rbuf, sizeof(c->gw->rbuf));
+        return;
     }
-    if (ch_buf_reserve(&c->in, READ_CHUNK_BYTES) != 0) {
+    if (ch_buf_reserve(&c->in, GW_READ_BYTES) != 0) {
         buf->base = NULL;
         buf->len = 0;
         return;
     }
     buf->base = c->in.data + c->in.len;
-    buf->len = READ_CHUNK_BYTES;
+    buf->len = GW_READ_BYTES;
+}
+
+static void process_input(struct gw_conn *c)
+{
+    if (c->is_ws)
+        gw__ws_recv(c);
+    else
+        http_process(c);
+}
+
+/* Processes bytes read into the shared buffer in place; what is left (a
+ * partial frame or request, or input waiting for an answer) moves to the
+ * connection's own buffer. */
+static void process_shared(struct gw_conn *c, size_t n)
+{
+    struct ch_buf own = c->in; /* empty and unallocated: see alloc_cb */
+    const char *rest;
+    size_t rest_n;
+
+    c->in.data = c->gw->rbuf;
+    c->in.len = n;
+    c->in.cap = sizeof(c->gw->rbuf);
+    c->in_off = 0;
+    process_input(c);
+    rest = c->in.data + c->in_off;
+    rest_n = c->in.len - c->in_off;
+    c->in = own;
+    c->in_off = 0;
+    if (rest_n > 0 && !c->closing && !c->lingering &&
+        ch_buf_append(&c->in, rest, rest_n) != 0) {
+        log_error("gw", "out of memory conn=%llu", (unsigned long long)c->id);
+        gw__conn_close(c);
+    }
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct gw_conn *c = s->data;
-    (void)buf;
 
     if (nread == 0)
         return;
@@ -274,16 +311,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         gw__conn_close(c);
         return;
     }
-    c->in.len += (size_t)nread;
-    if (c->is_ws)
-        gw__ws_recv(c);
-    else
-        http_process(c);
-    if (c->in_off == c->in.len && !c->closing) {
-        /* All consumed: an idle connection keeps no read buffer (64 KiB
-         * each held 10,000 idle WebSockets at 640 MB of heap). */
-        ch_buf_free(&c->in);
-        c->in_off = 0;
+    if (buf->base == c->gw->rbuf) {
+        process_shared(c, (size_t)nread);
+    } else {
+        c->in.len += (size_t)nread;
+        process_input(c);
+        if (c->in_off == c->in.len && !c->closing) {
+            /* The partial input is complete and handled: an idle
+             * connection keeps no buffer of its own. */
+            ch_buf_free(&c->in);
+            c->in_off = 0;
+        }
     }
     if (!c->closing) {
         gw__conn_flush(c);
