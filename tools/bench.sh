@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
-# The runs of docs/benchmarks.md: starts fresh nodes from a release build
-# on 127.0.0.1, runs chorus-bench against them, stops them (by PID).
+# The runs of docs/benchmarks.md: fresh nodes from a release build on
+# 127.0.0.1 (started and stopped by deploy/local-cluster.sh), chorus-bench
+# against them.
 #
 #   tools/bench.sh single|three [BUILD_DIR] -- [chorus-bench ARGS...]
 #
-# Without ARGS it runs the standard set (one fresh cluster per run, so
-# that no run inherits another's store or snapshots). With ARGS it runs
-# that one command against the leader (CHORUS_BENCH_FOLLOWER=1: against a
+# Without ARGS it runs the standard set (fresh nodes for every run, so that
+# no run inherits another's store or snapshots). With ARGS it runs that one
+# command against the leader (CHORUS_BENCH_FOLLOWER=1: against a
 # follower). CHORUS_BENCH_REPEAT=N runs each command N times, each on fresh
 # nodes (this VM varies by +-20 % from run to run). Ports:
-# CHORUS_BENCH_HTTP_BASE (28600), CHORUS_BENCH_RAFT_BASE (27600). Extra
-# chorusd flags: CHORUS_BENCH_NODE_ARGS.
+# CHORUS_BENCH_HTTP_BASE (28600), CHORUS_BENCH_RAFT_BASE (27600). chorusd
+# flags go through its CHORUS_* environment (e.g. CHORUS_RAFT_SEGMENT_BYTES).
 set -euo pipefail
 
 mode=${1:-}
 build=${2:-build-release}
 [ "${3:-}" = "--" ] && shift 3 || shift $(($# < 2 ? $# : 2))
-http_base=${CHORUS_BENCH_HTTP_BASE:-28600}
-raft_base=${CHORUS_BENCH_RAFT_BASE:-27600}
 case "$mode" in
 single) nodes=1 ;;
 three) nodes=3 ;;
@@ -26,53 +25,29 @@ esac
 [ -x "$build/chorusd" ] && [ -x "$build/chorus-bench" ] ||
     { echo "no $build/chorusd: make release" >&2; exit 1; }
 
+cluster="$(cd "$(dirname "$0")/.." && pwd)/deploy/local-cluster.sh"
+http_base=${CHORUS_BENCH_HTTP_BASE:-28600}
 data=$(mktemp -d "${TMPDIR:-/tmp}/chorus-bench.XXXXXX")
-pids=()
+export CHORUS_NODES=$nodes CHORUS_LOCAL_DATA=$data \
+    CHORUS_HTTP_BASE=$http_base CHORUS_RAFT_BASE=${CHORUS_BENCH_RAFT_BASE:-27600}
+
 stop_nodes() {
-    local p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    pids=()
+    "$cluster" stop "$build" >/dev/null
     rm -rf "${data:?}"/*
 }
 trap 'stop_nodes; rm -rf "$data"' EXIT INT TERM
 
-# Starts the nodes; sets LEADER and FOLLOWER (gateway addresses).
+# Starts the nodes (the script waits until all are healthy); sets LEADER
+# and FOLLOWER (gateway addresses).
 start_nodes() {
-    local spec="" i
-    if [ "$nodes" -gt 1 ]; then
-        for i in $(seq 1 "$nodes"); do
-            spec="${spec:+$spec,}$i=127.0.0.1:$((raft_base + i))/127.0.0.1:$((http_base + i))"
-        done
-    fi
-    for i in $(seq 1 "$nodes"); do
-        # shellcheck disable=SC2086
-        "$build/chorusd" --id "$i" --raft "127.0.0.1:$((raft_base + i))" \
-            --http "127.0.0.1:$((http_base + i))" --data "$data/n$i" \
-            ${spec:+--cluster "$spec"} ${CHORUS_BENCH_NODE_ARGS:-} \
-            >"$data/n$i.log" 2>&1 &
-        pids+=($!)
-    done
-    LEADER="" FOLLOWER=""
-    for _ in $(seq 1 300); do
-        local id
-        id=$(curl -fsS --max-time 1 "http://127.0.0.1:$((http_base + 1))/admin/cluster" 2>/dev/null |
-             sed -n 's/.*"leader":\([0-9][0-9]*\).*/\1/p') || true
-        if [ -n "$id" ] && curl -fsS --max-time 1 \
-            "http://127.0.0.1:$((http_base + id))/admin/healthcheck" >/dev/null 2>&1; then
-            LEADER=127.0.0.1:$((http_base + id))
-            FOLLOWER=127.0.0.1:$((http_base + id % nodes + 1))
-            sleep 1 # let libraft finish preparing its first segments
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no healthy leader after 30 s" >&2
-    exit 1
+    local id
+    "$cluster" start "$build" >/dev/null
+    id=$(curl -fsS --max-time 5 "http://127.0.0.1:$((http_base + 1))/admin/cluster" |
+         sed -n 's/.*"leader":\([0-9][0-9]*\).*/\1/p')
+    [ -n "$id" ] || { echo "no leader reported" >&2; exit 1; }
+    LEADER=127.0.0.1:$((http_base + id))
+    FOLLOWER=127.0.0.1:$((http_base + id % nodes + 1))
+    sleep 1 # let libraft finish preparing its first segments
 }
 
 run() {
