@@ -22,6 +22,7 @@ import ctypes
 import http.client
 import json
 import os
+import resource
 import re
 import shutil
 import signal
@@ -150,8 +151,10 @@ class Node:
     them yourself through extra_args/env)."""
 
     def __init__(self, extra_args=(), env=None, node_id=1, data_dir=None,
-                 http_port=None, raft_port=None, flags=True, name=None):
+                 http_port=None, raft_port=None, flags=True, name=None,
+                 nofile=None):
         self.node_id = node_id
+        self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE for the process
         self.tmp = make_tmp("chorus-node%d-" % node_id)
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.http_port = http_port or free_port()
@@ -203,11 +206,18 @@ class Node:
                                              " ".join(self.argv()))).encode())
             self._log_offset = f.tell()
         logf = open(self.log_path, "ab")
+        nofile = self.nofile
+
+        def preexec():
+            _pdeathsig()
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
         try:
             self.proc = subprocess.Popen(
                 self.argv(), stdin=subprocess.DEVNULL, stdout=logf,
                 stderr=logf, env=base_env(self.env_extra),
-                preexec_fn=_pdeathsig, cwd=self.tmp)
+                preexec_fn=preexec, cwd=self.tmp)
         finally:
             logf.close()
         if wait:

@@ -5,7 +5,6 @@ import os
 import resource
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -267,39 +266,6 @@ def test_store_without_raft_log_is_refused():
           % "\n".join(lines[-5:]))
 
 
-def start_with_fd_limits(soft, hard, extra):
-    """chorusd started with RLIMIT_NOFILE (soft, hard); returns (proc,
-    log path, http port) once it is healthy."""
-    tmp = make_tmp("chorus-fd-")
-    log = os.path.join(tmp, "log")
-    port = free_port()
-    argv = [CHORUSD, "--raft", "%s:%d" % (HOST, free_port()),
-            "--http", "%s:%d" % (HOST, port),
-            "--data", os.path.join(tmp, "data")] + extra
-
-    def limits():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-    with open(log, "wb") as f:
-        p = subprocess.Popen(argv, stdout=f, stderr=f, preexec_fn=limits)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if http_request(port, "GET", "/admin/healthcheck",
-                            timeout=2).status == 200:
-                return p, log, port
-        except OSError:
-            pass
-        if p.poll() is not None or time.monotonic() > deadline:
-            if p.poll() is None:
-                p.kill()  # by the PID we started
-                p.wait(30)
-            with open(log, errors="replace") as f:
-                raise AssertionError("chorusd not healthy (rc=%s):\n%s"
-                                     % (p.returncode, f.read()[-2000:]))
-        time.sleep(0.1)
-
-
 def nofile_limits(pid):
     with open("/proc/%d/limits" % pid) as f:
         for line in f:
@@ -307,21 +273,6 @@ def nofile_limits(pid):
                 parts = line.split()
                 return int(parts[3]), int(parts[4])
     raise AssertionError("no 'Max open files' in /proc/%d/limits" % pid)
-
-
-def stop_proc(p, log):
-    p.send_signal(signal.SIGTERM)  # by the PID we started
-    try:
-        rc = p.wait(30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(30)
-        raise AssertionError("chorusd did not exit on SIGTERM")
-    with open(log, errors="replace") as f:
-        text = f.read()
-    sanitizer_check(text, "chorusd")
-    eq(rc, 0, "exit code on SIGTERM")
-    return text
 
 
 @timeout(90)
@@ -332,11 +283,12 @@ def test_fd_limit_is_raised_to_fit_max_connections():
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 4096:
         print("skipped: hard RLIMIT_NOFILE below 4096 here")
         return
-    p, log, _ = start_with_fd_limits(64, 4096, ["--max-connections", "1000"])
-    try:
-        eq(nofile_limits(p.pid), (1256, 4096), "soft/hard NOFILE of the node")
-    finally:
-        text = stop_proc(p, log)
+    n = Node(name="fd-raise", extra_args=["--max-connections", "1000"],
+             nofile=(64, 4096))
+    n.start()
+    eq(nofile_limits(n.pid), (1256, 4096), "soft/hard NOFILE of the node")
+    eq(n.stop(), 0, "exit code on SIGTERM")
+    text = n.full_log()
     check("file descriptor limit raised from=64 to=1256" in text,
           "no log line about the raise:\n%s" % text[-1500:])
     check("below what --max-connections needs" not in text,
@@ -345,11 +297,12 @@ def test_fd_limit_is_raised_to_fit_max_connections():
 
 @timeout(90)
 def test_fd_limit_below_max_connections_is_reported():
-    p, log, _ = start_with_fd_limits(64, 300, ["--max-connections", "1000"])
-    try:
-        eq(nofile_limits(p.pid), (300, 300), "soft raised to the hard limit")
-    finally:
-        text = stop_proc(p, log)
+    n = Node(name="fd-low", extra_args=["--max-connections", "1000"],
+             nofile=(64, 300))
+    n.start()
+    eq(nofile_limits(n.pid), (300, 300), "soft raised to the hard limit")
+    eq(n.stop(), 0, "exit code on SIGTERM")
+    text = n.full_log()
     check("file descriptor limit below what --max-connections needs "
           "limit=300 max_connections=1000" in text,
           "no warning about a hard limit too low:\n%s" % text[-1500:])
