@@ -24,7 +24,7 @@
 #define CH_MAX_UNANSWERED_PUBLISHES 10000
 /* Bytes read from the store for one connection per pump turn. */
 #define CH_REPLAY_SLICE_BYTES (256 * 1024)
-/* Bytes handed to one uv_write of a connection. */
+/* Bytes a wslay client (node-to-node link) hands to one uv_write. */
 #define CH_WRITE_CHUNK_BYTES (256 * 1024)
 /* Payload bytes of one raft entry (a batch closes when it would pass). */
 #define CH_MAX_BATCH_BYTES (1024 * 1024)
