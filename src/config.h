@@ -8,17 +8,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/limits.h"
 #include "common/log.h"
 
 struct chorusd_config {
     uint64_t id;
-    char raft[256];
-    char http[256];
+    char raft[CH_MAX_ADDR_BYTES + 1];
+    char http[CH_MAX_ADDR_BYTES + 1];
     char data[PATH_MAX];
     char cluster[4096];
     bool has_cluster;
     bool join;
-    char join_addr[256];
+    char join_addr[CH_MAX_ADDR_BYTES + 1];
     enum ch_log_level log_level;
     uint64_t max_message_bytes;
     uint64_t dedup_window_s;

@@ -1,7 +1,9 @@
 /* chorusd: wires store, cluster and gateway on one libuv loop and owns the
  * process lifecycle (start-up rules of SPEC §2, clean SIGTERM/SIGINT). */
 #include "cluster/cluster.h"
+#include "common/alloc.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "config.h"
@@ -35,40 +37,6 @@ struct node {
     bool stopping;
     int exit_code;
 };
-
-/* mkdir -p with one clear error. */
-static int make_dirs(const char *path, char *errmsg)
-{
-    char tmp[PATH_MAX];
-    size_t len = strlen(path);
-    struct stat st;
-
-    if (len == 0 || len >= sizeof tmp) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "bad data dir path");
-        return CH_EINVAL;
-    }
-    memcpy(tmp, path, len + 1);
-    for (char *p = tmp + 1;; p++) {
-        char saved = *p;
-        if (saved != '/' && saved != '\0')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-            snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create data dir '%s': %s",
-                     tmp, strerror(errno));
-            return CH_EIO;
-        }
-        *p = saved;
-        if (saved == '\0')
-            break;
-    }
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "data dir '%s' is not a directory",
-                 path);
-        return CH_EIO;
-    }
-    return 0;
-}
 
 /* raft 0.15 takes IPv4 literals only (RAFT-NOTES §1.5): resolve a name. */
 static int resolve_raft_addr(char *addr, size_t size, char *errmsg)
@@ -218,9 +186,9 @@ static int node_start(struct node *n, char *errmsg)
         rv = cluster_spec_parse(n->cfg.cluster, &members, &n_members, errmsg);
         if (rv != 0)
             return rv;
-        free(members);
+        ch_free(members);
     }
-    rv = make_dirs(n->cfg.data, errmsg);
+    rv = ch_mkdirs(n->cfg.data, errmsg);
     if (rv != 0)
         return rv;
     snprintf(store_dir, sizeof store_dir, "%s/store", n->cfg.data);

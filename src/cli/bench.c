@@ -20,6 +20,7 @@
 #include <uv.h>
 #include <wslay/wslay.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/limits.h"
@@ -181,10 +182,10 @@ static void on_close(uv_handle_t *h)
     }
     if (c->ctx != NULL)
         wslay_event_context_free(c->ctx);
-    free(c->hs);
-    free(c->sent_ns);
+    ch_free(c->hs);
+    ch_free(c->sent_ns);
     ch_buf_free(&c->out);
-    free(c);
+    ch_free(c);
 }
 
 static void conn_close(struct conn *c)
@@ -200,8 +201,8 @@ static void write_cb(uv_write_t *req, int status)
     struct write_req *w = (struct write_req *)req;
     struct conn *c = w->c;
 
-    free(w->data);
-    free(w);
+    ch_free(w->data);
+    ch_free(w);
     if (status == UV_ECANCELED || c->is_closing)
         return;
     c->is_writing = false;
@@ -222,7 +223,7 @@ static void conn_flush(struct conn *c)
 
     if (c->is_closing || c->is_writing || c->out.len == 0)
         return;
-    w = malloc(sizeof(*w));
+    w = ch_malloc(sizeof(*w));
     if (w == NULL) {
         bench_fail(c->b, "out of memory");
         return;
@@ -232,8 +233,8 @@ static void conn_flush(struct conn *c)
     buf = uv_buf_init(w->data, (unsigned)len);
     rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
     if (rv != 0) {
-        free(w->data);
-        free(w);
+        ch_free(w->data);
+        ch_free(w);
         bench_fail(c->b, "write to %s: %s", c->hostport, uv_strerror(rv));
         return;
     }
@@ -606,7 +607,7 @@ static int conn_open_ws(struct conn *c)
         max_msg = CH_DEFAULT_MAX_MESSAGE_BYTES + CH_FRAME_SLACK_BYTES;
     wslay_event_config_set_max_recv_msg_length(c->ctx, max_msg);
     c->is_open = true;
-    free(c->hs);
+    ch_free(c->hs);
     c->hs = NULL;
     return 0;
 }
@@ -685,7 +686,7 @@ static void connect_cb(uv_connect_t *req, int status)
         bench_fail(c->b, "%s: %s", c->hostport, uv_strerror(rv));
         return;
     }
-    c->hs = malloc(sizeof(*c->hs));
+    c->hs = ch_malloc(sizeof(*c->hs));
     if (c->hs == NULL || ch_ws_make_key(key) != 0 ||
         ch_ws_handshake_init(c->hs, key) != 0) {
         bench_fail(c->b, "cannot prepare the upgrade");
@@ -693,16 +694,16 @@ static void connect_cb(uv_connect_t *req, int status)
     }
     n = ch_ws_format_upgrade(head, sizeof(head), c->hostport, BENCH_USER_PATH,
                              key);
-    w = malloc(sizeof(*w));
+    w = ch_malloc(sizeof(*w));
     if (n < 0 || w == NULL) {
-        free(w);
+        ch_free(w);
         bench_fail(c->b, "cannot prepare the upgrade");
         return;
     }
     w->c = c;
-    w->data = malloc((size_t)n);
+    w->data = ch_malloc((size_t)n);
     if (w->data == NULL) {
-        free(w);
+        ch_free(w);
         bench_fail(c->b, "out of memory");
         return;
     }
@@ -711,8 +712,8 @@ static void connect_cb(uv_connect_t *req, int status)
     /* Not counted in is_writing: nothing else is queued before upgrade. */
     rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
     if (rv != 0) {
-        free(w->data);
-        free(w);
+        ch_free(w->data);
+        ch_free(w);
         bench_fail(c->b, "write to %s: %s", c->hostport, uv_strerror(rv));
         return;
     }
@@ -730,13 +731,13 @@ static int conn_start(struct bench *b, enum conn_role role, unsigned idx,
 
     if (b->n_conns == b->cap_conns) {
         size_t cap = b->cap_conns ? b->cap_conns * 2 : 16;
-        struct conn **p = realloc(b->conns, cap * sizeof(*p));
+        struct conn **p = ch_realloc(b->conns, cap * sizeof(*p));
         if (p == NULL)
             goto err_nomem;
         b->conns = p;
         b->cap_conns = cap;
     }
-    c = calloc(1, sizeof(*c));
+    c = ch_calloc(1, sizeof(*c));
     if (c == NULL)
         goto err_nomem;
     c->b = b;
@@ -746,16 +747,16 @@ static int conn_start(struct bench *b, enum conn_role role, unsigned idx,
     c->hostport = b->o->servers[server];
     ch_buf_init(&c->out);
     if (role == ROLE_PUB) {
-        c->sent_ns = calloc(b->o->window, sizeof(*c->sent_ns));
+        c->sent_ns = ch_calloc(b->o->window, sizeof(*c->sent_ns));
         if (c->sent_ns == NULL) {
-            free(c);
+            ch_free(c);
             goto err_nomem;
         }
     }
     rv = uv_tcp_init(b->loop, &c->tcp);
     if (rv != 0) {
-        free(c->sent_ns);
-        free(c);
+        ch_free(c->sent_ns);
+        ch_free(c);
         bench_fail(b, "tcp init: %s", uv_strerror(rv));
         return CH_EIO;
     }
@@ -1217,7 +1218,7 @@ static int resolve_servers(struct bench *b)
         hints.ai_socktype = SOCK_STREAM;
         rv = getaddrinfo(host, port, &hints, &res);
         if (rv != 0) {
-            snprintf(b->errmsg, sizeof(b->errmsg), "cannot resolve %s: %s",
+            snprintf(b->errmsg, sizeof(b->errmsg), "cannot resolve %.200s: %s",
                      host, gai_strerror(rv));
             return CH_ECONNECT;
         }
@@ -1241,7 +1242,7 @@ static int make_frame(struct bench *b)
         return CH_EINVAL;
     b->frame_head_n = (size_t)head_n;
     b->frame_n = (size_t)head_n + body_n;
-    b->frame = malloc(b->frame_n + 1);
+    b->frame = ch_malloc(b->frame_n + 1);
     if (b->frame == NULL)
         return CH_ENOMEM;
     snprintf(b->frame, b->frame_n + 1, "> %s\n\n", o->topic);
@@ -1272,13 +1273,13 @@ static int run(const struct bench_opts *o)
     }
     if (make_frame(&b) != 0)
         goto err_nomem;
-    b.ack_us = malloc(sizeof(*b.ack_us) * (size_t)(o->count ? o->count : 1));
+    b.ack_us = ch_malloc(sizeof(*b.ack_us) * (size_t)(o->count ? o->count : 1));
     if (b.ack_us == NULL)
         goto err_nomem;
     if (o->mode == MODE_E2E) {
-        b.e2e_sent_ns = calloc((size_t)o->count, sizeof(*b.e2e_sent_ns));
+        b.e2e_sent_ns = ch_calloc((size_t)o->count, sizeof(*b.e2e_sent_ns));
         b.e2e_us =
-            malloc(sizeof(*b.e2e_us) * (size_t)o->count * o->n_subscribers);
+            ch_malloc(sizeof(*b.e2e_us) * (size_t)o->count * o->n_subscribers);
         if (b.e2e_sent_ns == NULL || b.e2e_us == NULL)
             goto err_nomem;
     }
@@ -1379,11 +1380,11 @@ out_after_loop:
 out:
     json_decref(result);
     json_decref(b.fill_result);
-    free(b.conns);
-    free(b.frame);
-    free(b.ack_us);
-    free(b.e2e_sent_ns);
-    free(b.e2e_us);
+    ch_free(b.conns);
+    ch_free(b.frame);
+    ch_free(b.ack_us);
+    ch_free(b.e2e_sent_ns);
+    ch_free(b.e2e_us);
     return code;
 
 err_nomem:
@@ -1469,8 +1470,8 @@ static int parse_servers(struct bench_opts *o, const char *list)
     char host[256];
     char port[16];
 
-    free(o->servers_copy);
-    o->servers_copy = strdup(list);
+    ch_free(o->servers_copy);
+    o->servers_copy = ch_strdup(list);
     if (o->servers_copy == NULL)
         return CH_ENOMEM;
     o->n_servers = 0;
@@ -1623,6 +1624,6 @@ int main(int argc, char **argv)
     code = parse_args(argc, argv, &o);
     if (code < 0)
         code = run(&o);
-    free(o.servers_copy);
+    ch_free(o.servers_copy);
     return code;
 }

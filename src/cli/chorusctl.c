@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "cli/httpc.h"
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/limits.h"
@@ -154,39 +155,6 @@ static int print_json(const json_t *v)
     return EXIT_OK;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    unsigned cp;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        len = 2;
-        cp = p[0] & 0x1fu;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        len = 3;
-        cp = p[0] & 0x0fu;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        len = 4;
-        cp = p[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3fu);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* Writes body so that one message stays on one line: control characters,
  * backslashes and bytes that are not UTF-8 are escaped C-style. */
 static void print_escaped(FILE *f, const char *data, size_t n)
@@ -211,7 +179,7 @@ static void print_escaped(FILE *f, const char *data, size_t n)
         } else if (ch < 0x80) {
             fputc(ch, f);
         } else {
-            len = utf8_seq_len(p + i, n - i);
+            len = ch_utf8_seq_len(data + i, n - i);
             if (len == 0) {
                 fprintf(f, "\\x%02x", ch);
             } else {
@@ -783,7 +751,7 @@ static bool valid_header_name(const char *s, size_t n)
 static void free_lines(char **lines, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        free(lines[i]);
+        ch_free(lines[i]);
 }
 
 static int cmd_publish(const struct ctl *ctl)
@@ -979,16 +947,16 @@ static json_t *message_json(const struct tail_msg *m)
         return o;
     }
     /* Not UTF-8: base64, as the REST API does. */
-    b64 = malloc(4 * ((m->body_n + 2) / 3) + 1);
+    b64 = ch_malloc(4 * ((m->body_n + 2) / 3) + 1);
     if (b64 == NULL)
         goto err;
     EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)m->body,
                     (int)m->body_n);
     if (json_object_set_new(o, "bodyBase64", json_string(b64)) != 0) {
-        free(b64);
+        ch_free(b64);
         goto err;
     }
-    free(b64);
+    ch_free(b64);
     return o;
 
 err:
@@ -1115,7 +1083,7 @@ static int cmd_tail(const struct ctl *ctl)
         } else {
             rv = report_frame_error(data, n);
         }
-        free(data);
+        ch_free(data);
         if (rv != EXIT_OK)
             goto out;
     }

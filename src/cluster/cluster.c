@@ -1,7 +1,9 @@
 /* The cluster object: raft on the node's loop, start-up rules (SPEC §2),
  * the leader monitor and shutdown. */
 #include "cluster/cluster_int.h"
+#include "common/alloc.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/limits.h"
 #include "common/log.h"
 
@@ -37,36 +39,6 @@ static const char *state_name(int state)
     }
 }
 
-/* mkdir -p */
-static int mkdirs(const char *path, char *errmsg)
-{
-    char tmp[PATH_MAX];
-    size_t len = strlen(path);
-
-    if (len == 0 || len >= sizeof tmp) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "bad directory path '%s'", path);
-        return CH_EINVAL;
-    }
-    memcpy(tmp, path, len + 1);
-    for (char *p = tmp + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-            snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create '%s': %s", tmp,
-                     strerror(errno));
-            return CH_EIO;
-        }
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create '%s': %s", tmp,
-                 strerror(errno));
-        return CH_EIO;
-    }
-    return 0;
-}
-
 /* True when raft's directory holds persisted state (metadata or segments). */
 static bool raft_dir_has_state(const char *dir)
 {
@@ -95,7 +67,7 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
     struct cluster *c;
     int rv;
 
-    c = calloc(1, sizeof *c);
+    c = ch_calloc(1, sizeof *c);
     if (c == NULL) {
         snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
         return CH_ENOMEM;
@@ -113,7 +85,7 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
     if (c->cfg.heartbeat_timeout_ms >= c->cfg.election_timeout_ms) {
         snprintf(errmsg, CH_ERRMSG_SIZE,
                  "heartbeat timeout must be below the election timeout");
-        free(c);
+        ch_free(c);
         return CH_EINVAL;
     }
     c->store = store;
@@ -122,21 +94,21 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
     if ((size_t)snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft",
                          cfg->data_dir) >= sizeof c->raft_dir) {
         snprintf(errmsg, CH_ERRMSG_SIZE, "data dir path too long");
-        free(c);
+        ch_free(c);
         return CH_EINVAL;
     }
     if (cfg->cluster_spec != NULL) {
         rv = cluster_spec_parse(cfg->cluster_spec, &c->spec_members,
                                 &c->n_spec_members, errmsg);
         if (rv != 0) {
-            free(c);
+            ch_free(c);
             return rv;
         }
     }
-    rv = mkdirs(c->raft_dir, errmsg);
+    rv = ch_mkdirs(c->raft_dir, errmsg);
     if (rv != 0) {
-        free(c->spec_members);
-        free(c);
+        ch_free(c->spec_members);
+        ch_free(c);
         return rv;
     }
     *out = c;
@@ -191,7 +163,7 @@ static int maybe_bootstrap(struct cluster *c, char *errmsg)
          * applied already and be skipped. Refuse rather than lose data. */
         snprintf(errmsg, CH_ERRMSG_SIZE,
                  "data dir holds a store (applied index %llu) but no raft "
-                 "log in %s: restore a whole data dir, not the store alone",
+                 "log in %.100s: restore a whole data dir, not the store alone",
                  (unsigned long long)store_applied_index(c->store),
                  c->raft_dir);
         return CH_EINVAL;
@@ -206,8 +178,8 @@ static int maybe_bootstrap(struct cluster *c, char *errmsg)
                 self_named = true;
                 if (strcmp(members[i].raft, c->cfg.raft_addr) != 0) {
                     snprintf(errmsg, CH_ERRMSG_SIZE,
-                             "--cluster gives id %llu raft address %s but "
-                             "--raft is %s",
+                             "--cluster gives id %llu raft address %.80s but "
+                             "--raft is %.80s",
                              (unsigned long long)c->cfg.id, members[i].raft,
                              c->cfg.raft_addr);
                     rv = CH_EINVAL;
@@ -246,7 +218,7 @@ static int maybe_bootstrap(struct cluster *c, char *errmsg)
         log_info("cluster", "already bootstrapped: %s", c->io.errmsg);
         rv = 0;
     } else if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "bootstrap failed: %s (%d): %s",
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bootstrap failed: %s (%d): %.200s",
                  raft_strerror(rv), rv, c->io.errmsg);
         rv = CH_EIO;
         goto err;
@@ -256,7 +228,7 @@ static int maybe_bootstrap(struct cluster *c, char *errmsg)
     }
 err:
     raft_configuration_close(&conf);
-    free(members);
+    ch_free(members);
     return rv;
 }
 
@@ -386,7 +358,7 @@ int cluster_start(struct cluster *c, char *errmsg)
     }
     rv = raft_uv_init(&c->io, c->loop, c->raft_dir, &c->transport);
     if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "raft io init failed: %s",
+        snprintf(errmsg, CH_ERRMSG_SIZE, "raft io init failed: %.200s",
                  c->io.errmsg);
         raft_uv_tcp_close(&c->transport);
         return CH_EIO;
@@ -441,7 +413,7 @@ int cluster_start(struct cluster *c, char *errmsg)
 
     rv = raft_start(&c->raft);
     if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "raft start failed (%s, %d): %s %s",
+        snprintf(errmsg, CH_ERRMSG_SIZE, "raft start failed (%s, %d): %.100s %.100s",
                  raft_strerror(rv), rv, raft_errmsg(&c->raft), c->io.errmsg);
         return CH_EIO;
     }
@@ -528,8 +500,8 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
 void cluster_destroy(struct cluster *c)
 {
     cluster__fsm_close(c);
-    free(c->spec_members);
-    free(c);
+    ch_free(c->spec_members);
+    ch_free(c);
 }
 
 void cluster_get_status(struct cluster *c, struct cluster_status *out)
@@ -575,7 +547,7 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
 static void step_down_cb(struct raft_transfer *req)
 {
     struct cluster *c = req->data;
-    free(req);
+    ch_free(req);
     log_info("cluster",
              "leadership handed over after a store failure "
              "state=%s",
@@ -589,12 +561,12 @@ void cluster__step_down(struct cluster *c)
     if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER ||
         c->step_down_pending)
         return;
-    req = calloc(1, sizeof *req);
+    req = ch_calloc(1, sizeof *req);
     if (req == NULL)
         return;
     req->data = c;
     if (raft_transfer(&c->raft, req, 0, step_down_cb) != 0)
-        free(req);
+        ch_free(req);
     else
         c->step_down_pending = true;
 }

@@ -14,17 +14,16 @@
 #include <uv.h>
 
 #include "common/codec.h"
+#include "common/limits.h"
 #include "store/store.h"
 
 struct cluster;
 
-#define CLUSTER_ADDR_MAX 64
-
 /* One member of the initial configuration (--cluster). */
 struct cluster_member {
     uint64_t id;
-    char raft[CLUSTER_ADDR_MAX]; /* IPv4:port */
-    char http[CLUSTER_ADDR_MAX]; /* host:port */
+    char raft[CH_MAX_ADDR_BYTES + 1]; /* IPv4:port */
+    char http[CH_MAX_ADDR_BYTES + 1]; /* host:port */
     int role;                    /* CLUSTER_ROLE_* */
 };
 
@@ -34,7 +33,7 @@ enum {
     CLUSTER_ROLE_SPARE = 2
 };
 
-/* Parses `ID=RAFT/HTTP[,ID=RAFT/HTTP...]` into a malloc'd array (free()).
+/* Parses `ID=RAFT/HTTP[,ID=RAFT/HTTP...]` into a malloc'd array (ch_free()).
  * RAFT must be an IPv4 literal with a port. Ids unique and >= 1.
  * Returns 0 or CH_EINVAL with a reason in errmsg. */
 int cluster_spec_parse(const char *text, struct cluster_member **out,

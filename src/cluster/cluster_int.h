@@ -68,8 +68,8 @@ struct mchange {
     struct cluster *c;
     enum ch_link_op op;
     uint64_t id;
-    char raft[CLUSTER_ADDR_MAX];
-    char http[CLUSTER_ADDR_MAX * 4];
+    char raft[CH_MAX_ADDR_BYTES + 1];
+    char http[CH_MAX_ADDR_BYTES + 1];
     int role;
     cluster_admin_cb cb;
     void *arg;

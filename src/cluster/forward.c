@@ -9,6 +9,7 @@
  * sent, a lost link or leader makes the outcome unknown (a retry with the
  * same publisher message id is de-duplicated by the FSM). */
 #include "cluster/cluster_int.h"
+#include "common/alloc.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -69,7 +70,7 @@ static struct fwd_req *list_take(struct fwd_list *l, uint64_t req_id)
 static void req_free(struct fwd_req *r)
 {
     ch_buf_free(&r->item);
-    free(r);
+    ch_free(r);
 }
 
 /* Answers and frees a request. */
@@ -93,7 +94,7 @@ static void req_answer(struct cluster *c, struct fwd_req *r, int status,
 static struct fwd_req *
 req_create(struct cluster *c, const struct ch_link_req *lr, uint64_t timeout_ms)
 {
-    struct fwd_req *r = calloc(1, sizeof *r);
+    struct fwd_req *r = ch_calloc(1, sizeof *r);
     struct ch_link_enc enc;
     struct ch_link_req copy = *lr;
 
@@ -106,7 +107,7 @@ req_create(struct cluster *c, const struct ch_link_req *lr, uint64_t timeout_ms)
     ch_link_enc_init(&enc, CH_LINK_REQUESTS);
     if (ch_link_enc_req(&enc, &copy) != 0) {
         ch_link_enc_close(&enc);
-        free(r);
+        ch_free(r);
         return NULL;
     }
     /* Keep the encoded item: it is the only copy of the message. */
@@ -232,7 +233,7 @@ static void link_lost(struct fwd_link *fl)
     while ((r = list_pop(&fl->sent)) != NULL)
         req_answer(c, r, CH_EUNKNOWN,
                    "leader connection lost: outcome unknown");
-    free(fl);
+    ch_free(fl);
 }
 
 static void on_link_state(void *arg, struct lclient *l, bool open)
@@ -354,7 +355,7 @@ void cluster__forward_tick(struct cluster *c)
     uint64_t now = uv_now(c->loop);
     raft_id leader_id = 0;
     const char *leader_addr = NULL;
-    char http[CLUSTER_ADDR_MAX * 4];
+    char http[CH_MAX_ADDR_BYTES + 1];
     struct fwd_link *fl;
     struct fwd_req *r;
 
@@ -402,7 +403,7 @@ void cluster__forward_tick(struct cluster *c)
         c->link_retry_ms = now + 1000;
         return;
     }
-    fl = calloc(1, sizeof *fl);
+    fl = ch_calloc(1, sizeof *fl);
     if (fl == NULL) {
         c->link_retry_ms = now + 1000;
         return;
@@ -412,7 +413,7 @@ void cluster__forward_tick(struct cluster *c)
     fl->l =
         lclient_create(c, http, on_response, ignore_request, on_link_state, fl);
     if (fl->l == NULL) {
-        free(fl);
+        ch_free(fl);
         c->link_retry_ms = now + 1000;
         return;
     }

@@ -7,6 +7,7 @@
  * the result; a local store failure aborts the process, and the restart
  * re-applies idempotently. */
 #include "cluster/cluster_int.h"
+#include "common/alloc.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -24,7 +25,7 @@ static int ensure_scratch(struct cluster *c, size_t n)
     cap = c->scratch_cap ? c->scratch_cap : 64;
     while (cap < n)
         cap *= 2;
-    p = realloc(c->scratch, cap * sizeof *p);
+    p = ch_realloc(c->scratch, cap * sizeof *p);
     if (p == NULL)
         return CH_ENOMEM;
     c->scratch = p;
@@ -260,7 +261,7 @@ void cluster__fsm_close(struct cluster *c)
         c->snap = NULL;
     }
     ch_buf_free(&c->snap_buf);
-    free(c->scratch);
+    ch_free(c->scratch);
     c->scratch = NULL;
     c->scratch_cap = 0;
 }

@@ -8,6 +8,7 @@
  * closes (not after lclient_close). Memory is freed after the handle
  * closes. */
 #include "cluster/cluster_int.h"
+#include "common/alloc.h"
 #include "common/log.h"
 #include "common/wsio.h"
 
@@ -30,7 +31,7 @@ struct lclient {
     uv_getaddrinfo_t gai;
     uv_connect_t connect_req;
     uv_write_t wreq;
-    char addr[CLUSTER_ADDR_MAX * 4];
+    char addr[CH_MAX_ADDR_BYTES + 1];
     enum lstate state;
     bool detached; /* owner closed it: no more callbacks */
     bool tcp_inited;
@@ -58,7 +59,7 @@ static void lclient_unref(struct lclient *l)
     ch_buf_free(&l->wbuf);
     if (l->ws != NULL)
         wslay_event_context_free(l->ws);
-    free(l);
+    ch_free(l);
 }
 
 static void on_tcp_closed(uv_handle_t *h)
@@ -359,9 +360,9 @@ struct lclient *lclient_create(struct cluster *c, const char *addr,
                                lclient_resp_cb resp_cb, lclient_req_cb req_cb,
                                lclient_state_cb state_cb, void *arg)
 {
-    struct lclient *l = calloc(1, sizeof *l);
+    struct lclient *l = ch_calloc(1, sizeof *l);
     struct addrinfo hints;
-    char host[CLUSTER_ADDR_MAX * 4];
+    char host[CH_MAX_ADDR_BYTES + 1];
     const char *colon = strrchr(addr, ':');
     int rv;
 
@@ -376,7 +377,7 @@ struct lclient *lclient_create(struct cluster *c, const char *addr,
     snprintf(l->addr, sizeof l->addr, "%s", addr);
     if (colon == NULL || colon == addr ||
         (size_t)(colon - addr) >= sizeof host) {
-        free(l);
+        ch_free(l);
         return NULL;
     }
     memcpy(host, addr, (size_t)(colon - addr));
@@ -388,7 +389,7 @@ struct lclient *lclient_create(struct cluster *c, const char *addr,
     l->state = L_RESOLVING;
     rv = uv_getaddrinfo(c->loop, &l->gai, resolved_cb, host, colon + 1, &hints);
     if (rv != 0) {
-        free(l);
+        ch_free(l);
         return NULL;
     }
     l->refs++;

@@ -3,6 +3,7 @@
  * raft address, gateway address, role); joining with --join ADDR; telling a
  * removed node. */
 #include "cluster/cluster_int.h"
+#include "common/alloc.h"
 #include "common/log.h"
 
 #include <stdarg.h>
@@ -55,7 +56,7 @@ static void change_done(struct cluster *c, int status, const char *fmt, ...)
         log_warn("cluster", "membership change failed op=%d id=%llu err=%s",
                  m->op, (unsigned long long)m->id, text);
     m->cb(m->arg, status, text);
-    free(m);
+    ch_free(m);
 }
 
 static int raft_to_ch(int rv)
@@ -131,7 +132,7 @@ static void notice_state(void *arg, struct lclient *l, bool open)
         /* The node answers nothing; it shuts down and closes the link. */
         return;
     }
-    free(n);
+    ch_free(n);
 }
 
 static void ignore_resp(void *arg, const struct ch_link_resp *r)
@@ -148,16 +149,16 @@ static void ignore_req(void *arg, const struct ch_link_req *r)
 
 static void notify_removed(struct cluster *c, uint64_t id, const char *http)
 {
-    struct notice *n = calloc(1, sizeof *n);
+    struct notice *n = ch_calloc(1, sizeof *n);
 
     if (n == NULL || http[0] == '\0') {
-        free(n);
+        ch_free(n);
         return;
     }
     n->id = id;
     n->l = lclient_create(c, http, ignore_resp, ignore_req, notice_state, n);
     if (n->l == NULL)
-        free(n);
+        ch_free(n);
 }
 
 /* ---- join: directory entry, raft_add, then raft_assign ---- */
@@ -298,7 +299,7 @@ static void leave_self_transfer_cb(struct raft_transfer *req)
     rv = cluster__forward_admin(c, &lr, m->cb, m->arg);
     if (rv != 0)
         m->cb(m->arg, rv, "cannot forward the leave to the new leader");
-    free(m);
+    ch_free(m);
 }
 
 static int start_leave(struct cluster *c, struct mchange *m)
@@ -362,8 +363,8 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
     s = config_server(c, r->id);
     switch (r->op) {
     case CH_LINK_JOIN:
-        if (r->id == 0 || r->raft.n == 0 || r->raft.n >= CLUSTER_ADDR_MAX ||
-            r->http.n == 0 || r->http.n >= CLUSTER_ADDR_MAX * 4) {
+        if (r->id == 0 || r->raft.n == 0 || r->raft.n > CH_MAX_ADDR_BYTES ||
+            r->http.n == 0 || r->http.n > CH_MAX_ADDR_BYTES) {
             cb(arg, CH_EINVAL,
                "join needs an id >= 1, a raft and an HTTP "
                "address");
@@ -404,7 +405,7 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
         return 0;
     }
 
-    m = calloc(1, sizeof *m);
+    m = ch_calloc(1, sizeof *m);
     if (m == NULL)
         return CH_ENOMEM;
     m->c = c;
@@ -453,8 +454,8 @@ int cluster_join(struct cluster *c, uint64_t id, const char *raft,
     struct ch_link_req r;
 
     if (id == 0 || raft == NULL || http == NULL ||
-        !cluster_addr_valid_ipv4(raft) || strlen(raft) >= CLUSTER_ADDR_MAX ||
-        strlen(http) >= CLUSTER_ADDR_MAX * 4 || strchr(http, ':') == NULL ||
+        !cluster_addr_valid_ipv4(raft) || strlen(raft) > CH_MAX_ADDR_BYTES ||
+        strlen(http) > CH_MAX_ADDR_BYTES || strchr(http, ':') == NULL ||
         role < CLUSTER_ROLE_VOTER || role > CLUSTER_ROLE_SPARE)
         return CH_EINVAL;
     memset(&r, 0, sizeof r);
@@ -512,7 +513,7 @@ static void directory_cb(struct raft_apply *req, int status, void *result)
     (void)result;
     if (status != 0)
         log_warn("cluster", "directory update failed status=%d", status);
-    free(req);
+    ch_free(req);
 }
 
 /* On the ready leader: members of the configuration missing from the
@@ -553,9 +554,9 @@ static void directory_fill(struct cluster *c)
         n++;
     }
     if (n > 0) {
-        req = calloc(1, sizeof *req);
+        req = ch_calloc(1, sizeof *req);
         if (req != NULL && propose_members(c, req, ch, n, directory_cb) != 0)
-            free(req);
+            ch_free(req);
     }
     store_read_end(t);
 }

@@ -5,6 +5,7 @@
  * The leader stamps the publishing time and the de-dup window into the
  * entry, so apply is deterministic on every node. */
 #include "cluster/cluster_int.h"
+#include "common/alloc.h"
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -15,7 +16,7 @@
 
 static struct batch *batch_create(struct cluster *c)
 {
-    struct batch *b = calloc(1, sizeof *b);
+    struct batch *b = ch_calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
     b->c = c;
@@ -27,8 +28,8 @@ static struct batch *batch_create(struct cluster *c)
 void cluster__batch_free(struct batch *b)
 {
     ch_batch_enc_close(&b->enc);
-    free(b->waiters);
-    free(b);
+    ch_free(b->waiters);
+    ch_free(b);
 }
 
 static void list_push(struct batch **head, struct batch **tail, struct batch *b)
@@ -139,7 +140,7 @@ int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
     b = c->open;
     if (b->n_waiters == b->cap_waiters) {
         size_t cap = b->cap_waiters ? b->cap_waiters * 2 : 16;
-        struct waiter *grown = realloc(b->waiters, cap * sizeof *grown);
+        struct waiter *grown = ch_realloc(b->waiters, cap * sizeof *grown);
         if (grown == NULL)
             return CH_ENOMEM;
         b->waiters = grown;

@@ -1,5 +1,6 @@
 /* Parsing of the --cluster specification and raft addresses (SPEC §2). */
 #include "cluster/cluster.h"
+#include "common/alloc.h"
 #include "common/err.h"
 
 #include <arpa/inet.h>
@@ -55,7 +56,7 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
     while (*p != '\0') {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        char item[2 * CLUSTER_ADDR_MAX + 32];
+        char item[2 * CH_MAX_ADDR_BYTES + 32];
         char *eq, *slash, *idend;
         unsigned long long id;
         struct cluster_member *m;
@@ -72,7 +73,7 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
         slash = eq ? strchr(eq, '/') : NULL;
         if (eq == NULL || slash == NULL) {
             snprintf(errmsg, CH_ERRMSG_SIZE,
-                     "bad cluster member '%s': want ID=RAFT/HTTP", item);
+                     "bad cluster member '%.200s': want ID=RAFT/HTTP", item);
             goto err;
         }
         *eq = '\0';
@@ -81,17 +82,17 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
         id = strtoull(item, &idend, 10);
         if (*item < '0' || *item > '9' || *idend != '\0' || id == 0 ||
             errno == ERANGE) {
-            snprintf(errmsg, CH_ERRMSG_SIZE, "bad member id '%s'", item);
+            snprintf(errmsg, CH_ERRMSG_SIZE, "bad member id '%.200s'", item);
             goto err;
         }
-        if (strlen(eq + 1) >= CLUSTER_ADDR_MAX ||
+        if (strlen(eq + 1) > CH_MAX_ADDR_BYTES ||
             !cluster_addr_valid_ipv4(eq + 1)) {
             snprintf(errmsg, CH_ERRMSG_SIZE,
                      "bad raft address '%s' of member %llu: want IPv4:PORT",
                      eq + 1, id);
             goto err;
         }
-        if (strlen(slash + 1) >= CLUSTER_ADDR_MAX ||
+        if (strlen(slash + 1) > CH_MAX_ADDR_BYTES ||
             !addr_valid_hostport(slash + 1)) {
             snprintf(errmsg, CH_ERRMSG_SIZE,
                      "bad http address '%s' of member %llu: want HOST:PORT",
@@ -105,10 +106,10 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
                 goto err;
             }
         }
-        grown = realloc(members, (n + 1) * sizeof *members);
+        grown = ch_realloc(members, (n + 1) * sizeof *members);
         if (grown == NULL) {
             snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
-            free(members);
+            ch_free(members);
             return CH_ENOMEM;
         }
         members = grown;
@@ -132,6 +133,6 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
     *n_out = n;
     return 0;
 err:
-    free(members);
+    ch_free(members);
     return CH_EINVAL;
 }

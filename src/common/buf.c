@@ -1,4 +1,5 @@
 /* Growable byte buffer. */
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
 
@@ -15,7 +16,7 @@ void ch_buf_init(struct ch_buf *b)
 
 void ch_buf_free(struct ch_buf *b)
 {
-    free(b->data);
+    ch_free(b->data);
     ch_buf_init(b);
 }
 
@@ -32,7 +33,7 @@ int ch_buf_reserve(struct ch_buf *b, size_t n)
     cap = b->cap ? b->cap : 256;
     while (cap < want)
         cap *= 2;
-    p = realloc(b->data, cap);
+    p = ch_realloc(b->data, cap);
     if (p == NULL)
         return CH_ENOMEM;
     b->data = p;

@@ -28,7 +28,7 @@ __attribute__((warn_unused_result)) int ch_buf_append_i64(struct ch_buf *b,
                                                           long long v);
 /* Drops the first n bytes. */
 void ch_buf_consume(struct ch_buf *b, size_t n);
-/* Takes the memory out of b (caller frees with free()); b becomes empty. */
+/* Takes the memory out of b (caller frees with ch_free()); b becomes empty. */
 char *ch_buf_steal(struct ch_buf *b, size_t *len);
 
 #endif

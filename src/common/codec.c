@@ -11,7 +11,9 @@
 
 #include <msgpack.h>
 
+#include "common/alloc.h"
 #include "common/err.h"
+#include "common/limits.h"
 
 /* Fields of one message array in a command, and of a record array. */
 #define CMD_MSG_FIELDS 6
@@ -31,9 +33,9 @@
  * 2 empty bins, fixint role. */
 #define CMD_MIN_MEMBER_BYTES (1 + 1 + 1 + 2 + 2 + 1)
 /* Limits of struct ch_member_change (codec.h): the store keeps the
- * addresses NUL-terminated in char[64] and char[256]. */
-#define CMD_MEMBER_MAX_RAFT_BYTES 63
-#define CMD_MEMBER_MAX_HTTP_BYTES 255
+ * addresses NUL-terminated in char[CH_MAX_ADDR_BYTES + 1]. */
+#define CMD_MEMBER_MAX_RAFT_BYTES CH_MAX_ADDR_BYTES
+#define CMD_MEMBER_MAX_HTTP_BYTES CH_MAX_ADDR_BYTES
 #define CMD_MEMBER_MAX_ROLE 2 /* 0 voter, 1 standby, 2 spare */
 
 static size_t pad8(size_t n)
@@ -485,7 +487,7 @@ static int decode_msgs(const char *p, size_t end, size_t *off, uint64_t n,
     if (n > (end - *off) / CMD_MIN_MSG_BYTES)
         return CH_ECORRUPT;
     if (n > 0) {
-        msgs = calloc((size_t)n, sizeof(*msgs));
+        msgs = ch_calloc((size_t)n, sizeof(*msgs));
         if (msgs == NULL)
             return CH_ECORRUPT; /* only for inputs the size of memory */
     }
@@ -510,7 +512,7 @@ static int decode_msgs(const char *p, size_t end, size_t *off, uint64_t n,
     return 0;
 
 err:
-    free(msgs);
+    ch_free(msgs);
     return CH_ECORRUPT;
 }
 
@@ -523,7 +525,7 @@ static int decode_members(const char *p, size_t end, size_t *off, uint64_t n,
     if (n > (end - *off) / CMD_MIN_MEMBER_BYTES)
         return CH_ECORRUPT;
     if (n > 0) {
-        members = calloc((size_t)n, sizeof(*members));
+        members = ch_calloc((size_t)n, sizeof(*members));
         if (members == NULL)
             return CH_ECORRUPT; /* only for inputs the size of memory */
     }
@@ -550,7 +552,7 @@ static int decode_members(const char *p, size_t end, size_t *off, uint64_t n,
     return 0;
 
 err:
-    free(members);
+    ch_free(members);
     return CH_ECORRUPT;
 }
 
@@ -604,10 +606,10 @@ err:
 
 void ch_cmd_free(struct ch_cmd *c)
 {
-    free(c->msgs);
+    ch_free(c->msgs);
     c->msgs = NULL;
     c->n_msgs = 0;
-    free(c->members);
+    ch_free(c->members);
     c->members = NULL;
     c->n_members = 0;
 }

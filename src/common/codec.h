@@ -55,8 +55,8 @@ enum ch_member_op {
 struct ch_member_change {
     enum ch_member_op op;
     uint64_t id;
-    struct ch_bytes raft; /* IPv4:port, at most 63 bytes */
-    struct ch_bytes http; /* host:port, at most 255 bytes */
+    struct ch_bytes raft; /* IPv4:port, at most CH_MAX_ADDR_BYTES */
+    struct ch_bytes http; /* host:port, at most CH_MAX_ADDR_BYTES */
     int role;             /* 0 voter, 1 standby, 2 spare */
 };
 

@@ -14,6 +14,11 @@
 /* A WebSocket frame may carry the command line and header on top of the
  * body; frames above body limit + this slack are not parsed (close 1009). */
 #define CH_FRAME_SLACK_BYTES (CH_MAX_HEADER_BYTES + 1024)
+/* Bytes of a node address (HOST:PORT; raft or gateway) without its NUL.
+ * Every struct that holds one keeps CH_MAX_ADDR_BYTES + 1 bytes, so an
+ * address accepted anywhere fits everywhere (flags, --cluster, join
+ * requests, the member directory, link targets). */
+#define CH_MAX_ADDR_BYTES 255
 /* --dedup-window default, seconds. */
 #define CH_DEFAULT_DEDUP_WINDOW_S 120
 /* --publish-timeout default, ms. */

@@ -1,6 +1,7 @@
 /* String-keyed hash map. */
-#include "common/map.h"
+#include "common/alloc.h"
 #include "common/err.h"
+#include "common/map.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,11 +31,11 @@ void ch_map_close(struct ch_map *m)
         struct ch_map_entry *e = m->buckets[b];
         while (e != NULL) {
             struct ch_map_entry *next = e->next;
-            free(e);
+            ch_free(e);
             e = next;
         }
     }
-    free(m->buckets);
+    ch_free(m->buckets);
     ch_map_init(m);
 }
 
@@ -63,7 +64,7 @@ void *ch_map_get(const struct ch_map *m, const char *key, size_t key_n)
 static int grow(struct ch_map *m)
 {
     size_t n = m->n_buckets ? m->n_buckets * 2 : 16;
-    struct ch_map_entry **b = calloc(n, sizeof *b);
+    struct ch_map_entry **b = ch_calloc(n, sizeof *b);
 
     if (b == NULL)
         return CH_ENOMEM;
@@ -77,7 +78,7 @@ static int grow(struct ch_map *m)
             e = next;
         }
     }
-    free(m->buckets);
+    ch_free(m->buckets);
     m->buckets = b;
     m->n_buckets = n;
     return 0;
@@ -98,7 +99,7 @@ int ch_map_set(struct ch_map *m, const char *key, size_t key_n, void *value)
         (*pp)->value = value;
         return 0;
     }
-    e = malloc(sizeof *e + key_n + 1);
+    e = ch_malloc(sizeof *e + key_n + 1);
     if (e == NULL)
         return CH_ENOMEM;
     e->next = NULL;
@@ -122,7 +123,7 @@ void *ch_map_del(struct ch_map *m, const char *key, size_t key_n)
     e = *pp;
     *pp = e->next;
     v = e->value;
-    free(e);
+    ch_free(e);
     m->n_entries--;
     return v;
 }

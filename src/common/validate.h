@@ -19,5 +19,8 @@ bool ch_parse_i64(const char *p, size_t n, long long *out);
 /* True when p[0..n) is well-formed UTF-8 (RFC 3629: no overlongs,
  * no surrogates, at most U+10FFFF). */
 bool ch_valid_utf8(const char *p, size_t n);
+/* Bytes of the well-formed UTF-8 sequence at p (n bytes available): 1-4,
+ * or 0 when p does not start one (same rules as ch_valid_utf8). */
+size_t ch_utf8_seq_len(const char *p, size_t n);
 
 #endif

@@ -23,6 +23,7 @@
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 
 /* RFC 6455 §1.3: appended to the key before hashing. */
@@ -211,7 +212,7 @@ int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg)
     hints.ai_socktype = SOCK_STREAM;
     rv = getaddrinfo(host, port, &hints, &res);
     if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot resolve %s: %s", host,
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot resolve %.200s: %s", host,
                  gai_strerror(rv));
         return CH_ECONNECT;
     }
@@ -512,14 +513,14 @@ static void wsc_on_msg_cb(wslay_event_context_ptr ctx,
     }
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return; /* ping/pong: wslay answers pings itself */
-    m = malloc(sizeof(*m));
+    m = ch_malloc(sizeof(*m));
     if (m == NULL) {
         c->is_nomem = true;
         return;
     }
-    m->data = malloc(arg->msg_length + 1);
+    m->data = ch_malloc(arg->msg_length + 1);
     if (m->data == NULL) {
-        free(m);
+        ch_free(m);
         c->is_nomem = true;
         return;
     }
@@ -540,7 +541,7 @@ static void wsc_on_msg_cb(wslay_event_context_ptr ctx,
 
 int ch_wsc_create(size_t max_msg_bytes, struct ch_wsc **out)
 {
-    struct ch_wsc *c = calloc(1, sizeof(*c));
+    struct ch_wsc *c = ch_calloc(1, sizeof(*c));
 
     if (c == NULL)
         return CH_ENOMEM;
@@ -615,7 +616,7 @@ int ch_wsc_connect(struct ch_wsc *c, const char *hostport, const char *path,
     rv = ch_tcp_connect(hostport, timeout_ms, &c->fd, c->errmsg);
     if (rv != 0)
         goto err;
-    hs = malloc(sizeof(*hs));
+    hs = ch_malloc(sizeof(*hs));
     if (hs == NULL) {
         rv = CH_ENOMEM;
         snprintf(c->errmsg, sizeof(c->errmsg), "out of memory");
@@ -655,11 +656,11 @@ int ch_wsc_connect(struct ch_wsc *c, const char *hostport, const char *path,
         goto err_after_hs;
     }
     wslay_event_config_set_max_recv_msg_length(c->ctx, c->max_msg_bytes);
-    free(hs);
+    ch_free(hs);
     return 0;
 
 err_after_hs:
-    free(hs);
+    ch_free(hs);
 err_after_connect:
     close(c->fd);
     c->fd = -1;
@@ -810,7 +811,7 @@ int ch_wsc_recv(struct ch_wsc *c, int timeout_ms, bool *is_binary, char **data,
     *data = m->data;
     *n = m->len;
     *is_binary = m->is_binary;
-    free(m);
+    ch_free(m);
     return 0;
 }
 
@@ -835,9 +836,9 @@ void ch_wsc_destroy(struct ch_wsc *c)
     while (c->head != NULL) {
         m = c->head;
         c->head = m->next;
-        free(m->data);
-        free(m);
+        ch_free(m->data);
+        ch_free(m);
     }
     ch_buf_free(&c->pending_in);
-    free(c);
+    ch_free(c);
 }

@@ -114,7 +114,7 @@ __attribute__((warn_unused_result)) int ch_wsc_send(struct ch_wsc *c,
 /* Receives the next whole data message within timeout_ms (< 0: no limit;
  * 0: only what is already buffered or readable). Pings are answered and
  * fragments joined on the way. On success *data is owned by the caller
- * (free with free(); NUL-terminated, *n excludes the NUL) and *is_binary
+ * (free with ch_free(); NUL-terminated, *n excludes the NUL) and *is_binary
  * tells the opcode. Returns 0, CH_ETIMEDOUT, CH_ESHUTDOWN (interrupted by a
  * signal: poll returned EINTR), CH_EIO (socket error, connection closed by
  * the server: the text says which, with the close code), CH_ETOOBIG (message

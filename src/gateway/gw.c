@@ -1,4 +1,5 @@
 /* Gateway lifecycle: listener, the pump check, shutdown. */
+#include "common/alloc.h"
 #include "common/log.h"
 #include "gateway/gw_int.h"
 
@@ -13,7 +14,7 @@
 int gw_create(uv_loop_t *loop, const struct gw_config *cfg,
               struct cluster *cluster, struct gw **out, char *errmsg)
 {
-    struct gw *gw = calloc(1, sizeof *gw);
+    struct gw *gw = ch_calloc(1, sizeof *gw);
 
     if (gw == NULL) {
         snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
@@ -229,5 +230,5 @@ void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
 void gw_destroy(struct gw *gw)
 {
     ch_map_close(&gw->index);
-    free(gw);
+    ch_free(gw);
 }

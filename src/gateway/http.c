@@ -1,6 +1,7 @@
 /* Connections and HTTP/1.1: accept, bounded input, http_parser, routing to
  * the REST/admin handlers or the WebSocket upgrade, batched output (one
  * uv_write in flight per connection, the next chunk collecting meanwhile). */
+#include "common/alloc.h"
 #include "common/log.h"
 #include "gateway/gw_int.h"
 
@@ -129,7 +130,7 @@ static void conn_free(struct gw_conn *c)
     if (c->is_link)
         ch_link_enc_close(&c->link_out);
     ch_map_close(&c->cursors);
-    free(c);
+    ch_free(c);
     gw__maybe_closed(gw);
 }
 
@@ -339,7 +340,7 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
         log_warn("gw", "accept failed err=%s", uv_strerror(status));
         return;
     }
-    c = calloc(1, sizeof *c);
+    c = ch_calloc(1, sizeof *c);
     if (c == NULL) {
         log_error("gw", "out of memory accepting a connection");
         return;
@@ -349,7 +350,7 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     ch_map_init(&c->cursors);
     rv = uv_tcp_init(gw->loop, &c->tcp);
     if (rv != 0) {
-        free(c);
+        ch_free(c);
         return;
     }
     c->tcp.data = c;

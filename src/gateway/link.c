@@ -3,6 +3,7 @@
  * "you were removed" notice) are handed to the cluster, which runs them
  * here or forwards them on; answers are collected and sent as one frame per
  * loop turn. */
+#include "common/alloc.h"
 #include "common/log.h"
 #include "gateway/gw_int.h"
 
@@ -36,7 +37,7 @@ static void respond(struct gw_conn *c, const struct ch_link_resp *r)
 
 static struct link_call *call_create(struct gw_conn *c, uint64_t req_id)
 {
-    struct link_call *lc = malloc(sizeof *lc);
+    struct link_call *lc = ch_malloc(sizeof *lc);
     if (lc == NULL)
         return NULL;
     lc->conn = c;
@@ -50,7 +51,7 @@ static void call_end(struct link_call *lc)
 {
     struct gw_conn *c = lc->conn;
     c->n_link_pending--;
-    free(lc);
+    ch_free(lc);
     gw__conn_update_reading(c);
     gw__conn_unref(c);
 }
@@ -106,7 +107,7 @@ static void on_request(void *arg, const struct ch_link_req *req)
     struct gw_conn *c = arg;
     struct cluster *cl = c->gw->cluster;
     struct link_call *lc;
-    char raft[CLUSTER_ADDR_MAX], http[CLUSTER_ADDR_MAX * 4];
+    char raft[CH_MAX_ADDR_BYTES + 1], http[CH_MAX_ADDR_BYTES + 1];
     int rv;
 
     if (req->op == CH_LINK_REMOVED) {

@@ -1,5 +1,6 @@
 /* The client protocol (SPEC §4): command parsing, publishes answered in
  * publish order, and the wire form of messages. */
+#include "common/alloc.h"
 #include "common/log.h"
 #include "common/validate.h"
 #include "gateway/gw_int.h"
@@ -231,7 +232,7 @@ static void send_answers(struct gw_conn *c)
         if (!c->closing)
             gw__ws_send_text(c, p->answer.data, p->answer.len);
         ch_buf_free(&p->answer);
-        free(p);
+        ch_free(p);
         c->n_unanswered--;
     }
     if (!c->closing) {
@@ -304,7 +305,7 @@ static void pub_answer(struct gw_pub *p, int status,
 
 static struct gw_pub *pub_push(struct gw_conn *c, const struct gw_cmd *cmd)
 {
-    struct gw_pub *p = calloc(1, sizeof *p);
+    struct gw_pub *p = ch_calloc(1, sizeof *p);
     size_t n;
 
     if (p == NULL)

@@ -1,4 +1,5 @@
 /* REST API (SPEC §5): publish and replay over plain HTTP. */
+#include "common/alloc.h"
 #include "common/log.h"
 #include "common/validate.h"
 #include "gateway/gw_int.h"
@@ -102,7 +103,7 @@ static void rest_publish_cb(void *arg, int status,
         else
             gw__http_error(c, 503, "%s: not committed", ch_strerror(status));
     }
-    free(rp);
+    ch_free(rp);
     gw__http_resume(c);
     gw__conn_unref(c);
 }
@@ -130,7 +131,7 @@ static char *headers_json(const struct gw_http_req *r)
         v += strlen(v) + 1;
     }
     if (json_object_size(obj) == 0)
-        out = strdup("");
+        out = strdup(""); /* freed with free(), like json_dumps */
     else
         out = json_dumps(obj, JSON_COMPACT);
 out:
@@ -159,16 +160,17 @@ static void rest_publish(struct gw_conn *c, const char *path, size_t path_n,
         return;
     }
     hdr = headers_json(&c->req);
-    rp = calloc(1, sizeof *rp);
+    rp = ch_calloc(1, sizeof *rp);
     if (hdr == NULL || rp == NULL) {
         free(hdr);
-        free(rp);
+        ch_free(rp);
         gw__http_error(c, 500, "out of memory");
         return;
     }
     rp->conn = c;
     memcpy(rp->path, path, path_n);
-    snprintf(rp->msgid, sizeof rp->msgid, "%s", msgid);
+    CH_ASSERT(strlen(msgid) < sizeof rp->msgid); /* validated above */
+    memcpy(rp->msgid, msgid, strlen(msgid) + 1);
     memset(&m, 0, sizeof m);
     m.path.p = path;
     m.path.n = path_n;
@@ -186,7 +188,7 @@ static void rest_publish(struct gw_conn *c, const char *path, size_t path_n,
     rv = cluster_publish(c->gw->cluster, &m, rest_publish_cb, rp);
     free(hdr);
     if (rv != 0) {
-        free(rp);
+        ch_free(rp);
         c->gw->metrics.publish_errors++;
         gw__http_error(c, 503, "%s: not committed", ch_strerror(rv));
         return;
@@ -221,14 +223,14 @@ static json_t *msg_to_json(const struct ch_msg *m)
         json_object_set_new(o, "body", json_stringn(m->body.p, m->body.n));
     } else {
         size_t cap = 4 * ((m->body.n + 2) / 3) + 1;
-        unsigned char *b64 = malloc(cap);
+        unsigned char *b64 = ch_malloc(cap);
         if (b64 == NULL) {
             json_decref(o);
             return NULL;
         }
         EVP_EncodeBlock(b64, (const unsigned char *)m->body.p, (int)m->body.n);
         json_object_set_new(o, "bodyBase64", json_string((char *)b64));
-        free(b64);
+        ch_free(b64);
     }
     return o;
 }

@@ -5,6 +5,7 @@
  * room; otherwise the cursor is marked behind and the pump reads from the
  * store from that point on. A cursor never skips or repeats, so the
  * replay→live hand-over and slow readers need no special case. */
+#include "common/alloc.h"
 #include "common/log.h"
 #include "common/validate.h"
 #include "gateway/gw_int.h"
@@ -52,7 +53,7 @@ static struct gw_cursor *cursor_get(struct gw_conn *c, const char *path,
 static struct gw_cursor *cursor_create(struct gw_conn *c, const char *path,
                                        size_t path_n, int64_t next_seq)
 {
-    struct gw_cursor *cur = calloc(1, sizeof *cur);
+    struct gw_cursor *cur = ch_calloc(1, sizeof *cur);
 
     if (cur == NULL)
         return NULL;
@@ -60,7 +61,7 @@ static struct gw_cursor *cursor_create(struct gw_conn *c, const char *path,
     cur->path_n = path_n;
     memcpy(cur->path, path, path_n);
     if (ch_map_set(&c->cursors, path, path_n, cur) != 0) {
-        free(cur);
+        ch_free(cur);
         return NULL;
     }
     return cur;
@@ -82,7 +83,7 @@ static void cursor_free(struct gw_conn *c, struct gw_cursor *cur)
 {
     cursor_set_behind(c, cur, false);
     ch_map_del(&c->cursors, cur->path, cur->path_n);
-    free(cur);
+    ch_free(cur);
 }
 
 /* Drops cursors that no subscription of the connection matches any more. */
@@ -189,7 +190,7 @@ static void sub_free(struct gw_conn *c, struct gw_sub *s)
         c->n_replays--;
     index_remove(c->gw, s);
     c->n_subs--;
-    free(s);
+    ch_free(s);
 }
 
 static int64_t topic_last(struct store_txn *t, const char *path, size_t path_n)
@@ -207,7 +208,7 @@ int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd)
 
     if (c->n_subs >= CH_MAX_SUBS_PER_CONN)
         return CH_EFULL;
-    s = calloc(1, sizeof *s);
+    s = ch_calloc(1, sizeof *s);
     if (s == NULL)
         return CH_ENOMEM;
     s->conn = c;
@@ -220,7 +221,7 @@ int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd)
     s->state = cmd->has_start ? GW_SUB_PENDING : GW_SUB_LIVE;
     rv = index_add(c->gw, s);
     if (rv != 0) {
-        free(s);
+        ch_free(s);
         return rv;
     }
     for (tail = &c->subs; *tail != NULL; tail = &(*tail)->next)

@@ -19,6 +19,7 @@
 #include <lmdb.h>
 #include <msgpack.h>
 
+#include "common/alloc.h"
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/limits.h"
@@ -75,7 +76,7 @@ int store_snapshot_begin(struct store *s, struct store_snap **out)
     int rc;
     int rv;
 
-    snap = calloc(1, sizeof(*snap));
+    snap = ch_calloc(1, sizeof(*snap));
     if (snap == NULL)
         return CH_ENOMEM;
     snap->s = s;
@@ -100,7 +101,7 @@ int store_snapshot_begin(struct store *s, struct store_snap **out)
 err_after_txn:
     mdb_txn_abort(snap->txn);
 err_after_alloc:
-    free(snap);
+    ch_free(snap);
     return rv;
 }
 
@@ -175,7 +176,7 @@ void store_snapshot_end(struct store_snap *snap)
     if (snap == NULL)
         return;
     mdb_txn_abort(snap->txn);
-    free(snap);
+    ch_free(snap);
 }
 
 /* Checks the fixed header; fills the index and record count. */

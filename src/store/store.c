@@ -12,6 +12,7 @@
  * in its own database, also written only by applying raft entries. Stores
  * created before it existed gain the empty database on open. */
 #include "store/store.h"
+#include "common/fs.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -23,6 +24,7 @@
 
 #include <lmdb.h>
 
+#include "common/alloc.h"
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/validate.h"
@@ -205,30 +207,6 @@ static int meta_put_u64(struct store *s, MDB_txn *txn, const char *name,
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* mkdir -p: SPEC §2 creates a missing data dir with its parents. */
-static int make_dirs(struct store *s, const char *dir)
-{
-    char path[PATH_MAX];
-    size_t n = strlen(dir);
-
-    if (n == 0 || n >= sizeof(path))
-        return set_err(s, CH_EINVAL, "bad store directory path");
-    memcpy(path, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        path[i] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            snprintf(s->errmsg, sizeof(s->errmsg), "mkdir %s: %s", path,
-                     strerror(errno));
-            return CH_EIO;
-        }
-        if (i < n)
-            path[i] = '/';
-    }
-    return 0;
-}
-
 static int check_format(struct store *s, MDB_txn *txn)
 {
     static const char name[] = META_FORMAT;
@@ -263,14 +241,14 @@ int store_open(const char *dir, uint64_t map_bytes, struct store **out,
     int rc;
     int rv;
 
-    s = calloc(1, sizeof(*s));
+    s = ch_calloc(1, sizeof(*s));
     if (s == NULL) {
         if (errmsg != NULL)
             snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
         return CH_ENOMEM;
     }
     ch_buf_init(&s->scratch);
-    rv = make_dirs(s, dir);
+    rv = ch_mkdirs(dir, s->errmsg);
     if (rv != 0)
         goto err_after_alloc;
     rc = mdb_env_create(&s->env);
@@ -338,9 +316,9 @@ err_after_env:
     mdb_env_close(s->env);
 err_after_alloc:
     if (errmsg != NULL)
-        snprintf(errmsg, CH_ERRMSG_SIZE, "store %s: %s", dir, s->errmsg);
+        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.100s: %.140s", dir, s->errmsg);
     ch_buf_free(&s->scratch);
-    free(s);
+    ch_free(s);
     return rv;
 }
 
@@ -350,7 +328,7 @@ void store_close(struct store *s)
         return;
     mdb_env_close(s->env);
     ch_buf_free(&s->scratch);
-    free(s);
+    ch_free(s);
 }
 
 const char *store_errmsg(const struct store *s)
@@ -829,13 +807,13 @@ int store_read_begin(struct store *s, struct store_txn **out)
     struct store_txn *t;
     int rc;
 
-    t = malloc(sizeof(*t));
+    t = ch_malloc(sizeof(*t));
     if (t == NULL)
         return CH_ENOMEM;
     t->s = s;
     rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
     if (rc != 0) {
-        free(t);
+        ch_free(t);
         return store__err_from_mdb(NULL, rc, "begin read txn");
     }
     *out = t;
@@ -847,7 +825,7 @@ void store_read_end(struct store_txn *t)
     if (t == NULL)
         return;
     mdb_txn_abort(t->txn);
-    free(t);
+    ch_free(t);
 }
 
 int store_topic_get(struct store_txn *t, const char *path, size_t path_n,

@@ -15,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/codec.h"
+#include "common/limits.h"
 
 struct store;
 struct store_txn;  /* a read transaction */
@@ -66,8 +67,8 @@ int store_apply_publish(struct store *s, uint64_t index, int64_t time,
 /* A member of the replicated directory. */
 struct store_member {
     uint64_t id;
-    char raft[64];  /* IPv4:port */
-    char http[256]; /* host:port */
+    char raft[CH_MAX_ADDR_BYTES + 1]; /* IPv4:port */
+    char http[CH_MAX_ADDR_BYTES + 1]; /* host:port */
     int role;       /* 0 voter, 1 standby, 2 spare */
 };
 

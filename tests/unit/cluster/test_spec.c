@@ -132,33 +132,33 @@ static void test_spec_parse_keeps_order_and_large_ids(void **state)
     free(m);
 }
 
-/* Longest accepted addresses are kept whole (CLUSTER_ADDR_MAX - 1 bytes). */
+/* Longest accepted addresses are kept whole (CH_MAX_ADDR_BYTES bytes). */
 static void test_spec_parse_address_length_limits(void **state)
 {
-    char spec[512];
-    char http[CLUSTER_ADDR_MAX + 8];
+    char spec[1024];
+    char http[CH_MAX_ADDR_BYTES + 8];
     struct cluster_member *m = NULL;
     unsigned n = 0;
     char errmsg[CH_ERRMSG_SIZE] = "";
     size_t host_n;
 
     (void)state;
-    /* http of exactly 63 bytes: host of 58 + ":8080" */
-    host_n = CLUSTER_ADDR_MAX - 1 - 5;
+    /* http of exactly CH_MAX_ADDR_BYTES: host + ":8080" */
+    host_n = CH_MAX_ADDR_BYTES - 5;
     memset(http, 'h', host_n);
     memcpy(http + host_n, ":8080", 6);
-    assert_int_equal(strlen(http), CLUSTER_ADDR_MAX - 1);
+    assert_int_equal(strlen(http), CH_MAX_ADDR_BYTES);
     snprintf(spec, sizeof spec, "1=127.0.0.1:7001/%s", http);
     assert_int_equal(cluster_spec_parse(spec, &m, &n, errmsg), 0);
     assert_int_equal(n, 1);
     assert_string_equal(m[0].http, http);
     free(m);
 
-    /* 64 bytes: refused, not truncated */
+    /* one byte more: refused, not truncated */
     m = NULL;
     memset(http, 'h', host_n + 1);
     memcpy(http + host_n + 1, ":8080", 6);
-    assert_int_equal(strlen(http), CLUSTER_ADDR_MAX);
+    assert_int_equal(strlen(http), CH_MAX_ADDR_BYTES + 1);
     snprintf(spec, sizeof spec, "1=127.0.0.1:7001/%s", http);
     errmsg[0] = '\0';
     assert_int_equal(cluster_spec_parse(spec, &m, &n, errmsg), CH_EINVAL);
@@ -303,22 +303,22 @@ static void test_spec_parse_rejects_overflowing_id(void **state)
 
 static void test_spec_parse_rejects_overlong(void **state)
 {
-    char spec[1024];
-    char raft[CLUSTER_ADDR_MAX + 16];
-    char big[400];
+    char spec[2048];
+    char raft[CH_MAX_ADDR_BYTES + 16];
+    char big[700];
 
     (void)state;
-    /* raft address of 64+ bytes: port with leading zeros, still port 80 */
+    /* raft address over the limit: port with leading zeros, still 80 */
     snprintf(raft, sizeof raft, "127.0.0.1:");
-    memset(raft + 10, '0', CLUSTER_ADDR_MAX - 10 - 2);
-    memcpy(raft + CLUSTER_ADDR_MAX - 2, "80", 3);
-    assert_int_equal(strlen(raft), CLUSTER_ADDR_MAX);
+    memset(raft + 10, '0', CH_MAX_ADDR_BYTES + 1 - 10 - 2);
+    memcpy(raft + CH_MAX_ADDR_BYTES + 1 - 2, "80", 3);
+    assert_int_equal(strlen(raft), CH_MAX_ADDR_BYTES + 1);
     snprintf(spec, sizeof spec, "1=%s/127.0.0.1:8081", raft);
     expect_refused(spec, "bad raft address");
 
-    /* http address of 100 bytes */
-    memset(big, 'h', 95);
-    memcpy(big + 95, ":8080", 6);
+    /* http address of 300 bytes */
+    memset(big, 'h', 295);
+    memcpy(big + 295, ":8080", 6);
     snprintf(spec, sizeof spec, "1=127.0.0.1:7001/%s", big);
     expect_refused(spec, "bad http address");
 

@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/codec.h"
 #include "common/err.h"
+#include "common/limits.h"
 
 #define B(s) ((struct ch_bytes){.p = (s), .n = sizeof(s) - 1})
 
@@ -423,8 +424,8 @@ static void *encode_members(const struct ch_member_change *c, uint32_t n,
 
 static void test_members_round_trip(void **state)
 {
-    char raft_max[63];
-    char http_max[255];
+    char raft_max[CH_MAX_ADDR_BYTES];
+    char http_max[CH_MAX_ADDR_BYTES];
     struct ch_member_change c[4];
     struct ch_cmd cmd;
     size_t len;
@@ -486,7 +487,7 @@ static void test_members_del_ignores_addresses_and_role(void **state)
 
     (void)state;
     memset(too_long, 'x', sizeof(too_long));
-    del = member(CH_MEMBER_DEL, 5, (struct ch_bytes){too_long, 64},
+    del = member(CH_MEMBER_DEL, 5, (struct ch_bytes){too_long, 260},
                  (struct ch_bytes){too_long, sizeof(too_long)}, 17);
     buf = encode_members(&del, 1, 1, &len);
     assert_int_equal(ch_cmd_decode(buf, len, &cmd), 0);
@@ -502,7 +503,7 @@ static void test_members_del_ignores_addresses_and_role(void **state)
 
 static void test_members_length_multiple_of_8_and_zero_padding(void **state)
 {
-    char raft[63];
+    char raft[CH_MAX_ADDR_BYTES];
 
     (void)state;
     memset(raft, '9', sizeof(raft));
@@ -540,8 +541,10 @@ static void test_members_encode_rejects_bad_changes(void **state)
         member((enum ch_member_op)3, 1, B("a:1"), B("b:2"), 0),
         member(CH_MEMBER_SET, 0, B("a:1"), B("b:2"), 0),
         member(CH_MEMBER_DEL, 0, B(""), B(""), 0),
-        member(CH_MEMBER_SET, 1, (struct ch_bytes){big, 64}, B("b:2"), 0),
-        member(CH_MEMBER_SET, 1, B("a:1"), (struct ch_bytes){big, 256}, 0),
+        member(CH_MEMBER_SET, 1, (struct ch_bytes){big, CH_MAX_ADDR_BYTES + 1},
+               B("b:2"), 0),
+        member(CH_MEMBER_SET, 1, B("a:1"),
+               (struct ch_bytes){big, CH_MAX_ADDR_BYTES + 1}, 0),
         member(CH_MEMBER_SET, 1, B("a:1"), B("b:2"), 3),
         member(CH_MEMBER_SET, 1, B("a:1"), B("b:2"), -1),
         member(CH_MEMBER_SET, 1, (struct ch_bytes){NULL, 3}, B("b:2"), 0),
@@ -625,7 +628,8 @@ static void test_members_rejects_malformed(void **state)
                 const struct ch_member_change *m = &cmd.members[j];
                 assert_true(m->op == CH_MEMBER_SET || m->op == CH_MEMBER_DEL);
                 assert_true(m->id != 0);
-                assert_true(m->raft.n <= 63 && m->http.n <= 255);
+                assert_true(m->raft.n <= CH_MAX_ADDR_BYTES &&
+                            m->http.n <= CH_MAX_ADDR_BYTES);
                 assert_true(m->role >= 0 && m->role <= 2);
                 assert_inside(m->raft, copy, len);
                 assert_inside(m->http, copy, len);
@@ -651,7 +655,8 @@ static size_t members_payload(unsigned char *p, unsigned op, unsigned id,
     p[n++] = 0x95;
     p[n++] = (unsigned char)op;
     p[n++] = (unsigned char)id;
-    p[n++] = 0xc4;
+    p[n++] = 0xc5; /* bin16, big endian length */
+    p[n++] = (unsigned char)(raft_n >> 8);
     p[n++] = (unsigned char)raft_n;
     memset(p + n, 'r', raft_n);
     n += raft_n;
@@ -674,20 +679,20 @@ static void test_members_rejects_out_of_range_fields(void **state)
     } cases[] = {
         {1, 7, 0, 0, 0, 0},              /* minimal SET */
         {2, 7, 0, 0, 0, 0},              /* minimal DEL */
-        {1, 7, 63, 255, 2, 0},           /* longest addresses, last role */
+        {1, 7, 255, 255, 2, 0},          /* longest addresses, last role */
         {0, 7, 1, 1, 0, CH_ECORRUPT},    /* op 0 */
         {3, 7, 1, 1, 0, CH_ECORRUPT},    /* op 3 */
         {1, 0, 1, 1, 0, CH_ECORRUPT},    /* id 0 */
         {2, 0, 0, 0, 0, CH_ECORRUPT},    /* DEL of id 0 */
-        {1, 7, 64, 1, 0, CH_ECORRUPT},   /* raft too long */
+        {1, 7, 256, 1, 0, CH_ECORRUPT},  /* raft too long */
         {1, 7, 1, 256, 0, CH_ECORRUPT},  /* http too long */
         {1, 7, 1, 1, 3, CH_ECORRUPT},    /* role 3 */
         {1, 7, 1, 1, 0x7f, CH_ECORRUPT}, /* role 127 */
         {1, 7, 1, 1, 0xff, CH_ECORRUPT}, /* role -1 (negative fixint) */
         {1, 0xcc, 1, 1, 0, CH_ECORRUPT}, /* id: truncated uint8 marker */
     };
-    unsigned char payload[400];
-    unsigned char buf[416];
+    unsigned char payload[700];
+    unsigned char buf[716];
     struct ch_cmd cmd;
 
     (void)state;

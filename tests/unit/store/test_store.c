@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/codec.h"
 #include "common/err.h"
+#include "common/limits.h"
 #include "store/store.h"
 
 #define MAP_BYTES (64ULL * 1024 * 1024)
@@ -934,23 +935,23 @@ static void test_store_members_reapply_is_skipped(void **state)
 static void test_store_members_invalid_change_refused(void **state)
 {
     struct fx *f = *state;
-    char raft_max[64];
-    char http_max[256];
-    char raft_long[65];
-    char http_long[257];
+    char raft_max[CH_MAX_ADDR_BYTES + 1];
+    char http_max[CH_MAX_ADDR_BYTES + 1];
+    char raft_long[CH_MAX_ADDR_BYTES + 2];
+    char http_long[CH_MAX_ADDR_BYTES + 2];
     struct ch_member_change c[3];
     struct ch_member_change bad[6];
     struct store_member m;
     struct member_list l = {0};
 
-    memset(raft_max, 'r', 63);
-    raft_max[63] = '\0';
-    memset(http_max, 'h', 255);
-    http_max[255] = '\0';
-    memset(raft_long, 'r', 64);
-    raft_long[64] = '\0';
-    memset(http_long, 'h', 256);
-    http_long[256] = '\0';
+    memset(raft_max, 'r', CH_MAX_ADDR_BYTES);
+    raft_max[CH_MAX_ADDR_BYTES] = '\0';
+    memset(http_max, 'h', CH_MAX_ADDR_BYTES);
+    http_max[CH_MAX_ADDR_BYTES] = '\0';
+    memset(raft_long, 'r', CH_MAX_ADDR_BYTES + 1);
+    raft_long[CH_MAX_ADDR_BYTES + 1] = '\0';
+    memset(http_long, 'h', CH_MAX_ADDR_BYTES + 1);
+    http_long[CH_MAX_ADDR_BYTES + 1] = '\0';
 
     /* the longest fields fit exactly */
     c[0] = mset(1, raft_max, http_max, 2);
