@@ -1,6 +1,7 @@
-/* chorus-bench: load generator (SPEC §7). Many WebSocket clients in one
- * libuv loop speak the real protocol (SPEC §4); wslay frames them over
- * in-memory buffers (its callbacks make no syscalls, as in h2o). Modes:
+/* chorus-bench: load generator (docs/benchmarks.md). Many WebSocket
+ * clients in one libuv loop speak the real protocol (docs/protocol.md),
+ * each a client end of common/wsconn.h (the project's one client stack,
+ * shared with the node link and chorusctl). Modes:
  * pub (pipelined publishes, ack latency), sync (window 1), replay (full
  * history read rate), fanout (N live subscribers, deliveries/s) and e2e
  * (publish-to-delivery latency). Every run is bounded by --timeout. */
@@ -16,16 +17,15 @@
 #include <sys/socket.h>
 
 #include <jansson.h>
-#include <openssl/rand.h>
 #include <uv.h>
-#include <wslay/wslay.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/limits.h"
+#include "common/net.h"
 #include "common/validate.h"
-#include "common/wsclient.h"
+#include "common/wsconn.h"
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
@@ -33,10 +33,8 @@
 
 #define BENCH_DEFAULT_SERVER "127.0.0.1:8080"
 #define BENCH_USER_PATH "/stream/user/bench"
-/* Bytes of frames queued for one connection before wslay is told to wait. */
-#define BENCH_OUT_MAX_BYTES (1024 * 1024)
-/* Read buffer of one connection. */
-#define BENCH_READ_BYTES (64 * 1024)
+/* Framed bytes handed to one socket write of a connection. */
+#define BENCH_WRITE_BYTES (1024 * 1024)
 /* Bounds on options. */
 #define BENCH_MAX_SERVERS 16
 #define BENCH_MAX_COUNT 50000000ULL
@@ -79,22 +77,15 @@ struct bench_opts {
 
 struct bench;
 
+/* One client. Owned by bench.conns until the end of the run; its
+ * connection is closed (ws NULL) when its step ends or the run fails. */
 struct conn {
     struct bench *b;
-    uv_tcp_t tcp; /* handle; conn is freed in its close_cb */
-    uv_connect_t connect_req;
+    struct ch_wsconn *ws; /* NULL once closed */
     enum conn_role role;
-    unsigned idx;                /* index in its role */
-    const char *hostport;        /* borrowed from opts */
-    struct ch_ws_handshake *hs;  /* owned while upgrading */
-    wslay_event_context_ptr ctx; /* owned once upgraded */
-    bool is_open;                /* upgraded */
-    bool is_ready;               /* "#connected" received */
-    bool is_closing;             /* uv_close called */
-    bool is_writing;             /* a uv_write of `out` is in flight */
-    const char *in;              /* bytes being fed to wslay (borrowed) */
-    size_t in_n;
-    struct ch_buf out;           /* frames waiting for uv_write */
+    unsigned idx;         /* index in its role */
+    const char *hostport; /* borrowed from opts */
+    bool is_ready;        /* "#connected" received */
     /* publisher */
     uint64_t quota; /* publishes this client makes */
     uint64_t n_sent;
@@ -105,12 +96,6 @@ struct conn {
     uint64_t n_received; /* messages received */
     uint64_t n_expected; /* replay: from "#fetch-start" */
     bool has_fetch_start;
-};
-
-struct write_req {
-    uv_write_t req;
-    struct conn *c;
-    char *data; /* owned bytes being written */
 };
 
 struct bench {
@@ -124,7 +109,7 @@ struct bench {
     enum bench_phase phase;
     bool is_failed;
     char errmsg[CH_ERRMSG_SIZE];
-    struct conn **conns; /* owned array; entries NULL once freed */
+    struct conn **conns; /* owned array of owned clients */
     size_t n_conns;
     size_t cap_conns;
     size_t n_ready; /* clients with "#connected" this step */
@@ -154,10 +139,9 @@ struct bench {
     uint64_t t_last_progress_ns;
     uint64_t last_progress_n;
     json_t *fill_result; /* replay: result of the fill step */
-    /* One libuv read buffer for all connections: every read is fed to
-     * wslay before the callback returns (10,000 clients x 64 KiB each was
-     * 640 MB). */
-    char rbuf[BENCH_READ_BYTES];
+    /* The clients' shared read buffer and mask bytes (10,000 clients with
+     * a 64 KiB buffer each was 640 MB). */
+    struct ch_wsctx wsctx;
 };
 
 static void bench_fail(struct bench *b, const char *fmt, ...)
@@ -166,157 +150,32 @@ static void bench_finish(struct bench *b);
 static int conn_start(struct bench *b, enum conn_role role, unsigned idx,
                       uint64_t quota);
 static void step_started(struct bench *b);
-static void conn_pump(struct conn *c);
 static void start_reader(struct bench *b);
 
 /* ---- connections --------------------------------------------------------- */
 
-static void on_close(uv_handle_t *h)
+static bool conn_is_open(const struct conn *c)
 {
-    struct conn *c = h->data;
-    struct bench *b = c->b;
-
-    for (size_t i = 0; i < b->n_conns; i++) {
-        if (b->conns[i] == c)
-            b->conns[i] = NULL;
-    }
-    if (c->ctx != NULL)
-        wslay_event_context_free(c->ctx);
-    ch_free(c->hs);
-    ch_free(c->sent_ns);
-    ch_buf_free(&c->out);
-    ch_free(c);
+    return c->ws != NULL;
 }
 
 static void conn_close(struct conn *c)
 {
-    if (c->is_closing)
+    if (c->ws == NULL)
         return;
-    c->is_closing = true;
-    uv_close((uv_handle_t *)&c->tcp, on_close);
+    ch_wsconn_close(c->ws);
+    c->ws = NULL;
 }
 
-static void write_cb(uv_write_t *req, int status)
-{
-    struct write_req *w = (struct write_req *)req;
-    struct conn *c = w->c;
-
-    ch_free(w->data);
-    ch_free(w);
-    if (status == UV_ECANCELED || c->is_closing)
-        return;
-    c->is_writing = false;
-    if (status < 0) {
-        bench_fail(c->b, "write to %s: %s", c->hostport, uv_strerror(status));
-        return;
-    }
-    conn_pump(c);
-}
-
-/* Starts writing what wslay put in c->out, unless a write is in flight. */
-static void conn_flush(struct conn *c)
-{
-    struct write_req *w;
-    uv_buf_t buf;
-    size_t len;
-    int rv;
-
-    if (c->is_closing || c->is_writing || c->out.len == 0)
-        return;
-    w = ch_malloc(sizeof(*w));
-    if (w == NULL) {
-        bench_fail(c->b, "out of memory");
-        return;
-    }
-    w->c = c;
-    w->data = ch_buf_steal(&c->out, &len);
-    buf = uv_buf_init(w->data, (unsigned)len);
-    rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
-    if (rv != 0) {
-        ch_free(w->data);
-        ch_free(w);
-        bench_fail(c->b, "write to %s: %s", c->hostport, uv_strerror(rv));
-        return;
-    }
-    c->is_writing = true;
-}
-
-/* Lets wslay frame what is queued, then writes it. */
-static void conn_pump(struct conn *c)
-{
-    if (c->is_closing)
-        return;
-    if (c->is_open && wslay_event_want_write(c->ctx) &&
-        wslay_event_send(c->ctx) != 0) {
-        bench_fail(c->b, "framing for %s failed", c->hostport);
-        return;
-    }
-    conn_flush(c);
-}
-
-/* Queues one message (copied by wslay). */
+/* Queues one text message (copied). */
 static int conn_queue(struct conn *c, const char *data, size_t n)
 {
-    struct wslay_event_msg msg = {
-        .opcode = WSLAY_TEXT_FRAME,
-        .msg = (const uint8_t *)data,
-        .msg_length = n,
-    };
+    int rv = ch_wsconn_send(c->ws, false, data, n);
 
-    if (wslay_event_queue_msg(c->ctx, &msg) != 0) {
-        bench_fail(c->b, "cannot queue a frame for %s", c->hostport);
-        return CH_EIO;
-    }
-    return 0;
-}
-
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-                          int flags, void *user_data)
-{
-    struct conn *c = user_data;
-
-    (void)flags;
-    if (c->in_n == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (len > c->in_n)
-        len = c->in_n;
-    memcpy(buf, c->in, len);
-    c->in += len;
-    c->in_n -= len;
-    return (ssize_t)len;
-}
-
-static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
-                          size_t len, int flags, void *user_data)
-{
-    struct conn *c = user_data;
-    size_t room;
-
-    (void)flags;
-    room =
-        c->out.len < BENCH_OUT_MAX_BYTES ? BENCH_OUT_MAX_BYTES - c->out.len : 0;
-    if (room == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (len > room)
-        len = room;
-    if (ch_buf_append(&c->out, data, len) != 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    return (ssize_t)len;
-}
-
-static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-                         void *user_data)
-{
-    (void)user_data;
-    if (RAND_bytes(buf, (int)len) != 1) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
+    if (rv != 0) {
+        bench_fail(c->b, "cannot send to %s: %s", c->hostport,
+                   ch_strerror(rv));
+        return rv;
     }
     return 0;
 }
@@ -331,7 +190,7 @@ static void pub_fill(struct conn *c)
     char *e2e = NULL;
     uint64_t now;
 
-    while (!c->is_closing && c->n_sent < c->quota &&
+    while (conn_is_open(c) && c->n_sent < c->quota &&
            c->n_sent - c->n_answered < o->window) {
         now = uv_hrtime();
         if (b->e2e_sent_ns != NULL) {
@@ -349,7 +208,6 @@ static void pub_fill(struct conn *c)
         c->n_sent++;
         b->n_sent++;
     }
-    conn_pump(c);
 }
 
 /* Records the answer to the oldest unanswered publish of c. */
@@ -398,7 +256,7 @@ static bool subs_done(const struct bench *b)
         return false;
     for (size_t i = 0; i < b->n_conns; i++) {
         const struct conn *c = b->conns[i];
-        if (c != NULL && c->role == ROLE_SUB && c->n_received < b->n_acked)
+        if (c->role == ROLE_SUB && c->n_received < b->n_acked)
             return false;
     }
     return true;
@@ -460,7 +318,6 @@ static void on_ready(struct conn *c)
         snprintf(cmd, sizeof(cmd), "+ %s", b->o->topic);
         if (conn_queue(c, cmd, strlen(cmd)) != 0)
             return;
-        conn_pump(c);
     }
     b->n_ready++;
     step_started(b);
@@ -524,24 +381,14 @@ static void on_replay_status(struct conn *c, const char *data, size_t n)
     }
 }
 
-static void ws_on_msg_cb(wslay_event_context_ptr ctx,
-                         const struct wslay_event_on_msg_recv_arg *arg,
-                         void *user_data)
+static void on_message(struct ch_wsconn *ws, bool is_binary, const char *data,
+                       size_t n)
 {
-    struct conn *c = user_data;
-    const char *data = (const char *)arg->msg;
-    size_t n = arg->msg_length;
+    struct conn *c = ch_wsconn_data(ws);
 
-    (void)ctx;
-    if (c->is_closing || c->b->phase == PHASE_DONE)
+    (void)is_binary;
+    if (c->b->phase == PHASE_DONE)
         return;
-    if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
-        bench_fail(c->b, "%s closed the connection (code %u)", c->hostport,
-                   arg->status_code);
-        return;
-    }
-    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
-        return; /* pings are answered by wslay */
     if (n > 0 && data[0] == '#') {
         if (is_status(data, n, "#connected")) {
             on_ready(c);
@@ -581,144 +428,19 @@ static void ws_on_msg_cb(wslay_event_context_ptr ctx,
 
 /* ---- connection set-up --------------------------------------------------- */
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_closed(struct ch_wsconn *ws, int status, const char *why)
 {
-    struct conn *c = h->data;
+    struct conn *c = ch_wsconn_data(ws);
 
-    (void)suggested;
-    *buf = uv_buf_init(c->b->rbuf, sizeof(c->b->rbuf));
+    (void)status;
+    c->ws = NULL; /* freed by wsconn */
+    bench_fail(c->b, "%s", why);
 }
 
-static int conn_open_ws(struct conn *c)
-{
-    struct wslay_event_callbacks cbs;
-    size_t max_msg = c->b->o->size_bytes + CH_FRAME_SLACK_BYTES;
-
-    memset(&cbs, 0, sizeof(cbs));
-    cbs.recv_callback = ws_recv_cb;
-    cbs.send_callback = ws_send_cb;
-    cbs.genmask_callback = ws_genmask_cb;
-    cbs.on_msg_recv_callback = ws_on_msg_cb;
-    if (wslay_event_context_client_init(&c->ctx, &cbs, c) != 0) {
-        c->ctx = NULL;
-        return CH_ENOMEM;
-    }
-    if (max_msg < CH_DEFAULT_MAX_MESSAGE_BYTES + CH_FRAME_SLACK_BYTES)
-        max_msg = CH_DEFAULT_MAX_MESSAGE_BYTES + CH_FRAME_SLACK_BYTES;
-    wslay_event_config_set_max_recv_msg_length(c->ctx, max_msg);
-    c->is_open = true;
-    ch_free(c->hs);
-    c->hs = NULL;
-    return 0;
-}
-
-/* Hands bytes read from the socket to wslay (which calls ws_on_msg_cb). */
-static void conn_feed(struct conn *c, const char *data, size_t n)
-{
-    c->in = data;
-    c->in_n = n;
-    if (wslay_event_recv(c->ctx) != 0) {
-        if (!c->is_closing)
-            bench_fail(c->b, "bad frames from %s", c->hostport);
-        return;
-    }
-    c->in_n = 0;
-    conn_pump(c);
-}
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct conn *c = s->data;
-    char errmsg[CH_ERRMSG_SIZE];
-    bool done = false;
-    size_t used = 0;
-    int rv;
-
-    if (c->is_closing || nread == 0)
-        return;
-    if (nread < 0) {
-        bench_fail(c->b, "%s: %s", c->hostport,
-                   nread == UV_EOF ? "connection closed by the server"
-                                   : uv_strerror((int)nread));
-        return;
-    }
-    if (!c->is_open) {
-        rv = ch_ws_handshake_feed(c->hs, buf->base, (size_t)nread, &done, &used,
-                                  errmsg);
-        if (rv != 0) {
-            bench_fail(c->b, "%s: %s", c->hostport, errmsg);
-            return;
-        }
-        if (!done)
-            return;
-        if (conn_open_ws(c) != 0) {
-            bench_fail(c->b, "out of memory");
-            return;
-        }
-        if (used < (size_t)nread)
-            conn_feed(c, buf->base + used, (size_t)nread - used);
-        return;
-    }
-    conn_feed(c, buf->base, (size_t)nread);
-}
-
-static void connect_cb(uv_connect_t *req, int status)
-{
-    struct conn *c = req->data;
-    struct write_req *w;
-    char key[CH_WS_KEY_SIZE];
-    char head[1024];
-    uv_buf_t buf;
-    int n;
-    int rv;
-
-    if (status == UV_ECANCELED || c->is_closing)
-        return;
-    if (status < 0) {
-        bench_fail(c->b, "cannot connect to %s: %s", c->hostport,
-                   uv_strerror(status));
-        return;
-    }
-    rv = uv_tcp_nodelay(&c->tcp, 1);
-    if (rv == 0)
-        rv = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-    if (rv != 0) {
-        bench_fail(c->b, "%s: %s", c->hostport, uv_strerror(rv));
-        return;
-    }
-    c->hs = ch_malloc(sizeof(*c->hs));
-    if (c->hs == NULL || ch_ws_make_key(key) != 0 ||
-        ch_ws_handshake_init(c->hs, key) != 0) {
-        bench_fail(c->b, "cannot prepare the upgrade");
-        return;
-    }
-    n = ch_ws_format_upgrade(head, sizeof(head), c->hostport, BENCH_USER_PATH,
-                             key);
-    w = ch_malloc(sizeof(*w));
-    if (n < 0 || w == NULL) {
-        ch_free(w);
-        bench_fail(c->b, "cannot prepare the upgrade");
-        return;
-    }
-    w->c = c;
-    w->data = ch_malloc((size_t)n);
-    if (w->data == NULL) {
-        ch_free(w);
-        bench_fail(c->b, "out of memory");
-        return;
-    }
-    memcpy(w->data, head, (size_t)n);
-    buf = uv_buf_init(w->data, (unsigned)n);
-    /* Not counted in is_writing: nothing else is queued before upgrade. */
-    rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
-    if (rv != 0) {
-        ch_free(w->data);
-        ch_free(w);
-        bench_fail(c->b, "write to %s: %s", c->hostport, uv_strerror(rv));
-        return;
-    }
-    c->is_writing = true;
-}
+static const struct ch_wsconn_cbs conn_cbs = {
+    .message = on_message,
+    .closed = on_closed,
+};
 
 /* Creates and connects one client. Returns 0 or a CH_E* code (the run is
  * failed with a message). */
@@ -726,9 +448,15 @@ static int conn_start(struct bench *b, enum conn_role role, unsigned idx,
                       uint64_t quota)
 {
     size_t server = b->n_conns % b->o->n_servers;
+    struct ch_wsconn_config cfg = {
+        .max_msg_bytes = b->o->size_bytes + CH_FRAME_SLACK_BYTES,
+        .max_write_bytes = BENCH_WRITE_BYTES,
+    };
     struct conn *c;
     int rv;
 
+    if (cfg.max_msg_bytes < CH_DEFAULT_MAX_MESSAGE_BYTES + CH_FRAME_SLACK_BYTES)
+        cfg.max_msg_bytes = CH_DEFAULT_MAX_MESSAGE_BYTES + CH_FRAME_SLACK_BYTES;
     if (b->n_conns == b->cap_conns) {
         size_t cap = b->cap_conns ? b->cap_conns * 2 : 16;
         struct conn **p = ch_realloc(b->conns, cap * sizeof(*p));
@@ -745,7 +473,6 @@ static int conn_start(struct bench *b, enum conn_role role, unsigned idx,
     c->idx = idx;
     c->quota = quota;
     c->hostport = b->o->servers[server];
-    ch_buf_init(&c->out);
     if (role == ROLE_PUB) {
         c->sent_ns = ch_calloc(b->o->window, sizeof(*c->sent_ns));
         if (c->sent_ns == NULL) {
@@ -753,22 +480,16 @@ static int conn_start(struct bench *b, enum conn_role role, unsigned idx,
             goto err_nomem;
         }
     }
-    rv = uv_tcp_init(b->loop, &c->tcp);
-    if (rv != 0) {
-        ch_free(c->sent_ns);
-        ch_free(c);
-        bench_fail(b, "tcp init: %s", uv_strerror(rv));
-        return CH_EIO;
-    }
-    c->tcp.data = c;
-    c->connect_req.data = c;
     b->conns[b->n_conns++] = c;
     b->n_step++;
-    rv = uv_tcp_connect(&c->connect_req, &c->tcp,
-                        (const struct sockaddr *)&b->addrs[server], connect_cb);
+    rv = ch_wsconn_connect(&b->wsctx, c->hostport,
+                           (const struct sockaddr *)&b->addrs[server],
+                           BENCH_USER_PATH, &cfg, &conn_cbs, c, &c->ws);
     if (rv != 0) {
-        bench_fail(b, "cannot connect to %s: %s", c->hostport, uv_strerror(rv));
-        return CH_ECONNECT;
+        c->ws = NULL;
+        bench_fail(b, "cannot connect to %s: %s", c->hostport,
+                   ch_strerror(rv));
+        return rv;
     }
     return 0;
 
@@ -790,7 +511,7 @@ static void start_publishing(struct bench *b)
     b->last_progress_n = 0;
     for (size_t i = 0; i < b->n_conns && b->phase == PHASE_RUN; i++) {
         struct conn *c = b->conns[i];
-        if (c != NULL && c->role == ROLE_PUB && !c->is_closing)
+        if (c->role == ROLE_PUB && conn_is_open(c))
             pub_fill(c);
     }
     check_progress(b);
@@ -811,15 +532,14 @@ static void step_started(struct bench *b)
         /* The reader is connected: ask for the whole history. */
         for (size_t i = 0; i < b->n_conns; i++) {
             struct conn *c = b->conns[i];
-            if (c == NULL || c->role != ROLE_REPLAY || c->is_closing)
+            if (c->role != ROLE_REPLAY || !conn_is_open(c))
                 continue;
             snprintf(cmd, sizeof(cmd), "+ %s 0", b->o->topic);
             b->phase = PHASE_RUN;
             b->t_start_ns = uv_hrtime();
             b->t_end_ns = b->t_start_ns;
             b->t_last_progress_ns = b->t_start_ns;
-            if (conn_queue(c, cmd, strlen(cmd)) == 0)
-                conn_pump(c);
+            (void)conn_queue(c, cmd, strlen(cmd)); /* fails the run */
         }
         return;
     }
@@ -1060,10 +780,8 @@ static void print_result(const struct bench *b, const json_t *r)
 
 static void close_all(struct bench *b)
 {
-    for (size_t i = 0; i < b->n_conns; i++) {
-        if (b->conns[i] != NULL)
-            conn_close(b->conns[i]);
-    }
+    for (size_t i = 0; i < b->n_conns; i++)
+        conn_close(b->conns[i]);
 }
 
 static void stop_timers(struct bench *b)
@@ -1112,7 +830,7 @@ static void bench_finish(struct bench *b)
     b->phase = PHASE_DONE;
     if (b->o->hold_s > 0 && !b->is_holding) {
         for (size_t i = 0; i < b->n_conns; i++)
-            n_open += b->conns[i] != NULL && !b->conns[i]->is_closing;
+            n_open += conn_is_open(b->conns[i]);
         b->is_holding = true;
         if (uv_timer_stop(&b->progress_timer) == 0 &&
             uv_timer_start(&b->timeout_timer, on_hold_done,
@@ -1288,6 +1006,7 @@ static int run(const struct bench_opts *o)
         fprintf(stderr, "chorus-bench: loop init: %s\n", uv_strerror(rv));
         goto out;
     }
+    ch_wsctx_init(&b.wsctx, &loop);
     /* uv_timer_init cannot fail; uv_signal_init can. */
     if (uv_timer_init(&loop, &b.timeout_timer) != 0 ||
         uv_timer_init(&loop, &b.progress_timer) != 0)
@@ -1377,9 +1096,14 @@ out_after_loop:
     CH_ASSERT(rv == 0);
     rv = uv_loop_close(&loop);
     CH_ASSERT(rv == 0);
+    ch_wsctx_close(&b.wsctx);
 out:
     json_decref(result);
     json_decref(b.fill_result);
+    for (size_t i = 0; i < b.n_conns; i++) {
+        ch_free(b.conns[i]->sent_ns);
+        ch_free(b.conns[i]);
+    }
     ch_free(b.conns);
     ch_free(b.frame);
     ch_free(b.ack_us);

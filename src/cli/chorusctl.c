@@ -19,6 +19,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/limits.h"
+#include "common/net.h"
 #include "common/validate.h"
 #include "common/wsclient.h"
 

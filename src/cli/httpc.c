@@ -13,7 +13,7 @@
 
 #include <http_parser.h>
 
-#include "common/wsclient.h"
+#include "common/net.h"
 
 /* Response parsing state shared with the http_parser callbacks. */
 struct httpc_parse {

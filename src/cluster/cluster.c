@@ -61,6 +61,57 @@ static bool raft_dir_has_state(const char *dir)
     return found;
 }
 
+/* ---- the serving end of node links runs requests here ---- */
+
+static int link_publish(void *data, const struct ch_msg *m,
+                        cluster_publish_cb cb, void *arg)
+{
+    return cluster_publish_forwarded(data, m, cb, arg);
+}
+
+static int link_join(void *data, uint64_t id, const char *raft,
+                     const char *http, int role, cluster_admin_cb cb,
+                     void *arg)
+{
+    return cluster_join(data, id, raft, http, role, cb, arg);
+}
+
+static int link_leave(void *data, uint64_t id, cluster_admin_cb cb, void *arg)
+{
+    return cluster_leave(data, id, cb, arg);
+}
+
+static int link_transfer(void *data, uint64_t id, cluster_admin_cb cb,
+                         void *arg)
+{
+    return cluster_transfer(data, id, cb, arg);
+}
+
+static void link_removed(void *data, uint64_t id)
+{
+    cluster_removed_notice(data, id);
+}
+
+static bool link_is_leader(void *data)
+{
+    return cluster_is_leader(data);
+}
+
+static const struct link_handler link_handler = {
+    .publish = link_publish,
+    .join = link_join,
+    .leave = link_leave,
+    .transfer = link_transfer,
+    .removed = link_removed,
+    .is_leader = link_is_leader,
+};
+
+int cluster_link_accept(struct cluster *c, int fd, const char *ws_key,
+                        const char *peer)
+{
+    return lservers_accept(&c->lservers, fd, ws_key, peer);
+}
+
 int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
                    struct store *store, struct cluster **out, char *errmsg)
 {
@@ -90,6 +141,8 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
     }
     c->store = store;
     c->r = &c->raft;
+    ch_wsctx_init(&c->wsctx, loop);
+    lservers_init(&c->lservers, &c->wsctx, &link_handler, c);
     c->last_state = -1;
     if ((size_t)snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft",
                          cfg->data_dir) >= sizeof c->raft_dir) {
@@ -309,6 +362,7 @@ static void check_cb(uv_check_t *h)
     cluster__propose_flush(c);
     cluster__nudge_followers(c);
     cluster__forward_flush(c);
+    lservers_flush(&c->lservers);
 }
 
 /* raft_start reports a busy port as a bare RAFT_IOERR with no text: probe
@@ -493,12 +547,14 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
     }
     cluster__forward_fail_all(c, CH_ESHUTDOWN);
     cluster__membership_close(c);
+    lservers_close(&c->lservers);
     if (!c->raft_inited)
         maybe_closed(c);
 }
 
 void cluster_destroy(struct cluster *c)
 {
+    ch_wsctx_close(&c->wsctx); /* every link was freed with the loop */
     cluster__fsm_close(c);
     ch_free(c->spec_members);
     ch_free(c);

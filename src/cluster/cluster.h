@@ -139,6 +139,20 @@ void cluster_set_restored_cb(struct cluster *c, cluster_restored_cb cb,
 int cluster_publish_forwarded(struct cluster *c, const struct ch_msg *m,
                               cluster_publish_cb cb, void *arg);
 
+/* The path of node-to-node links on the gateway port. */
+#define CLUSTER_LINK_PATH "/internal/link"
+
+/* Serves a node-to-node link (docs/architecture.md "Clients on any node:
+ * forwarding"): the gateway read a WebSocket upgrade request for
+ * CLUSTER_LINK_PATH on fd, checked it, and hands the connection over; the
+ * cluster answers the upgrade (Sec-WebSocket-Accept for `ws_key`) and
+ * speaks the link protocol on it from then on. fd is owned by the cluster
+ * from the call on, also on error (closed then). peer names the other end
+ * in logs (copied). Returns 0, CH_ESHUTDOWN, CH_EINVAL (bad key),
+ * CH_ENOMEM or CH_EIO. */
+int cluster_link_accept(struct cluster *c, int fd, const char *ws_key,
+                        const char *peer);
+
 /* The store this node applies to (for reads by the gateway). */
 struct store *cluster_store(struct cluster *c);
 

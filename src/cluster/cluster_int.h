@@ -8,13 +8,12 @@
 #include <raft/uv.h>
 
 #include "cluster/cluster.h"
+#include "cluster/link_int.h"
 #include "common/buf.h"
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/limits.h"
-#include "common/link.h"
-
-#include <wslay/wslay.h>
+#include "common/wsconn.h"
 
 /* One publish waiting for its outcome. */
 struct waiter {
@@ -40,8 +39,8 @@ struct batch {
 struct fwd_req {
     struct fwd_req *next;
     uint64_t req_id;
-    enum ch_link_op op;
-    struct ch_buf item; /* the encoded request (common/link.h) */
+    enum link_op op;
+    struct ch_buf item; /* the encoded request (cluster/link_int.h) */
     uint64_t deadline_ms;
     bool sent;
     cluster_publish_cb pub_cb; /* PUBLISH */
@@ -66,7 +65,7 @@ struct fwd_link {
 /* A membership change run by the leader (membership.c); one at a time. */
 struct mchange {
     struct cluster *c;
-    enum ch_link_op op;
+    enum link_op op;
     uint64_t id;
     char raft[CH_MAX_ADDR_BYTES + 1];
     char http[CH_MAX_ADDR_BYTES + 1];
@@ -167,25 +166,13 @@ struct cluster {
     cluster_close_cb close_cb;
     void *close_arg;
 
+    /* Node links: the connections of both ends share one read buffer;
+     * the links peers opened to this node are served here. */
+    struct ch_wsctx wsctx;
+    struct lservers lservers;
+
     struct cluster_metrics metrics;
 };
-
-/* link_client.c: the client end of a node-to-node link. */
-struct lclient;
-typedef void (*lclient_resp_cb)(void *arg, const struct ch_link_resp *r);
-typedef void (*lclient_req_cb)(void *arg, const struct ch_link_req *r);
-typedef void (*lclient_state_cb)(void *arg, struct lclient *l, bool open);
-/* Starts connecting to a gateway HOST:PORT. NULL on a bad address or no
- * memory (no callback then). */
-struct lclient *lclient_create(struct cluster *c, const char *addr,
-                               lclient_resp_cb resp_cb, lclient_req_cb req_cb,
-                               lclient_state_cb state_cb, void *arg);
-bool lclient_is_open(const struct lclient *l);
-size_t lclient_queued(const struct lclient *l);
-/* Queues one binary frame (copied). CH_ECONNECT if not open. */
-int lclient_send(struct lclient *l, const void *frame, size_t n);
-/* Closes without further callbacks. */
-void lclient_close(struct lclient *l);
 
 /* cluster.c */
 /* A leader that cannot apply hands leadership over (best effort). */
@@ -201,7 +188,7 @@ void cluster__fsm_close(struct cluster *c);
 /* forward.c */
 int cluster__forward_publish(struct cluster *c, const struct ch_msg *m,
                              cluster_publish_cb cb, void *arg);
-int cluster__forward_admin(struct cluster *c, const struct ch_link_req *r,
+int cluster__forward_admin(struct cluster *c, const struct link_req *r,
                            cluster_admin_cb cb, void *arg);
 void cluster__forward_tick(struct cluster *c);
 void cluster__forward_flush(struct cluster *c);
@@ -213,7 +200,7 @@ bool cluster__member_http(struct cluster *c, uint64_t id, char *out,
                           size_t out_size);
 
 /* membership.c */
-int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
+int cluster__admin_local(struct cluster *c, const struct link_req *r,
                          cluster_admin_cb cb, void *arg);
 void cluster__membership_tick(struct cluster *c);
 void cluster__membership_close(struct cluster *c);

@@ -21,8 +21,6 @@
 /* Requests per frame and bytes per frame. */
 #define FWD_FRAME_MAX_REQS 4096
 #define FWD_FRAME_MAX_BYTES (1024 * 1024)
-/* Bytes queued on the link before we stop filling it. */
-#define FWD_LINK_MAX_QUEUED (8 * 1024 * 1024)
 #define FWD_RECONNECT_MS 100
 
 static void list_push(struct fwd_list *l, struct fwd_req *r)
@@ -77,7 +75,7 @@ static void req_free(struct fwd_req *r)
 static void req_answer(struct cluster *c, struct fwd_req *r, int status,
                        const char *text)
 {
-    if (r->op == CH_LINK_PUBLISH) {
+    if (r->op == LINK_PUBLISH) {
         CH_ASSERT(c->n_pending > 0);
         c->n_pending--;
         if (status == 0)
@@ -92,11 +90,11 @@ static void req_answer(struct cluster *c, struct fwd_req *r, int status,
 }
 
 static struct fwd_req *
-req_create(struct cluster *c, const struct ch_link_req *lr, uint64_t timeout_ms)
+req_create(struct cluster *c, const struct link_req *lr, uint64_t timeout_ms)
 {
     struct fwd_req *r = ch_calloc(1, sizeof *r);
-    struct ch_link_enc enc;
-    struct ch_link_req copy = *lr;
+    struct link_enc enc;
+    struct link_req copy = *lr;
 
     if (r == NULL)
         return NULL;
@@ -104,9 +102,9 @@ req_create(struct cluster *c, const struct ch_link_req *lr, uint64_t timeout_ms)
     r->op = lr->op;
     r->deadline_ms = uv_now(c->loop) + timeout_ms;
     copy.req_id = r->req_id;
-    ch_link_enc_init(&enc, CH_LINK_REQUESTS);
-    if (ch_link_enc_req(&enc, &copy) != 0) {
-        ch_link_enc_close(&enc);
+    link_enc_init(&enc, LINK_REQUESTS);
+    if (link_enc_req(&enc, &copy) != 0) {
+        link_enc_close(&enc);
         ch_free(r);
         return NULL;
     }
@@ -118,11 +116,11 @@ req_create(struct cluster *c, const struct ch_link_req *lr, uint64_t timeout_ms)
 int cluster__forward_publish(struct cluster *c, const struct ch_msg *m,
                              cluster_publish_cb cb, void *arg)
 {
-    struct ch_link_req lr;
+    struct link_req lr;
     struct fwd_req *r;
 
     memset(&lr, 0, sizeof lr);
-    lr.op = CH_LINK_PUBLISH;
+    lr.op = LINK_PUBLISH;
     lr.msg = *m;
     r = req_create(c, &lr, c->cfg.publish_timeout_ms);
     if (r == NULL)
@@ -134,7 +132,7 @@ int cluster__forward_publish(struct cluster *c, const struct ch_msg *m,
     return 0;
 }
 
-int cluster__forward_admin(struct cluster *c, const struct ch_link_req *lr,
+int cluster__forward_admin(struct cluster *c, const struct link_req *lr,
                            cluster_admin_cb cb, void *arg)
 {
     struct fwd_req *r = req_create(c, lr, FWD_ADMIN_TIMEOUT_MS);
@@ -188,7 +186,7 @@ static struct fwd_req *take_sent(struct cluster *c, uint64_t req_id)
     return r;
 }
 
-static void on_response(void *arg, const struct ch_link_resp *resp)
+static void on_response(void *arg, const struct link_resp *resp)
 {
     struct fwd_link *fl = arg;
     struct cluster *c = fl->c;
@@ -205,7 +203,7 @@ static void on_response(void *arg, const struct ch_link_resp *resp)
         list_push(&c->fwd_queued, r);
         return;
     }
-    if (r->op != CH_LINK_PUBLISH || resp->status != 0) {
+    if (r->op != LINK_PUBLISH || resp->status != 0) {
         req_answer(c, r, resp->status, text);
         return;
     }
@@ -257,13 +255,6 @@ static void on_link_state(void *arg, struct lclient *l, bool open)
     link_lost(fl);
 }
 
-/* The link is refused requests: the peer only answers. */
-static void ignore_request(void *arg, const struct ch_link_req *r)
-{
-    (void)arg;
-    (void)r;
-}
-
 static void close_link(struct fwd_link *fl)
 {
     if (fl == NULL)
@@ -284,7 +275,7 @@ static void retire_link(struct cluster *c)
 }
 
 /* This node became leader: run what was queued here. */
-static void local_publish_cb(void *arg, const struct ch_link_req *lr);
+static void local_publish_cb(void *arg, const struct link_req *lr);
 
 struct local_ctx {
     struct cluster *c;
@@ -298,17 +289,17 @@ static void run_queued_locally(struct cluster *c)
     struct fwd_list keep = {NULL, NULL};
 
     while ((r = list_pop(&c->fwd_queued)) != NULL) {
-        struct ch_link_enc enc;
+        struct link_enc enc;
         struct ch_buf frame;
         struct local_ctx ctx = {c, r, CH_ENOMEM};
 
         /* Decode our own copy and hand it to the local path. */
-        ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+        link_enc_init(&enc, LINK_REQUESTS);
         ch_buf_init(&frame);
-        if (ch_link_enc_raw(&enc, r->item.data, r->item.len) == 0 &&
-            ch_link_enc_finish(&enc, &frame) == 0)
-            ch_link_decode(frame.data, frame.len, local_publish_cb, NULL, &ctx);
-        ch_link_enc_close(&enc);
+        if (link_enc_raw(&enc, r->item.data, r->item.len) == 0 &&
+            link_enc_finish(&enc, &frame) == 0)
+            link_decode(frame.data, frame.len, local_publish_cb, NULL, &ctx);
+        link_enc_close(&enc);
         ch_buf_free(&frame);
         if (ctx.rv != 0)
             list_push(&keep, r); /* failed: answered at its deadline */
@@ -332,13 +323,13 @@ static void relay_admin_cb(void *arg, int status, const char *text)
     req_free(r);
 }
 
-static void local_publish_cb(void *arg, const struct ch_link_req *lr)
+static void local_publish_cb(void *arg, const struct link_req *lr)
 {
     struct local_ctx *ctx = arg;
     struct cluster *c = ctx->c;
     struct fwd_req *r = ctx->r;
 
-    if (lr->op == CH_LINK_PUBLISH) {
+    if (lr->op == LINK_PUBLISH) {
         /* The pending count moves to the local batch. */
         c->n_pending--;
         ctx->rv =
@@ -363,7 +354,7 @@ void cluster__forward_tick(struct cluster *c)
     while ((r = c->fwd_queued.head) != NULL && r->deadline_ms <= now) {
         list_pop(&c->fwd_queued);
         req_answer(c, r, CH_ENOTLEADER,
-                   r->op == CH_LINK_PUBLISH ? NULL
+                   r->op == LINK_PUBLISH ? NULL
                                             : "no leader reachable: not done");
     }
     for (int k = 0; k < 2; k++) {
@@ -411,7 +402,8 @@ void cluster__forward_tick(struct cluster *c)
     fl->c = c;
     fl->leader_id = leader_id;
     fl->l =
-        lclient_create(c, http, on_response, ignore_request, on_link_state, fl);
+        lclient_create(&c->wsctx, c->cfg.id, http, on_response,
+                       NULL /* the leader only answers */, on_link_state, fl);
     if (fl->l == NULL) {
         ch_free(fl);
         c->link_retry_ms = now + 1000;
@@ -422,41 +414,41 @@ void cluster__forward_tick(struct cluster *c)
 
 void cluster__forward_flush(struct cluster *c)
 {
-    struct ch_link_enc enc;
+    struct link_enc enc;
     struct ch_buf frame;
     size_t bytes = 0;
 
     if (c->link == NULL || !c->link->open || c->fwd_queued.head == NULL)
         return;
-    ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+    link_enc_init(&enc, LINK_REQUESTS);
     ch_buf_init(&frame);
     while (c->fwd_queued.head != NULL &&
-           lclient_queued(c->link->l) < FWD_LINK_MAX_QUEUED) {
+           lclient_queued(c->link->l) < CH_MAX_LINK_QUEUED_BYTES) {
         struct fwd_req *r = c->fwd_queued.head;
         if (enc.n > 0 && (enc.n >= FWD_FRAME_MAX_REQS ||
                           bytes + r->item.len > FWD_FRAME_MAX_BYTES)) {
-            if (ch_link_enc_finish(&enc, &frame) != 0 ||
+            if (link_enc_finish(&enc, &frame) != 0 ||
                 lclient_send(c->link->l, frame.data, frame.len) != 0)
                 goto fail;
-            ch_link_enc_reset(&enc);
+            link_enc_reset(&enc);
             frame.len = 0;
             bytes = 0;
         }
-        if (ch_link_enc_raw(&enc, r->item.data, r->item.len) != 0)
+        if (link_enc_raw(&enc, r->item.data, r->item.len) != 0)
             goto fail;
         bytes += r->item.len;
         list_pop(&c->fwd_queued);
         r->sent = true;
         list_push(&c->link->sent, r);
     }
-    if (enc.n > 0 && (ch_link_enc_finish(&enc, &frame) != 0 ||
+    if (enc.n > 0 && (link_enc_finish(&enc, &frame) != 0 ||
                       lclient_send(c->link->l, frame.data, frame.len) != 0))
         goto fail;
-    ch_link_enc_close(&enc);
+    link_enc_close(&enc);
     ch_buf_free(&frame);
     return;
 fail:
-    ch_link_enc_close(&enc);
+    link_enc_close(&enc);
     ch_buf_free(&frame);
     /* Requests moved to `sent` are failed as unknown with the link. */
     close_link(c->link);

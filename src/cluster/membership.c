@@ -112,39 +112,27 @@ struct notice {
 static void notice_state(void *arg, struct lclient *l, bool open)
 {
     struct notice *n = arg;
-    struct ch_link_enc enc;
-    struct ch_link_req r;
+    struct link_enc enc;
+    struct link_req r;
     struct ch_buf frame;
 
     if (open) {
         memset(&r, 0, sizeof r);
-        r.op = CH_LINK_REMOVED;
+        r.op = LINK_REMOVED;
         r.id = n->id;
-        ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+        link_enc_init(&enc, LINK_REQUESTS);
         ch_buf_init(&frame);
-        if (ch_link_enc_req(&enc, &r) == 0 &&
-            ch_link_enc_finish(&enc, &frame) == 0 &&
+        if (link_enc_req(&enc, &r) == 0 &&
+            link_enc_finish(&enc, &frame) == 0 &&
             lclient_send(l, frame.data, frame.len) == 0)
             log_info("cluster", "told removed node id=%llu",
                      (unsigned long long)n->id);
-        ch_link_enc_close(&enc);
+        link_enc_close(&enc);
         ch_buf_free(&frame);
         /* The node answers nothing; it shuts down and closes the link. */
         return;
     }
     ch_free(n);
-}
-
-static void ignore_resp(void *arg, const struct ch_link_resp *r)
-{
-    (void)arg;
-    (void)r;
-}
-
-static void ignore_req(void *arg, const struct ch_link_req *r)
-{
-    (void)arg;
-    (void)r;
 }
 
 static void notify_removed(struct cluster *c, uint64_t id, const char *http)
@@ -156,7 +144,9 @@ static void notify_removed(struct cluster *c, uint64_t id, const char *http)
         return;
     }
     n->id = id;
-    n->l = lclient_create(c, http, ignore_resp, ignore_req, notice_state, n);
+    /* The node answers nothing: any frame from it closes the link. */
+    n->l = lclient_create(&c->wsctx, c->cfg.id, http, NULL, NULL,
+                          notice_state, n);
     if (n->l == NULL)
         ch_free(n);
 }
@@ -282,7 +272,7 @@ static void leave_self_transfer_cb(struct raft_transfer *req)
 {
     struct cluster *c = req->data;
     struct mchange *m = c->change;
-    struct ch_link_req lr;
+    struct link_req lr;
     int rv;
 
     c->change = NULL;
@@ -294,7 +284,7 @@ static void leave_self_transfer_cb(struct raft_transfer *req)
         return;
     }
     memset(&lr, 0, sizeof lr);
-    lr.op = CH_LINK_LEAVE;
+    lr.op = LINK_LEAVE;
     lr.id = m->id;
     rv = cluster__forward_admin(c, &lr, m->cb, m->arg);
     if (rv != 0)
@@ -346,7 +336,7 @@ static int start_transfer(struct cluster *c, struct mchange *m)
 }
 
 /* Validates and starts one change on the leader. */
-int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
+int cluster__admin_local(struct cluster *c, const struct link_req *r,
                          cluster_admin_cb cb, void *arg)
 {
     const struct raft_server *s;
@@ -362,7 +352,7 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
     }
     s = config_server(c, r->id);
     switch (r->op) {
-    case CH_LINK_JOIN:
+    case LINK_JOIN:
         if (r->id == 0 || r->raft.n == 0 || r->raft.n > CH_MAX_ADDR_BYTES ||
             r->http.n == 0 || r->http.n > CH_MAX_ADDR_BYTES) {
             cb(arg, CH_EINVAL,
@@ -380,7 +370,7 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
             return 0;
         }
         break;
-    case CH_LINK_LEAVE:
+    case LINK_LEAVE:
         if (s == NULL) {
             snprintf(text, sizeof text, "id %llu is not a member",
                      (unsigned long long)r->id);
@@ -388,7 +378,7 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
             return 0;
         }
         break;
-    case CH_LINK_TRANSFER:
+    case LINK_TRANSFER:
         if (r->id != 0 && (s == NULL || s->role != RAFT_VOTER)) {
             snprintf(text, sizeof text, "id %llu is not a voting member",
                      (unsigned long long)r->id);
@@ -416,17 +406,17 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
     m->arg = arg;
     snprintf(m->raft, sizeof m->raft, "%.*s", (int)r->raft.n, r->raft.p);
     snprintf(m->http, sizeof m->http, "%.*s", (int)r->http.n, r->http.p);
-    if (r->op == CH_LINK_LEAVE &&
+    if (r->op == LINK_LEAVE &&
         !cluster__member_http(c, r->id, m->http, sizeof m->http))
         m->http[0] = '\0';
     c->change = m;
     log_info("cluster", "membership change op=%d id=%llu raft=%s http=%s",
              m->op, (unsigned long long)m->id, m->raft, m->http);
     switch (r->op) {
-    case CH_LINK_JOIN:
+    case LINK_JOIN:
         rv = start_join(c, m);
         break;
-    case CH_LINK_LEAVE:
+    case LINK_LEAVE:
         rv = start_leave(c, m);
         break;
     default:
@@ -438,7 +428,7 @@ int cluster__admin_local(struct cluster *c, const struct ch_link_req *r,
     return 0;
 }
 
-static int admin_request(struct cluster *c, const struct ch_link_req *r,
+static int admin_request(struct cluster *c, const struct link_req *r,
                          cluster_admin_cb cb, void *arg)
 {
     if (c->closing || c->accepting_stopped || c->removed)
@@ -451,7 +441,7 @@ static int admin_request(struct cluster *c, const struct ch_link_req *r,
 int cluster_join(struct cluster *c, uint64_t id, const char *raft,
                  const char *http, int role, cluster_admin_cb cb, void *arg)
 {
-    struct ch_link_req r;
+    struct link_req r;
 
     if (id == 0 || raft == NULL || http == NULL ||
         !cluster_addr_valid_ipv4(raft) || strlen(raft) > CH_MAX_ADDR_BYTES ||
@@ -459,7 +449,7 @@ int cluster_join(struct cluster *c, uint64_t id, const char *raft,
         role < CLUSTER_ROLE_VOTER || role > CLUSTER_ROLE_SPARE)
         return CH_EINVAL;
     memset(&r, 0, sizeof r);
-    r.op = CH_LINK_JOIN;
+    r.op = LINK_JOIN;
     r.id = id;
     r.raft.p = raft;
     r.raft.n = strlen(raft);
@@ -472,12 +462,12 @@ int cluster_join(struct cluster *c, uint64_t id, const char *raft,
 int cluster_leave(struct cluster *c, uint64_t id, cluster_admin_cb cb,
                   void *arg)
 {
-    struct ch_link_req r;
+    struct link_req r;
 
     if (id == 0)
         return CH_EINVAL;
     memset(&r, 0, sizeof r);
-    r.op = CH_LINK_LEAVE;
+    r.op = LINK_LEAVE;
     r.id = id;
     return admin_request(c, &r, cb, arg);
 }
@@ -485,10 +475,10 @@ int cluster_leave(struct cluster *c, uint64_t id, cluster_admin_cb cb,
 int cluster_transfer(struct cluster *c, uint64_t id, cluster_admin_cb cb,
                      void *arg)
 {
-    struct ch_link_req r;
+    struct link_req r;
 
     memset(&r, 0, sizeof r);
-    r.op = CH_LINK_TRANSFER;
+    r.op = LINK_TRANSFER;
     r.id = id;
     return admin_request(c, &r, cb, arg);
 }
@@ -561,7 +551,7 @@ static void directory_fill(struct cluster *c)
     store_read_end(t);
 }
 
-static void join_resp(void *arg, const struct ch_link_resp *r)
+static void join_resp(void *arg, const struct link_resp *r)
 {
     struct cluster *c = arg;
 
@@ -586,8 +576,8 @@ static void join_resp(void *arg, const struct ch_link_resp *r)
 static void join_state(void *arg, struct lclient *l, bool open)
 {
     struct cluster *c = arg;
-    struct ch_link_enc enc;
-    struct ch_link_req r;
+    struct link_enc enc;
+    struct link_req r;
     struct ch_buf frame;
 
     if (l != c->join_link)
@@ -599,23 +589,23 @@ static void join_state(void *arg, struct lclient *l, bool open)
     }
     memset(&r, 0, sizeof r);
     r.req_id = 1;
-    r.op = CH_LINK_JOIN;
+    r.op = LINK_JOIN;
     r.id = c->cfg.id;
     r.raft.p = c->cfg.raft_addr;
     r.raft.n = strlen(c->cfg.raft_addr);
     r.http.p = c->cfg.http_addr;
     r.http.n = strlen(c->cfg.http_addr);
     r.role = CLUSTER_ROLE_VOTER;
-    ch_link_enc_init(&enc, CH_LINK_REQUESTS);
+    link_enc_init(&enc, LINK_REQUESTS);
     ch_buf_init(&frame);
-    if (ch_link_enc_req(&enc, &r) != 0 ||
-        ch_link_enc_finish(&enc, &frame) != 0 ||
+    if (link_enc_req(&enc, &r) != 0 ||
+        link_enc_finish(&enc, &frame) != 0 ||
         lclient_send(l, frame.data, frame.len) != 0) {
         lclient_close(l);
         c->join_link = NULL;
         c->join_retry_ms = uv_now(c->loop) + JOIN_RETRY_MS;
     }
-    ch_link_enc_close(&enc);
+    link_enc_close(&enc);
     ch_buf_free(&frame);
 }
 
@@ -639,8 +629,8 @@ void cluster__membership_tick(struct cluster *c)
         c->join_link == NULL && now >= c->join_retry_ms) {
         log_info("cluster", "asking to join via=%s id=%llu", c->cfg.join_addr,
                  (unsigned long long)c->cfg.id);
-        c->join_link = lclient_create(c, c->cfg.join_addr, join_resp,
-                                      ignore_req, join_state, c);
+        c->join_link = lclient_create(&c->wsctx, c->cfg.id, c->cfg.join_addr,
+                                      join_resp, NULL, join_state, c);
         if (c->join_link == NULL)
             c->join_retry_ms = now + JOIN_RETRY_MS;
     }

@@ -29,7 +29,7 @@
 #define CH_MAX_UNANSWERED_PUBLISHES 10000
 /* Bytes read from the store for one connection per pump turn. */
 #define CH_REPLAY_SLICE_BYTES (256 * 1024)
-/* Bytes a wslay client (node-to-node link) hands to one uv_write. */
+/* Framed bytes a node link (either end) hands to one uv_write. */
 #define CH_WRITE_CHUNK_BYTES (256 * 1024)
 /* Payload bytes of one raft entry (a batch closes when it would pass). */
 #define CH_MAX_BATCH_BYTES (1024 * 1024)
@@ -55,6 +55,9 @@
 #define CH_MAX_LINK_FRAME_BYTES (64 * 1024 * 1024)
 /* Link requests a node serves for one peer before it stops reading it. */
 #define CH_MAX_LINK_PENDING 100000
+/* Bytes queued on a node link and not yet written: the forwarding end
+ * stops filling it, the serving end stops reading requests. */
+#define CH_MAX_LINK_QUEUED_BYTES (8 * 1024 * 1024)
 /* LMDB map size is --store-max-bytes (default 64 GiB, virtual; pages are
  * allocated on use). */
 

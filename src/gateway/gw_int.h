@@ -9,7 +9,6 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/limits.h"
-#include "common/link.h"
 #include "common/map.h"
 #include "gateway/gw.h"
 #include "gateway/wsframe.h"
@@ -139,9 +138,6 @@ struct gw_conn {
 
     /* WebSocket */
     bool is_ws;
-    bool is_link;                /* a node-to-node link (link.c) */
-    struct ch_link_enc link_out; /* responses collected this loop turn */
-    size_t n_link_pending;       /* requests not answered yet */
     struct ch_ws_reader ws;      /* frames from the client (is_ws) */
     bool ws_close_sent;          /* our close frame is queued: no more */
     char user[CH_MAX_ID_BYTES + 1];
@@ -256,11 +252,6 @@ void gw__sub_run_pumps(struct gw *gw);
 void gw__pumps_pending(struct gw *gw, bool pending);
 void gw__sub_restored(void *arg);
 
-/* link.c: the leader's end of node-to-node links */
-void gw__link_open(struct gw_conn *c);
-void gw__link_frame(struct gw_conn *c, const char *frame, size_t len);
-void gw__link_flush(struct gw_conn *c);
-void gw__link_conn_closed(struct gw_conn *c);
 
 /* rest.c / admin.c */
 /* Splits the request URL: *path_n = bytes before '?'; returns the query

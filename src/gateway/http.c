@@ -127,8 +127,6 @@ static void conn_free(struct gw_conn *c)
     ch_buf_free(&c->req.hdr_values);
     if (c->is_ws)
         ch_ws_reader_close(&c->ws);
-    if (c->is_link)
-        ch_link_enc_close(&c->link_out);
     ch_map_close(&c->cursors);
     ch_free(c);
     gw__maybe_closed(gw);
@@ -153,7 +151,6 @@ void gw__conn_close(struct gw_conn *c)
     if (c->is_ws) {
         gw__sub_conn_closed(c);
         gw__proto_conn_closed(c);
-        gw__link_conn_closed(c);
     }
     uv_close((uv_handle_t *)&c->tcp, close_cb);
 }
@@ -209,7 +206,6 @@ void gw__conn_update_reading(struct gw_conn *c)
      * answered. Never an error. */
     want = c->lingering || (!c->req_busy && !c->close_after_write &&
                             c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
-                            c->n_link_pending < CH_MAX_LINK_PENDING &&
                             gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
     if (want == c->reading)
         return;
@@ -612,7 +608,7 @@ static void dispatch(struct gw_conn *c)
     }
     if ((strncmp(url, "/stream", 7) == 0 &&
          (url[7] == '\0' || url[7] == '/' || url[7] == '?')) ||
-        strncmp(url, CH_LINK_PATH, strlen(CH_LINK_PATH)) == 0) {
+        strncmp(url, CLUSTER_LINK_PATH, strlen(CLUSTER_LINK_PATH)) == 0) {
         if (gw__ws_upgrade(c) == 0)
             c->req_busy = false;
         return;

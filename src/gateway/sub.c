@@ -165,7 +165,6 @@ void gw__sub_run_pumps(struct gw *gw)
         c->pump_next = NULL;
         c->pump_scheduled = false;
         if (!c->closing) {
-            gw__link_flush(c);
             gw__sub_pump(c);
             gw__conn_flush(c);
             gw__conn_update_reading(c);

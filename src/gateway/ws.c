@@ -3,18 +3,17 @@
  * written straight into its output (wsframe.h). */
 #include "common/log.h"
 #include "common/validate.h"
+#include "common/ws_handshake.h"
 #include "gateway/gw_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
-
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 static bool header_has_token(const char *value, const char *token)
 {
@@ -50,31 +49,85 @@ static void random_app_id(char out[17])
     out[16] = '\0';
 }
 
-int gw__ws_upgrade(struct gw_conn *c)
+/* The client's Sec-WebSocket-Key when the request is a WebSocket upgrade
+ * (RFC 6455 §4.2.1); otherwise answers 400 and returns NULL. */
+static const char *upgrade_key(struct gw_conn *c)
 {
-    const char *url = c->req.url.data;
     const char *upgrade = gw__http_header(&c->req, "upgrade");
     const char *connection = gw__http_header(&c->req, "connection");
     const char *key = gw__http_header(&c->req, "sec-websocket-key");
     const char *version = gw__http_header(&c->req, "sec-websocket-version");
+
+    if (c->req.method != HTTP_GET || upgrade == NULL ||
+        strcasecmp(upgrade, "websocket") != 0 || connection == NULL ||
+        !header_has_token(connection, "upgrade") || key == NULL ||
+        key[0] == '\0' || strlen(key) > CH_WS_MAX_CLIENT_KEY ||
+        version == NULL || strcmp(version, "13") != 0) {
+        c->req.keep_alive = false;
+        gw__http_error(c, 400, "WebSocket upgrade required (RFC 6455)");
+        return NULL;
+    }
+    return key;
+}
+
+/* A node link: the connection becomes the cluster's, which answers the
+ * upgrade and speaks the link protocol (docs/architecture.md "Clients on
+ * any node: forwarding"). The socket is handed over as a duplicate; this
+ * connection then closes without a word (closing a descriptor does not
+ * shut the socket down). */
+static int link_handover(struct gw_conn *c, const char *key,
+                         const char *query)
+{
+    char peer[96];
+    uv_os_fd_t fd;
+    int dup_fd;
+    int rv;
+
+    if (c->in_off < c->in.len) {
+        /* A client waits for the answer before it sends frames (§4.1). */
+        c->req.keep_alive = false;
+        gw__http_error(c, 400, "data after the upgrade request");
+        return CH_EPROTO;
+    }
+    rv = uv_fileno((const uv_handle_t *)&c->tcp, &fd);
+    CH_ASSERT(rv == 0); /* an open TCP handle has a descriptor */
+    dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) {
+        c->req.keep_alive = false;
+        gw__http_error(c, 503, "cannot take the link: %s", strerror(errno));
+        return CH_EIO;
+    }
+    snprintf(peer, sizeof peer, "conn=%llu %.64s", (unsigned long long)c->id,
+             query != NULL ? query : "");
+    rv = cluster_link_accept(c->gw->cluster, dup_fd, key, peer);
+    if (rv != 0)
+        log_warn("gw", "link refused conn=%llu err=%s",
+                 (unsigned long long)c->id, ch_strerror(rv));
+    gw__conn_close(c);
+    return rv == 0 ? 0 : rv;
+}
+
+int gw__ws_upgrade(struct gw_conn *c)
+{
+    const char *url = c->req.url.data;
     const char *user = "anonymous";
     size_t user_n = strlen(user);
-    unsigned char sha[SHA_DIGEST_LENGTH];
-    unsigned char accept[64];
-    char concat[128];
+    const char *key;
     char resp[256];
     char hello[512];
     const char *q;
     size_t path_n;
-    bool is_link = false;
     int n;
 
     q = strchr(url, '?');
     path_n = q ? (size_t)(q - url) : strlen(url);
-    if (path_n == strlen(CH_LINK_PATH) &&
-        strncmp(url, CH_LINK_PATH, path_n) == 0) {
-        is_link = true;
-    } else if (path_n > 13 && strncmp(url, "/stream/user/", 13) == 0) {
+    if (path_n == strlen(CLUSTER_LINK_PATH) &&
+        strncmp(url, CLUSTER_LINK_PATH, path_n) == 0) {
+        key = upgrade_key(c);
+        return key != NULL ? link_handover(c, key, q ? q + 1 : NULL)
+                           : CH_EINVAL;
+    }
+    if (path_n > 13 && strncmp(url, "/stream/user/", 13) == 0) {
         user = url + 13;
         user_n = path_n - 13;
         if (!ch_valid_id(user, user_n)) {
@@ -86,40 +139,26 @@ int gw__ws_upgrade(struct gw_conn *c)
         gw__http_error(c, 404, "no such endpoint");
         return CH_ENOTFOUND;
     }
-    if (c->req.method != HTTP_GET || upgrade == NULL ||
-        strcasecmp(upgrade, "websocket") != 0 || connection == NULL ||
-        !header_has_token(connection, "upgrade") || key == NULL ||
-        strlen(key) > 60 || version == NULL || strcmp(version, "13") != 0) {
+    key = upgrade_key(c);
+    if (key == NULL)
+        return CH_EINVAL;
+    n = ch_ws_format_accepted(resp, sizeof resp, key);
+    if (n < 0) {
         c->req.keep_alive = false;
-        gw__http_error(c, 400, "WebSocket upgrade required (RFC 6455)");
+        gw__http_error(c, 400, "bad Sec-WebSocket-Key");
         return CH_EINVAL;
     }
-    n = snprintf(concat, sizeof concat, "%s%s", key, WS_GUID);
-    SHA1((const unsigned char *)concat, (size_t)n, sha);
-    EVP_EncodeBlock(accept, sha, SHA_DIGEST_LENGTH);
 
     /* Frames above body limit + slack cannot be parsed: they are closed
-     * with 1009 (SPEC §4). */
-    ch_ws_reader_init(&c->ws, is_link ? CH_MAX_LINK_FRAME_BYTES
-                                      : c->gw->cfg.max_message_bytes +
-                                            CH_FRAME_SLACK_BYTES);
+     * with 1009 (docs/protocol.md). */
+    ch_ws_reader_init(&c->ws,
+                      c->gw->cfg.max_message_bytes + CH_FRAME_SLACK_BYTES);
     memcpy(c->user, user, user_n);
     c->user[user_n] = '\0';
     random_app_id(c->app);
     c->is_ws = true;
     c->gw->metrics.ws_connections_current++;
-
-    n = snprintf(resp, sizeof resp,
-                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                 accept);
     gw__conn_write(c, resp, (size_t)n);
-    if (is_link) {
-        gw__link_open(c);
-        log_info("gw", "link open conn=%llu from=%s", (unsigned long long)c->id,
-                 q ? q + 1 : "?");
-        return 0;
-    }
     n = snprintf(
         hello, sizeof hello,
         "#connected You are connected to the server.\n"
@@ -147,11 +186,6 @@ static void handle_event(struct gw_conn *c, const struct ch_ws_event *ev)
 {
     switch (ev->kind) {
     case CH_WS_EV_MESSAGE:
-        if (c->is_link) {
-            if (ev->binary)
-                gw__link_frame(c, ev->data, ev->n);
-            return;
-        }
         gw__proto_handle(c, ev->data, ev->n);
         return;
     case CH_WS_EV_PING:

@@ -2,7 +2,7 @@
  *  - ch_cmd_decode (raft entries), with a re-encode round trip for publish
  *    batches (ch_batch_enc_*) and member changes (ch_members_encode);
  *  - ch_record_decode (stored records), with a ch_record_encode round trip;
- *  - ch_link_decode (node-to-node link frames), with a ch_link_enc_*
+ *  - link_decode (node-to-node link frames), with a link_enc_*
  *    round trip of every request and response.
  * Every input goes through all three decoders. */
 #include <stdint.h>
@@ -11,7 +11,7 @@
 
 #include "common/codec.h"
 #include "common/err.h"
-#include "common/link.h"
+#include "cluster/link_int.h"
 #include "fuzz_util.h"
 
 static bool bytes_eq(struct ch_bytes a, struct ch_bytes b)
@@ -174,24 +174,24 @@ static void fuzz_record(const uint8_t *data, size_t size)
 /* ---- link frames ---- */
 
 struct link_seen {
-    struct ch_link_enc reqs;
-    struct ch_link_enc resps;
-    struct ch_link_req *req; /* copies, fields into the input */
-    struct ch_link_resp *resp;
+    struct link_enc reqs;
+    struct link_enc resps;
+    struct link_req *req; /* copies, fields into the input */
+    struct link_resp *resp;
     size_t n_req, n_resp, cap_req, cap_resp;
     size_t check_i; /* second pass: next item to compare */
 };
 
-static void link_req_cb(void *arg, const struct ch_link_req *r)
+static void on_link_req(void *arg, const struct link_req *r)
 {
     struct link_seen *s = arg;
 
-    FUZZ_CHECK(r->op >= CH_LINK_PUBLISH && r->op <= CH_LINK_REMOVED);
+    FUZZ_CHECK(r->op >= LINK_PUBLISH && r->op <= LINK_REMOVED);
     check_msg_fields(&r->msg);
     check_field(r->raft);
     check_field(r->http);
-    FUZZ_CHECK(r->op != CH_LINK_JOIN || (r->role >= 0 && r->role <= 2));
-    FUZZ_CHECK(ch_link_enc_req(&s->reqs, r) == 0);
+    FUZZ_CHECK(r->op != LINK_JOIN || (r->role >= 0 && r->role <= 2));
+    FUZZ_CHECK(link_enc_req(&s->reqs, r) == 0);
     if (s->n_req == s->cap_req) {
         s->cap_req = s->cap_req ? 2 * s->cap_req : 8;
         s->req = realloc(s->req, s->cap_req * sizeof *s->req);
@@ -200,13 +200,13 @@ static void link_req_cb(void *arg, const struct ch_link_req *r)
     s->req[s->n_req++] = *r;
 }
 
-static void link_resp_cb(void *arg, const struct ch_link_resp *r)
+static void on_link_resp(void *arg, const struct link_resp *r)
 {
     struct link_seen *s = arg;
 
     FUZZ_CHECK(r->status <= 0);
     check_field(r->text);
-    FUZZ_CHECK(ch_link_enc_resp(&s->resps, r) == 0);
+    FUZZ_CHECK(link_enc_resp(&s->resps, r) == 0);
     if (s->n_resp == s->cap_resp) {
         s->cap_resp = s->cap_resp ? 2 * s->cap_resp : 8;
         s->resp = realloc(s->resp, s->cap_resp * sizeof *s->resp);
@@ -215,19 +215,19 @@ static void link_resp_cb(void *arg, const struct ch_link_resp *r)
     s->resp[s->n_resp++] = *r;
 }
 
-static void again_req_cb(void *arg, const struct ch_link_req *r)
+static void again_req_cb(void *arg, const struct link_req *r)
 {
     struct link_seen *s = arg;
-    const struct ch_link_req *o;
+    const struct link_req *o;
 
     FUZZ_CHECK(s->check_i < s->n_req);
     o = &s->req[s->check_i++];
     FUZZ_CHECK(r->req_id == o->req_id && r->op == o->op);
     switch (r->op) {
-    case CH_LINK_PUBLISH:
+    case LINK_PUBLISH:
         FUZZ_CHECK(msg_eq(&r->msg, &o->msg));
         break;
-    case CH_LINK_JOIN:
+    case LINK_JOIN:
         FUZZ_CHECK(r->id == o->id && bytes_eq(r->raft, o->raft) &&
                    bytes_eq(r->http, o->http) && r->role == o->role);
         break;
@@ -236,10 +236,10 @@ static void again_req_cb(void *arg, const struct ch_link_req *r)
     }
 }
 
-static void again_resp_cb(void *arg, const struct ch_link_resp *r)
+static void again_resp_cb(void *arg, const struct link_resp *r)
 {
     struct link_seen *s = arg;
-    const struct ch_link_resp *o;
+    const struct link_resp *o;
 
     FUZZ_CHECK(s->check_i < s->n_resp);
     o = &s->resp[s->check_i++];
@@ -255,9 +255,9 @@ static void fuzz_link(const uint8_t *data, size_t size)
     int rv;
 
     memset(&s, 0, sizeof s);
-    ch_link_enc_init(&s.reqs, CH_LINK_REQUESTS);
-    ch_link_enc_init(&s.resps, CH_LINK_RESPONSES);
-    rv = ch_link_decode(data, size, link_req_cb, link_resp_cb, &s);
+    link_enc_init(&s.reqs, LINK_REQUESTS);
+    link_enc_init(&s.resps, LINK_RESPONSES);
+    rv = link_decode(data, size, on_link_req, on_link_resp, &s);
     FUZZ_CHECK(rv == 0 || rv == CH_ECORRUPT);
     /* Validated before any callback: nothing delivered on failure. */
     if (rv != 0)
@@ -266,24 +266,24 @@ static void fuzz_link(const uint8_t *data, size_t size)
     FUZZ_CHECK(s.n_req == 0 || s.n_resp == 0);
     /* Refusing a kind refuses the frame. */
     if (rv == 0 && s.n_req > 0)
-        FUZZ_CHECK(ch_link_decode(data, size, NULL, link_resp_cb, &s) ==
+        FUZZ_CHECK(link_decode(data, size, NULL, on_link_resp, &s) ==
                    CH_ECORRUPT);
     if (rv == 0) {
         bool is_req = s.n_req > 0 || (s.n_resp == 0 && size > 0 &&
-                                      data[0] == CH_LINK_REQUESTS);
+                                      data[0] == LINK_REQUESTS);
         ch_buf_init(&frame);
-        FUZZ_CHECK(ch_link_enc_finish(is_req ? &s.reqs : &s.resps, &frame) ==
+        FUZZ_CHECK(link_enc_finish(is_req ? &s.reqs : &s.resps, &frame) ==
                    0);
         s.check_i = 0;
-        FUZZ_CHECK(ch_link_decode(frame.data, frame.len, again_req_cb,
+        FUZZ_CHECK(link_decode(frame.data, frame.len, again_req_cb,
                                   again_resp_cb, &s) == 0);
         FUZZ_CHECK(s.check_i == s.n_req + s.n_resp);
         ch_buf_free(&frame);
     }
     free(s.req);
     free(s.resp);
-    ch_link_enc_close(&s.reqs);
-    ch_link_enc_close(&s.resps);
+    link_enc_close(&s.reqs);
+    link_enc_close(&s.resps);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

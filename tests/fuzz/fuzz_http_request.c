@@ -1,8 +1,9 @@
 /* libFuzzer target: the gateway's whole request path, in-process. The
  * input is the byte stream a client sends on one connection: HTTP/1.1
  * requests (REST publish/replay, admin API, bodies, pipelining), and after
- * an upgrade to /stream or /internal/link, WebSocket frames carrying client
- * commands or link frames. The marker "|~|" splits the stream into separate
+ * an upgrade to /stream, WebSocket frames carrying client commands (an
+ * upgrade to /internal/link is handed over to the cluster: the fake one
+ * closes it). The marker "|~|" splits the stream into separate
  * reads; between reads the loop runs, the (fake) cluster commits queued
  * publishes and the subscription pumps run, so answers and deliveries
  * interleave with input as on a real server.
@@ -10,7 +11,7 @@
  * The connection is a real libuv TCP handle opened on one end of a
  * socketpair, set up like gw__conn_accept_cb does, so http.c's own read,
  * parse (http_parser with the server's settings and limits), dispatch and
- * write paths run unchanged. The cluster is tests/fuzz/fake_cluster.c over
+ * write paths run unchanged. The cluster is tests/lib/fake_cluster.c over
  * a real store, reset to empty before each input.
  *
  * Checks: no sanitizer report; the answer starts like an HTTP response;
@@ -28,7 +29,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
-#include "fake_cluster.h"
+#include "lib/fake_cluster.h"
 #include "fuzz_util.h"
 #include "gateway/gw_int.h"
 

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/codec.h"
-#include "common/link.h"
+#include "cluster/link_int.h"
 #include "fuzz_util.h"
 #include "store/store.h"
 
@@ -223,46 +223,46 @@ static void http_request(void)
 
     /* A node-to-node link: requests of every kind in one binary frame. */
     {
-        struct ch_link_enc e;
-        struct ch_link_req r;
+        struct link_enc e;
+        struct link_req r;
         struct ch_buf f;
 
-        ch_link_enc_init(&e, CH_LINK_REQUESTS);
+        link_enc_init(&e, LINK_REQUESTS);
         memset(&r, 0, sizeof r);
         r.req_id = 1;
-        r.op = CH_LINK_PUBLISH;
+        r.op = LINK_PUBLISH;
         r.msg.path = (struct ch_bytes){"/link/t", 7};
         r.msg.user = (struct ch_bytes){"u", 1};
         r.msg.app = (struct ch_bytes){"a", 1};
         r.msg.msgid = (struct ch_bytes){"m1", 2};
         r.msg.body = (struct ch_bytes){"hi", 2};
-        if (ch_link_enc_req(&e, &r) != 0)
+        if (link_enc_req(&e, &r) != 0)
             abort();
         memset(&r, 0, sizeof r);
         r.req_id = 2;
-        r.op = CH_LINK_JOIN;
+        r.op = LINK_JOIN;
         r.id = 5;
         r.raft = (struct ch_bytes){"127.0.0.1:9005", 14};
         r.http = (struct ch_bytes){"127.0.0.1:8005", 14};
-        if (ch_link_enc_req(&e, &r) != 0)
+        if (link_enc_req(&e, &r) != 0)
             abort();
         r.req_id = 3;
-        r.op = CH_LINK_LEAVE;
+        r.op = LINK_LEAVE;
         r.id = 2;
-        if (ch_link_enc_req(&e, &r) != 0)
+        if (link_enc_req(&e, &r) != 0)
             abort();
         r.req_id = 4;
-        r.op = CH_LINK_TRANSFER;
+        r.op = LINK_TRANSFER;
         r.id = 0;
-        if (ch_link_enc_req(&e, &r) != 0)
+        if (link_enc_req(&e, &r) != 0)
             abort();
         r.req_id = 5;
-        r.op = CH_LINK_REMOVED;
+        r.op = LINK_REMOVED;
         r.id = 3;
-        if (ch_link_enc_req(&e, &r) != 0)
+        if (link_enc_req(&e, &r) != 0)
             abort();
         ch_buf_init(&f);
-        if (ch_link_enc_finish(&e, &f) != 0)
+        if (link_enc_finish(&e, &f) != 0)
             abort();
         b.len = 0;
         text(&b, "GET /internal/link?from=2");
@@ -270,7 +270,7 @@ static void http_request(void)
         ws_frame(&b, 1, 2, f.data, f.len, zero_mask);
         put("fuzz_http_request", "link_requests", b.data, b.len);
         ch_buf_free(&f);
-        ch_link_enc_close(&e);
+        link_enc_close(&e);
     }
     ch_buf_free(&b);
 }
@@ -302,8 +302,8 @@ static void codec(void)
         {CH_MEMBER_SET, 4, {"127.0.0.1:9004", 14}, {"127.0.0.1:8004", 14}, 1},
         {CH_MEMBER_DEL, 2, {"", 0}, {"", 0}, 0}};
     struct ch_batch_enc e;
-    struct ch_link_enc le;
-    struct ch_link_resp resp;
+    struct link_enc le;
+    struct link_resp resp;
     struct ch_buf b;
     void *out;
     size_t out_n;
@@ -337,54 +337,54 @@ static void codec(void)
     put("fuzz_codec", "record", b.data, b.len);
     put("fuzz_codec", "record_truncated", b.data, b.len - 1);
 
-    ch_link_enc_init(&le, CH_LINK_RESPONSES);
+    link_enc_init(&le, LINK_RESPONSES);
     memset(&resp, 0, sizeof resp);
     resp.req_id = 7;
     resp.seq = 3;
     resp.time = 1700000000;
     resp.index = 12;
-    if (ch_link_enc_resp(&le, &resp) != 0)
+    if (link_enc_resp(&le, &resp) != 0)
         abort();
     resp.req_id = 8;
     resp.status = -5;
     resp.is_dup = true;
     resp.text = (struct ch_bytes){"not leader", 10};
-    if (ch_link_enc_resp(&le, &resp) != 0)
+    if (link_enc_resp(&le, &resp) != 0)
         abort();
     b.len = 0;
-    if (ch_link_enc_finish(&le, &b) != 0)
+    if (link_enc_finish(&le, &b) != 0)
         abort();
     put("fuzz_codec", "link_responses", b.data, b.len);
-    ch_link_enc_close(&le);
+    link_enc_close(&le);
 
-    ch_link_enc_init(&le, CH_LINK_REQUESTS);
+    link_enc_init(&le, LINK_REQUESTS);
     {
-        struct ch_link_req r;
+        struct link_req r;
         memset(&r, 0, sizeof r);
         r.req_id = 1;
-        r.op = CH_LINK_PUBLISH;
+        r.op = LINK_PUBLISH;
         r.msg = ms[0];
-        if (ch_link_enc_req(&le, &r) != 0)
+        if (link_enc_req(&le, &r) != 0)
             abort();
         memset(&r, 0, sizeof r);
         r.req_id = 2;
-        r.op = CH_LINK_JOIN;
+        r.op = LINK_JOIN;
         r.id = 5;
         r.raft = (struct ch_bytes){"127.0.0.1:9005", 14};
         r.http = (struct ch_bytes){"h:1", 3};
         r.role = 2;
-        if (ch_link_enc_req(&le, &r) != 0)
+        if (link_enc_req(&le, &r) != 0)
             abort();
         r.req_id = 3;
-        r.op = CH_LINK_LEAVE;
-        if (ch_link_enc_req(&le, &r) != 0)
+        r.op = LINK_LEAVE;
+        if (link_enc_req(&le, &r) != 0)
             abort();
     }
     b.len = 0;
-    if (ch_link_enc_finish(&le, &b) != 0)
+    if (link_enc_finish(&le, &b) != 0)
         abort();
     put("fuzz_codec", "link_requests", b.data, b.len);
-    ch_link_enc_close(&le);
+    link_enc_close(&le);
     ch_buf_free(&b);
 }
 

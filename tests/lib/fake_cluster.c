@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/codec.h"
 #include "common/err.h"
@@ -35,6 +36,7 @@ struct cluster {
     struct fake_admin *admins;
     size_t n_admins, cap_admins;
     int64_t time;
+    unsigned n_link_accepts;
     struct cluster_metrics metrics;
 };
 
@@ -234,8 +236,8 @@ static int member_status(uint64_t id)
 int cluster_join(struct cluster *c, uint64_t id, const char *raft,
                  const char *http, int role, cluster_admin_cb cb, void *arg)
 {
-    if (id == 0 || strlen(raft) >= CLUSTER_ADDR_MAX ||
-        strlen(http) >= CLUSTER_ADDR_MAX || role < CLUSTER_ROLE_VOTER ||
+    if (id == 0 || strlen(raft) > CH_MAX_ADDR_BYTES ||
+        strlen(http) > CH_MAX_ADDR_BYTES || role < CLUSTER_ROLE_VOTER ||
         role > CLUSTER_ROLE_SPARE)
         return CH_EINVAL;
     return queue_admin(c, 0, cb, arg);
@@ -261,6 +263,21 @@ void cluster_removed_notice(struct cluster *c, uint64_t id)
     (void)id;
 }
 
+int cluster_link_accept(struct cluster *c, int fd, const char *ws_key,
+                        const char *peer)
+{
+    (void)ws_key;
+    (void)peer;
+    c->n_link_accepts++;
+    close(fd); /* owned from the call on: the link is not served here */
+    return CH_ESHUTDOWN;
+}
+
+unsigned fake_cluster_link_accepts(struct cluster *c)
+{
+    return c->n_link_accepts;
+}
+
 void cluster_get_status(struct cluster *c, struct cluster_status *out)
 {
     memset(out, 0, sizeof *out);
@@ -273,10 +290,10 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
     out->n_members = 3;
     for (unsigned i = 0; i < 3; i++) {
         out->members[i].id = i + 1;
-        snprintf(out->members[i].raft, CLUSTER_ADDR_MAX, "127.0.0.1:%u",
-                 9000 + i);
-        snprintf(out->members[i].http, CLUSTER_ADDR_MAX, "127.0.0.1:%u",
-                 8000 + i);
+        snprintf(out->members[i].raft, sizeof out->members[i].raft,
+                 "127.0.0.1:%u", 9000 + i);
+        snprintf(out->members[i].http, sizeof out->members[i].http,
+                 "127.0.0.1:%u", 8000 + i);
         out->members[i].role = CLUSTER_ROLE_VOTER;
     }
 }

@@ -1,10 +1,10 @@
 /* Node-to-node link codec. */
-#include "common/link.h"
+#include "cluster/link_int.h"
 #include "common/err.h"
 
 #include <string.h>
 
-void ch_link_enc_init(struct ch_link_enc *e, enum ch_link_kind kind)
+void link_enc_init(struct link_enc *e, enum link_kind kind)
 {
     ch_buf_init(&e->items);
     ch_mp_packer_init_buf(&e->pk, &e->items);
@@ -12,18 +12,18 @@ void ch_link_enc_init(struct ch_link_enc *e, enum ch_link_kind kind)
     e->n = 0;
 }
 
-void ch_link_enc_close(struct ch_link_enc *e)
+void link_enc_close(struct link_enc *e)
 {
     ch_buf_free(&e->items);
 }
 
-void ch_link_enc_reset(struct ch_link_enc *e)
+void link_enc_reset(struct link_enc *e)
 {
     e->items.len = 0;
     e->n = 0;
 }
 
-int ch_link_enc_raw(struct ch_link_enc *e, const void *item, size_t n)
+int link_enc_raw(struct link_enc *e, const void *item, size_t n)
 {
     int rv = ch_buf_append(&e->items, item, n);
     if (rv == 0)
@@ -31,7 +31,7 @@ int ch_link_enc_raw(struct ch_link_enc *e, const void *item, size_t n)
     return rv;
 }
 
-size_t ch_link_enc_size(const struct ch_link_enc *e)
+size_t link_enc_size(const struct link_enc *e)
 {
     return e->items.len;
 }
@@ -41,14 +41,14 @@ static int pack_bytes(msgpack_packer *pk, struct ch_bytes b)
     return ch_mp_pack_bytes(pk, b.p, b.n);
 }
 
-int ch_link_enc_req(struct ch_link_enc *e, const struct ch_link_req *r)
+int link_enc_req(struct link_enc *e, const struct link_req *r)
 {
     msgpack_packer *pk = &e->pk;
     size_t mark = e->items.len;
     int rv = 0;
 
     switch (r->op) {
-    case CH_LINK_PUBLISH:
+    case LINK_PUBLISH:
         rv |= msgpack_pack_array(pk, 8);
         rv |= msgpack_pack_uint64(pk, r->req_id);
         rv |= msgpack_pack_uint32(pk, (uint32_t)r->op);
@@ -59,7 +59,7 @@ int ch_link_enc_req(struct ch_link_enc *e, const struct ch_link_req *r)
         rv |= pack_bytes(pk, r->msg.header);
         rv |= pack_bytes(pk, r->msg.body);
         break;
-    case CH_LINK_JOIN:
+    case LINK_JOIN:
         rv |= msgpack_pack_array(pk, 6);
         rv |= msgpack_pack_uint64(pk, r->req_id);
         rv |= msgpack_pack_uint32(pk, (uint32_t)r->op);
@@ -68,9 +68,9 @@ int ch_link_enc_req(struct ch_link_enc *e, const struct ch_link_req *r)
         rv |= pack_bytes(pk, r->http);
         rv |= msgpack_pack_uint32(pk, (uint32_t)r->role);
         break;
-    case CH_LINK_LEAVE:
-    case CH_LINK_TRANSFER:
-    case CH_LINK_REMOVED:
+    case LINK_LEAVE:
+    case LINK_TRANSFER:
+    case LINK_REMOVED:
         rv |= msgpack_pack_array(pk, 3);
         rv |= msgpack_pack_uint64(pk, r->req_id);
         rv |= msgpack_pack_uint32(pk, (uint32_t)r->op);
@@ -87,7 +87,7 @@ int ch_link_enc_req(struct ch_link_enc *e, const struct ch_link_req *r)
     return 0;
 }
 
-int ch_link_enc_resp(struct ch_link_enc *e, const struct ch_link_resp *r)
+int link_enc_resp(struct link_enc *e, const struct link_resp *r)
 {
     msgpack_packer *pk = &e->pk;
     size_t mark = e->items.len;
@@ -109,7 +109,7 @@ int ch_link_enc_resp(struct ch_link_enc *e, const struct ch_link_resp *r)
     return 0;
 }
 
-int ch_link_enc_finish(const struct ch_link_enc *e, struct ch_buf *out)
+int link_enc_finish(const struct link_enc *e, struct ch_buf *out)
 {
     msgpack_packer pk;
     int rv = 0;
@@ -123,7 +123,7 @@ int ch_link_enc_finish(const struct ch_link_enc *e, struct ch_buf *out)
 }
 
 static int read_req(const char *p, size_t len, size_t *off,
-                    struct ch_link_req *r)
+                    struct link_req *r)
 {
     uint32_t n;
     uint64_t u;
@@ -133,9 +133,9 @@ static int read_req(const char *p, size_t len, size_t *off,
         ch_mp_read_uint(p, len, off, &r->req_id) != 0 ||
         ch_mp_read_uint(p, len, off, &u) != 0)
         return CH_ECORRUPT;
-    r->op = (enum ch_link_op)u;
+    r->op = (enum link_op)u;
     switch (u) {
-    case CH_LINK_PUBLISH:
+    case LINK_PUBLISH:
         if (n != 8 || ch_mp_read_bytes(p, len, off, &r->msg.path) != 0 ||
             ch_mp_read_bytes(p, len, off, &r->msg.user) != 0 ||
             ch_mp_read_bytes(p, len, off, &r->msg.app) != 0 ||
@@ -144,7 +144,7 @@ static int read_req(const char *p, size_t len, size_t *off,
             ch_mp_read_bytes(p, len, off, &r->msg.body) != 0)
             return CH_ECORRUPT;
         return 0;
-    case CH_LINK_JOIN:
+    case LINK_JOIN:
         if (n != 6 || ch_mp_read_uint(p, len, off, &r->id) != 0 ||
             ch_mp_read_bytes(p, len, off, &r->raft) != 0 ||
             ch_mp_read_bytes(p, len, off, &r->http) != 0 ||
@@ -152,9 +152,9 @@ static int read_req(const char *p, size_t len, size_t *off,
             return CH_ECORRUPT;
         r->role = (int)u;
         return 0;
-    case CH_LINK_LEAVE:
-    case CH_LINK_TRANSFER:
-    case CH_LINK_REMOVED:
+    case LINK_LEAVE:
+    case LINK_TRANSFER:
+    case LINK_REMOVED:
         if (n != 3 || ch_mp_read_uint(p, len, off, &r->id) != 0)
             return CH_ECORRUPT;
         return 0;
@@ -164,7 +164,7 @@ static int read_req(const char *p, size_t len, size_t *off,
 }
 
 static int read_resp(const char *p, size_t len, size_t *off,
-                     struct ch_link_resp *r)
+                     struct link_resp *r)
 {
     uint32_t n;
     int64_t status;
@@ -189,7 +189,7 @@ static int read_resp(const char *p, size_t len, size_t *off,
 
 /* One pass: validate only (cb NULL) or deliver. */
 static int decode_pass(const char *p, size_t len, bool deliver,
-                       ch_link_req_cb req_cb, ch_link_resp_cb resp_cb,
+                       link_req_cb req_cb, link_resp_cb resp_cb,
                        void *arg)
 {
     size_t off = 0;
@@ -198,22 +198,22 @@ static int decode_pass(const char *p, size_t len, bool deliver,
     if (ch_mp_read_uint(p, len, &off, &kind) != 0 ||
         ch_mp_read_uint(p, len, &off, &n) != 0)
         return CH_ECORRUPT;
-    if ((kind == CH_LINK_REQUESTS && req_cb == NULL) ||
-        (kind == CH_LINK_RESPONSES && resp_cb == NULL) ||
-        (kind != CH_LINK_REQUESTS && kind != CH_LINK_RESPONSES))
+    if ((kind == LINK_REQUESTS && req_cb == NULL) ||
+        (kind == LINK_RESPONSES && resp_cb == NULL) ||
+        (kind != LINK_REQUESTS && kind != LINK_RESPONSES))
         return CH_ECORRUPT;
     /* Every item takes at least 4 bytes: bound n by the frame size. */
     if (n > len / 4 + 1)
         return CH_ECORRUPT;
     for (uint64_t i = 0; i < n; i++) {
-        if (kind == CH_LINK_REQUESTS) {
-            struct ch_link_req r;
+        if (kind == LINK_REQUESTS) {
+            struct link_req r;
             if (read_req(p, len, &off, &r) != 0)
                 return CH_ECORRUPT;
             if (deliver)
                 req_cb(arg, &r);
         } else {
-            struct ch_link_resp r;
+            struct link_resp r;
             if (read_resp(p, len, &off, &r) != 0)
                 return CH_ECORRUPT;
             if (deliver)
@@ -223,8 +223,8 @@ static int decode_pass(const char *p, size_t len, bool deliver,
     return off == len ? 0 : CH_ECORRUPT;
 }
 
-int ch_link_decode(const void *buf, size_t len, ch_link_req_cb req_cb,
-                   ch_link_resp_cb resp_cb, void *arg)
+int link_decode(const void *buf, size_t len, link_req_cb req_cb,
+                   link_resp_cb resp_cb, void *arg)
 {
     int rv = decode_pass(buf, len, false, req_cb, resp_cb, arg);
     if (rv != 0)

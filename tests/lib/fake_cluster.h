@@ -5,8 +5,8 @@
  * encoded with the real raft-command codec, decoded again and applied to
  * a real store, as cluster/fsm.c does; callbacks run from the step, never
  * from inside the call that queued them (as with the real cluster). */
-#ifndef CHORUS_TESTS_FUZZ_FAKE_CLUSTER_H
-#define CHORUS_TESTS_FUZZ_FAKE_CLUSTER_H
+#ifndef CHORUS_TESTS_LIB_FAKE_CLUSTER_H
+#define CHORUS_TESTS_LIB_FAKE_CLUSTER_H
 
 #include <stdbool.h>
 
@@ -20,5 +20,7 @@ void fake_cluster_destroy(struct cluster *c);
 bool fake_cluster_step(struct cluster *c);
 /* True when no publish or admin request waits for an answer. */
 bool fake_cluster_idle(struct cluster *c);
+/* Node links the gateway handed over (each is closed at once). */
+unsigned fake_cluster_link_accepts(struct cluster *c);
 
 #endif

@@ -1,0 +1,41 @@
+/* Blocking socket helpers shared by the command-line tools (chorusctl's
+ * HTTP client, address parsing in chorusctl and chorus-bench): split
+ * HOST:PORT, connect a TCP socket with a timeout, wait for readiness and
+ * send everything before a deadline. The daemon never blocks and does not
+ * use them. */
+#ifndef CHORUS_COMMON_NET_H
+#define CHORUS_COMMON_NET_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+/* Splits "HOST:PORT" ("[V6]:PORT" also accepted) into host and port
+ * strings. Returns 0 or CH_EINVAL (missing port, overlong host). */
+__attribute__((warn_unused_result)) int
+ch_hostport_split(const char *hostport, char *host, size_t host_size,
+                  char *port, size_t port_size);
+
+/* Resolves "HOST:PORT" (getaddrinfo, blocking) and connects a TCP socket
+ * within timeout_ms (< 0: no limit). On success *fd is a connected socket in
+ * non-blocking mode, with TCP_NODELAY and close-on-exec; the caller owns it.
+ * On failure errmsg (CH_ERRMSG_SIZE bytes) gets one line such as
+ * "cannot connect to 127.0.0.1:8080: Connection refused".
+ * Returns 0, CH_EINVAL (bad address), CH_ECONNECT or CH_ETIMEDOUT. */
+__attribute__((warn_unused_result)) int
+ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg);
+
+/* Blocking-socket helpers shared by the CLI clients (monotonic ms; a
+ * deadline < 0 means none). */
+long long ch_deadline_after(int timeout_ms);
+/* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the deadline
+ * passes. Returns 0, CH_ETIMEDOUT ("timed out <what>") or CH_EIO, with the
+ * reason in errmsg (CH_ERRMSG_SIZE bytes). */
+int ch_fd_wait(int fd, short events, long long deadline, const char *what,
+               char *errmsg);
+/* Sends all of data on the non-blocking socket fd before the deadline.
+ * Returns 0, CH_ETIMEDOUT or CH_EIO with the reason in errmsg. */
+int ch_fd_send_all(int fd, const void *data, size_t n, long long deadline,
+                   const char *what, char *errmsg);
+
+#endif
