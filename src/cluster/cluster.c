@@ -141,6 +141,7 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
     }
     c->store = store;
     c->r = &c->raft;
+    ch_queue_init(&c->admin_answers);
     ch_wsctx_init(&c->wsctx, loop);
     lservers_init(&c->lservers, &c->wsctx, &link_handler, c);
     c->last_state = -1;
@@ -285,39 +286,110 @@ err:
     return rv;
 }
 
+/* ---- handing raft requests, and the callbacks' bracket ---- */
+
+void cluster__raft_cb_enter(struct cluster *c)
+{
+    c->n_in_raft_cb++;
+}
+
+void cluster__raft_cb_leave(struct cluster *c)
+{
+    CH_ASSERT(c->n_in_raft_cb > 0);
+    c->n_in_raft_cb--;
+}
+
+int cluster__raft_apply(struct cluster *c, struct raft_apply *req,
+                        const struct raft_buffer *buf, raft_apply_cb cb)
+{
+    CH_ASSERT(c->n_in_raft_cb == 0);
+    CH_ASSERT(buf->len % 8 == 0); /* 0.15 cannot read back other lengths */
+    return raft_apply(c->r, req, buf, 1, cb);
+}
+
+int cluster__raft_barrier(struct cluster *c, struct raft_barrier *req,
+                          raft_barrier_cb cb)
+{
+    CH_ASSERT(c->n_in_raft_cb == 0);
+    return raft_barrier(c->r, req, cb);
+}
+
+int cluster__raft_add(struct cluster *c, struct raft_change *req, raft_id id,
+                      const char *address, raft_change_cb cb)
+{
+    CH_ASSERT(c->n_in_raft_cb == 0);
+    return raft_add(c->r, req, id, address, cb);
+}
+
+int cluster__raft_assign(struct cluster *c, struct raft_change *req,
+                         raft_id id, int role, raft_change_cb cb)
+{
+    CH_ASSERT(c->n_in_raft_cb == 0);
+    return raft_assign(c->r, req, id, role, cb);
+}
+
+int cluster__raft_remove(struct cluster *c, struct raft_change *req,
+                         raft_id id, raft_change_cb cb)
+{
+    CH_ASSERT(c->n_in_raft_cb == 0);
+    return raft_remove(c->r, req, id, cb);
+}
+
+int cluster__raft_transfer(struct cluster *c, struct raft_transfer *req,
+                           raft_id id, raft_transfer_cb cb)
+{
+    CH_ASSERT(c->n_in_raft_cb == 0);
+    return raft_transfer(c->r, req, id, cb);
+}
+
+static void kick_cb(uv_idle_t *h)
+{
+    (void)h; /* being active is its job: the poll does not block */
+}
+
+void cluster__kick(struct cluster *c)
+{
+    int rv;
+
+    if (!c->is_kick_inited || c->closing)
+        return;
+    rv = uv_idle_start(&c->kick, kick_cb);
+    CH_ASSERT(rv == 0); /* an initialised idle handle always starts */
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
     struct cluster *c = req->data;
 
+    cluster__raft_cb_enter(c);
     c->barrier_pending = false;
     if (status != 0) {
         log_warn("cluster", "leader barrier failed status=%d", status);
-        return;
-    }
-    if (raft_state(&c->raft) == RAFT_LEADER) {
+    } else if (raft_state(c->r) == RAFT_LEADER) {
         c->is_ready = true;
         log_info("cluster", "leader ready id=%llu term=%llu applied=%llu",
                  (unsigned long long)c->cfg.id,
-                 (unsigned long long)c->raft.current_term,
-                 (unsigned long long)raft_last_applied(&c->raft));
+                 (unsigned long long)c->r->current_term,
+                 (unsigned long long)raft_last_applied(c->r));
     }
+    cluster__raft_cb_leave(c);
 }
 
 /* Once per tick: leadership changes and publish timeouts. libraft 0.15 has
  * no state-change callback (RAFT-NOTES §5), so poll. */
 static void monitor(struct cluster *c)
 {
-    int state = raft_state(&c->raft);
+    int state = raft_state(c->r);
     raft_id leader_id = 0;
     const char *leader_addr = NULL;
 
-    raft_leader(&c->raft, &leader_id, &leader_addr);
+    raft_leader(c->r, &leader_id, &leader_addr);
     if (state != c->last_state || leader_id != c->last_leader_id) {
         log_info("cluster",
                  "state changed id=%llu state=%s term=%llu "
                  "leader=%llu",
                  (unsigned long long)c->cfg.id, state_name(state),
-                 (unsigned long long)c->raft.current_term,
+                 (unsigned long long)c->r->current_term,
                  (unsigned long long)leader_id);
         if (c->last_state == RAFT_LEADER && state != RAFT_LEADER)
             c->is_ready = false;
@@ -328,7 +400,7 @@ static void monitor(struct cluster *c)
             c->is_ready = false;
             c->barrier.data = c;
             if (!c->barrier_pending &&
-                raft_barrier(&c->raft, &c->barrier, barrier_cb) == 0)
+                cluster__raft_barrier(c, &c->barrier, barrier_cb) == 0)
                 c->barrier_pending = true;
         }
         if (state == RAFT_FOLLOWER)
@@ -357,8 +429,11 @@ static void check_cb(uv_check_t *h)
 {
     struct cluster *c = h->data;
 
+    CH_ASSERT(c->n_in_raft_cb == 0);
     if (c->closing)
         return;
+    (void)uv_idle_stop(&c->kick); /* cannot fail; kicked again if need be */
+    cluster__membership_run(c);
     cluster__propose_flush(c);
     cluster__nudge_followers(c);
     cluster__forward_flush(c);
@@ -434,7 +509,7 @@ int cluster_start(struct cluster *c, char *errmsg)
     rv = raft_init(&c->raft, &c->io, &c->fsm, c->cfg.id, c->cfg.raft_addr);
     if (rv != 0) {
         snprintf(errmsg, CH_ERRMSG_SIZE, "raft init failed (%d): %s", rv,
-                 raft_errmsg(&c->raft));
+                 raft_errmsg(c->r));
         /* raft_close must still run to release the io; the loop runs it. */
         c->raft_inited = true;
         return CH_EIO;
@@ -464,6 +539,12 @@ int cluster_start(struct cluster *c, char *errmsg)
         goto err_uv;
     c->tick_timer.data = c;
     c->n_handles_open++;
+    rv = uv_idle_init(c->loop, &c->kick);
+    if (rv != 0)
+        goto err_uv;
+    c->kick.data = c;
+    c->n_handles_open++;
+    c->is_kick_inited = true;
 
     rv = raft_start(&c->raft);
     if (rv != 0) {
@@ -479,8 +560,8 @@ int cluster_start(struct cluster *c, char *errmsg)
     monitor(c);
     log_info("cluster", "started id=%llu raft=%s state=%s applied=%llu",
              (unsigned long long)c->cfg.id, c->cfg.raft_addr,
-             state_name(raft_state(&c->raft)),
-             (unsigned long long)raft_last_applied(&c->raft));
+             state_name(raft_state(c->r)),
+             (unsigned long long)raft_last_applied(c->r));
     return 0;
 err_uv:
     snprintf(errmsg, CH_ERRMSG_SIZE, "libuv: %s", uv_strerror(rv));
@@ -509,6 +590,7 @@ static void on_raft_closed(struct raft *r)
 {
     struct cluster *c = r->data;
 
+    CH_ASSERT(c->n_in_raft_cb == 0);
     raft_uv_close(&c->io);
     raft_uv_tcp_close(&c->transport);
     c->raft_inited = false;
@@ -539,11 +621,14 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
         uv_close((uv_handle_t *)&c->flush_check, handle_close_cb);
     if (c->n_handles_open >= 2 && !uv_is_closing((uv_handle_t *)&c->tick_timer))
         uv_close((uv_handle_t *)&c->tick_timer, handle_close_cb);
+    if (c->is_kick_inited && !uv_is_closing((uv_handle_t *)&c->kick))
+        uv_close((uv_handle_t *)&c->kick, handle_close_cb);
     if (c->raft_inited) {
         c->raft.data = c;
         /* In-flight applies fail with LEADERSHIPLOST: outcome unknown.
          * Pending membership changes fail the same way (synchronously). */
         raft_close(&c->raft, on_raft_closed);
+        CH_ASSERT(c->n_in_raft_cb == 0);
     }
     cluster__forward_fail_all(c, CH_ESHUTDOWN);
     cluster__membership_close(c);
@@ -572,18 +657,18 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
         out->state = c->cfg.join ? "joining" : "unavailable";
         return;
     }
-    state = raft_state(&c->raft);
-    raft_leader(&c->raft, &leader_id, &leader_addr);
+    state = raft_state(c->r);
+    raft_leader(c->r, &leader_id, &leader_addr);
     out->state = state_name(state);
-    out->term = c->raft.current_term;
+    out->term = c->r->current_term;
     out->leader_id = leader_id;
-    out->commit_index = c->raft.commit_index;
-    out->applied_index = raft_last_applied(&c->raft);
+    out->commit_index = c->r->commit_index;
+    out->applied_index = raft_last_applied(c->r);
     for (unsigned i = 0;
-         i < c->raft.configuration.n &&
+         i < c->r->configuration.n &&
          out->n_members < sizeof out->members / sizeof out->members[0];
          i++) {
-        const struct raft_server *s = &c->raft.configuration.servers[i];
+        const struct raft_server *s = &c->r->configuration.servers[i];
         struct cluster_member *m = &out->members[out->n_members++];
         m->id = s->id;
         snprintf(m->raft, sizeof m->raft, "%s", s->address);
@@ -603,25 +688,29 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
 static void step_down_cb(struct raft_transfer *req)
 {
     struct cluster *c = req->data;
+
+    cluster__raft_cb_enter(c);
     ch_free(req);
+    c->step_down_pending = false;
     log_info("cluster",
              "leadership handed over after a store failure "
              "state=%s",
-             state_name(raft_state(&c->raft)));
+             state_name(raft_state(c->r)));
+    cluster__raft_cb_leave(c);
 }
 
 void cluster__step_down(struct cluster *c)
 {
     struct raft_transfer *req;
 
-    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER ||
+    if (!c->raft_started || raft_state(c->r) != RAFT_LEADER ||
         c->step_down_pending)
         return;
     req = ch_calloc(1, sizeof *req);
     if (req == NULL)
         return;
     req->data = c;
-    if (raft_transfer(&c->raft, req, 0, step_down_cb) != 0)
+    if (cluster__raft_transfer(c, req, 0, step_down_cb) != 0)
         ch_free(req);
     else
         c->step_down_pending = true;
@@ -655,10 +744,10 @@ const char *cluster_health_reason(struct cluster *c)
         return c->fail_reason;
     if (c->cfg.join && !cluster__is_member(c, c->cfg.id))
         return "waiting to be added to the cluster";
-    raft_leader(&c->raft, &leader_id, &leader_addr);
+    raft_leader(c->r, &leader_id, &leader_addr);
     if (leader_id == 0)
         return "no leader known";
-    if (raft_state(&c->raft) == RAFT_LEADER && !c->is_ready)
+    if (raft_state(c->r) == RAFT_LEADER && !c->is_ready)
         return "new leader catching up";
     if (store_check(c->store) != 0)
         return "store unreadable";
@@ -668,7 +757,7 @@ const char *cluster_health_reason(struct cluster *c)
 bool cluster_is_leader(struct cluster *c)
 {
     return c->raft_started && !c->closing &&
-           raft_state(&c->raft) == RAFT_LEADER;
+           raft_state(c->r) == RAFT_LEADER;
 }
 
 bool cluster_is_healthy(struct cluster *c)

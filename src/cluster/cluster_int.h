@@ -62,9 +62,20 @@ struct fwd_link {
     struct fwd_list sent; /* sent, no answer yet */
 };
 
+/* The next raft request of a membership change (membership.c). */
+enum mchange_step {
+    MSTEP_START,       /* join: directory entry; leave: remove or hand
+                          over; transfer: transfer */
+    MSTEP_JOIN_ADD,    /* raft_add (as a spare) */
+    MSTEP_JOIN_ASSIGN, /* raft_assign to voter or standby */
+    MSTEP_LEAVE_DIR,   /* the directory entry goes */
+};
+
 /* A membership change run by the leader (membership.c); one at a time. */
 struct mchange {
     struct cluster *c;
+    enum mchange_step step; /* what runs next */
+    bool is_due;            /* step runs in the next check phase */
     enum link_op op;
     uint64_t id;
     char raft[CH_MAX_ADDR_BYTES + 1];
@@ -135,6 +146,9 @@ struct cluster {
 
     /* The membership change in progress on the leader, or NULL. */
     struct mchange *change;
+    /* Admin requests refused at once, answered from the check phase (a
+     * callback never fires from inside the call that registered it). */
+    struct ch_queue admin_answers;
     bool removed;     /* told we were removed; shutting down */
     bool node_failed; /* store or raft log cannot be written */
     bool step_down_pending;
@@ -160,6 +174,12 @@ struct cluster {
     bool is_ready; /* leader's barrier done, or follower with leader */
     struct raft_barrier barrier;
 
+    /* Raft callbacks running now: nothing is handed to raft while it is
+     * not 0 (cluster__raft_*; docs/architecture.md "Raft"). */
+    unsigned n_in_raft_cb;
+    uv_idle_t kick; /* active while work waits for the check phase */
+    bool is_kick_inited;
+
     bool accepting_stopped;
     bool closing;
     int n_handles_open;
@@ -175,6 +195,31 @@ struct cluster {
 };
 
 /* cluster.c */
+/* Every function libraft calls (FSM, request callbacks) brackets itself
+ * with enter/leave; every call that hands libraft a new request goes
+ * through the cluster__raft_* wrappers, which assert no callback is
+ * running. libraft 0.15 runs callbacks in the middle of its own state
+ * changes: it fails pending applies from inside its step-down while
+ * raft_state() still says leader, and a raft_apply there crashed a leader
+ * (tests/chaos/repro_leader_stepdown.py). Work found inside a callback is
+ * done from the check phase (cluster__kick). */
+void cluster__raft_cb_enter(struct cluster *c);
+void cluster__raft_cb_leave(struct cluster *c);
+int cluster__raft_apply(struct cluster *c, struct raft_apply *req,
+                        const struct raft_buffer *buf, raft_apply_cb cb);
+int cluster__raft_barrier(struct cluster *c, struct raft_barrier *req,
+                          raft_barrier_cb cb);
+int cluster__raft_add(struct cluster *c, struct raft_change *req, raft_id id,
+                      const char *address, raft_change_cb cb);
+int cluster__raft_assign(struct cluster *c, struct raft_change *req,
+                         raft_id id, int role, raft_change_cb cb);
+int cluster__raft_remove(struct cluster *c, struct raft_change *req,
+                         raft_id id, raft_change_cb cb);
+int cluster__raft_transfer(struct cluster *c, struct raft_transfer *req,
+                           raft_id id, raft_transfer_cb cb);
+/* Makes the loop reach its check phase without waiting in poll (work was
+ * queued from a timer or a raft callback). */
+void cluster__kick(struct cluster *c);
 /* A leader that cannot apply hands leadership over (best effort). */
 void cluster__step_down(struct cluster *c);
 /* Marks the node unhealthy with a reason (logged once) and steps down. */
@@ -202,6 +247,9 @@ bool cluster__member_http(struct cluster *c, uint64_t id, char *out,
 /* membership.c */
 int cluster__admin_local(struct cluster *c, const struct link_req *r,
                          cluster_admin_cb cb, void *arg);
+/* Runs the due step of the change in progress and answers refused admin
+ * requests (check phase). */
+void cluster__membership_run(struct cluster *c);
 void cluster__membership_tick(struct cluster *c);
 void cluster__membership_close(struct cluster *c);
 bool cluster__is_member(struct cluster *c, uint64_t id);

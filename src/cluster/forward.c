@@ -376,10 +376,10 @@ void cluster__forward_tick(struct cluster *c)
 
     if (!c->raft_started)
         return;
-    raft_leader(&c->raft, &leader_id, &leader_addr);
+    raft_leader(c->r, &leader_id, &leader_addr);
     if (c->link != NULL && c->link->leader_id != leader_id)
         retire_link(c); /* the leader changed */
-    if (leader_id == c->cfg.id && raft_state(&c->raft) == RAFT_LEADER) {
+    if (leader_id == c->cfg.id && raft_state(c->r) == RAFT_LEADER) {
         if (c->is_ready)
             run_queued_locally(c);
         return;

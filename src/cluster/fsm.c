@@ -2,10 +2,13 @@
  * transaction per entry, applied index inside it, so the re-apply after a
  * restart is a no-op), and takes/restores snapshots.
  *
- * Rules from RAFT-NOTES §3: apply always returns 0 (a non-zero return
- * freezes libraft's apply loop); an undecodable entry is reported through
- * the result; a local store failure aborts the process, and the restart
- * re-applies idempotently. */
+ * An undecodable entry is applied as a no-op and reported through the
+ * result, alike on every replica. When the store cannot take an entry,
+ * apply returns an error on purpose: libraft then stops applying on this
+ * node (a follower turns unavailable, a leader freezes its apply loop)
+ * instead of skipping it, the node reports itself unhealthy, and after a
+ * restart with room the entries are applied from the raft log,
+ * idempotently (docs/architecture.md "Failure handling"). */
 #include "cluster/cluster_int.h"
 #include "common/alloc.h"
 #include "common/err.h"
@@ -49,10 +52,26 @@ static int node_failed(struct cluster *c, uint64_t index, int rv)
     return RAFT_IOERR;
 }
 
+static int apply_entry(struct cluster *c, const struct raft_buffer *buf,
+                       void **result);
+
+/* Every entry point libraft calls brackets itself (cluster__raft_cb_enter):
+ * nothing is proposed from inside (cluster_int.h). */
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                      void **result)
 {
     struct cluster *c = fsm->data;
+    int rv;
+
+    cluster__raft_cb_enter(c);
+    rv = apply_entry(c, buf, result);
+    cluster__raft_cb_leave(c);
+    return rv;
+}
+
+static int apply_entry(struct cluster *c, const struct raft_buffer *buf,
+                       void **result)
+{
     /* libraft 0.15 passes no index: during apply it is last_applied + 1. */
     uint64_t index = raft_last_applied(c->r) + 1;
     struct ch_cmd cmd;
@@ -190,6 +209,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
 {
     struct cluster *c = fsm->data;
 
+    CH_ASSERT(c->n_in_raft_cb == 0); /* from raft's I/O completion */
     if (c->snap != NULL) {
         store_snapshot_end(c->snap);
         c->snap = NULL;
@@ -207,9 +227,21 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
 
 /* Restore: at start-up with the newest snapshot, or after InstallSnapshot.
  * If the store already holds that state (normal start-up), nothing to do. */
+static int restore(struct cluster *c, struct raft_buffer *buf);
+
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct cluster *c = fsm->data;
+    int rv;
+
+    cluster__raft_cb_enter(c);
+    rv = restore(c, buf);
+    cluster__raft_cb_leave(c);
+    return rv;
+}
+
+static int restore(struct cluster *c, struct raft_buffer *buf)
+{
     uint64_t snap_index;
     uint64_t applied = store_applied_index(c->store);
     int rv;

@@ -135,13 +135,18 @@ struct link_handler {
 
 /* The links this node serves. */
 struct lservers {
-    struct ch_wsctx *x;             /* borrowed */
-    const struct link_handler *h;   /* borrowed */
-    void *h_data;                   /* for h */
-    struct ch_queue links;          /* struct lserver, open */
-    struct ch_queue dirty;          /* with answers to send, or paused */
+    struct ch_wsctx *x;           /* borrowed */
+    const struct link_handler *h; /* borrowed */
+    void *h_data;                 /* for h */
+    struct ch_queue links;        /* struct lserver, open */
+    struct ch_queue dirty;        /* with answers to send or reading to
+                                     resume: lservers_flush's work */
+    uv_idle_t idle;               /* active while dirty is not empty: the
+                                     loop's poll must not block before the
+                                     check phase flushes (answers made in a
+                                     timer callback would wait) */
     size_t n_links;
-    bool is_closed;                 /* lservers_close was called */
+    bool is_closed;               /* lservers_close was called */
 };
 
 void lservers_init(struct lservers *s, struct ch_wsctx *x,

@@ -76,10 +76,23 @@ static void lserver_close(struct lserver *l)
     ch_wsconn_close(ws);
 }
 
+static void idle_cb(uv_idle_t *h)
+{
+    (void)h; /* being active is its job: the poll does not block */
+}
+
 static void mark_dirty(struct lserver *l)
 {
-    if (l->ws != NULL && !ch_queue_linked(&l->dirty))
-        ch_queue_insert_tail(&l->set->dirty, &l->dirty);
+    struct lservers *s = l->set;
+    int rv;
+
+    if (l->ws == NULL || ch_queue_linked(&l->dirty))
+        return;
+    if (ch_queue_empty(&s->dirty)) {
+        rv = uv_idle_start(&s->idle, idle_cb);
+        CH_ASSERT(rv == 0); /* an initialised idle handle always starts */
+    }
+    ch_queue_insert_tail(&s->dirty, &l->dirty);
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -259,9 +272,15 @@ static void on_message(struct ch_wsconn *ws, bool is_binary, const char *data,
         return;
     }
     /* Stop reading at once (libuv reads on in the same turn): what this
-     * read holds is still delivered, so the overshoot is one read. */
-    if (!lserver_update_reading(l))
-        mark_dirty(l); /* resumed from the check phase */
+     * read holds is still delivered, so the overshoot is one read. It
+     * resumes when a request is answered (call_end) or the answers are
+     * written (on_drained). */
+    (void)lserver_update_reading(l);
+}
+
+static void on_drained(struct ch_wsconn *ws)
+{
+    mark_dirty(ch_wsconn_data(ws)); /* reading may resume */
 }
 
 static void on_closed(struct ch_wsconn *ws, int status, const char *why)
@@ -275,6 +294,7 @@ static void on_closed(struct ch_wsconn *ws, int status, const char *why)
 
 static const struct ch_wsconn_cbs lserver_cbs = {
     .message = on_message,
+    .drained = on_drained,
     .closed = on_closed,
 };
 
@@ -283,12 +303,17 @@ static const struct ch_wsconn_cbs lserver_cbs = {
 void lservers_init(struct lservers *s, struct ch_wsctx *x,
                    const struct link_handler *h, void *h_data)
 {
+    int rv;
+
     memset(s, 0, sizeof *s);
     s->x = x;
     s->h = h;
     s->h_data = h_data;
     ch_queue_init(&s->links);
     ch_queue_init(&s->dirty);
+    rv = uv_idle_init(x->loop, &s->idle);
+    CH_ASSERT(rv == 0); /* cannot fail on an initialised loop */
+    s->idle.data = s;
 }
 
 int lservers_accept(struct lservers *s, int fd, const char *key,
@@ -347,9 +372,8 @@ static void lserver_flush(struct lserver *l)
         ch_buf_free(&frame);
         link_enc_reset(&l->out);
     }
-    if (lserver_update_reading(l))
-        ch_queue_remove(&l->dirty);
-    /* else it stays dirty: checked again after the next write or answer */
+    (void)lserver_update_reading(l);
+    ch_queue_remove(&l->dirty);
 }
 
 void lservers_flush(struct lservers *s)
@@ -362,14 +386,21 @@ void lservers_flush(struct lservers *s)
         CH_ASSERT(l->ws != NULL);
         lserver_flush(l);
     }
+    if (ch_queue_empty(&s->dirty) && !s->is_closed)
+        (void)uv_idle_stop(&s->idle); /* cannot fail */
 }
 
 void lservers_close(struct lservers *s)
 {
     struct ch_queue *e;
 
+    if (s->is_closed)
+        return;
     s->is_closed = true;
     while ((e = ch_queue_head(&s->links)) != NULL)
         lserver_close(CH_QUEUE_DATA(e, struct lserver, link));
     CH_ASSERT(s->n_links == 0 && ch_queue_empty(&s->dirty));
+    /* Embedded in its owner, which outlives the loop: no close callback
+     * needed. */
+    uv_close((uv_handle_t *)&s->idle, NULL);
 }

@@ -16,8 +16,8 @@
 
 bool cluster__is_member(struct cluster *c, uint64_t id)
 {
-    for (unsigned i = 0; i < c->raft.configuration.n; i++) {
-        if (c->raft.configuration.servers[i].id == id)
+    for (unsigned i = 0; i < c->r->configuration.n; i++) {
+        if (c->r->configuration.servers[i].id == id)
             return true;
     }
     return false;
@@ -25,9 +25,9 @@ bool cluster__is_member(struct cluster *c, uint64_t id)
 
 static const struct raft_server *config_server(struct cluster *c, uint64_t id)
 {
-    for (unsigned i = 0; i < c->raft.configuration.n; i++) {
-        if (c->raft.configuration.servers[i].id == id)
-            return &c->raft.configuration.servers[i];
+    for (unsigned i = 0; i < c->r->configuration.n; i++) {
+        if (c->r->configuration.servers[i].id == id)
+            return &c->r->configuration.servers[i];
     }
     return NULL;
 }
@@ -88,13 +88,14 @@ static int propose_members(struct cluster *c, struct raft_apply *req,
     size_t len;
     int rv;
 
+    /* The leader stamps the time into the entry (never read on apply). */
     rv = ch_members_encode(changes, n, (int64_t)time(NULL), raft_malloc, &data,
                            &len);
     if (rv != 0)
         return rv;
     buf.base = data;
     buf.len = len;
-    rv = raft_apply(&c->raft, req, &buf, 1, cb);
+    rv = cluster__raft_apply(c, req, &buf, cb);
     if (rv != 0) {
         raft_free(data);
         return raft_to_ch(rv);
@@ -151,63 +152,67 @@ static void notify_removed(struct cluster *c, uint64_t id, const char *http)
         ch_free(n);
 }
 
-/* ---- join: directory entry, raft_add, then raft_assign ---- */
+/* ---- the steps of a change ----
+ *
+ * A change is a chain of raft requests (join: directory entry, raft_add,
+ * raft_assign; leave: raft_remove, directory entry). Each callback only
+ * records the outcome and marks the next step due; the check phase runs
+ * it (cluster__membership_run). Nothing is handed to raft from inside a
+ * raft callback (docs/architecture.md "Raft": libraft 0.15 runs callbacks
+ * in the middle of its own state changes). */
+
+/* Marks the next step of the change in progress due. */
+static void step_due(struct cluster *c, enum mchange_step step)
+{
+    struct mchange *m = c->change;
+
+    CH_ASSERT(m != NULL && !m->is_due);
+    m->step = step;
+    m->is_due = true;
+    cluster__kick(c);
+}
 
 static void join_assign_cb(struct raft_change *req, int status)
 {
     struct cluster *c = req->data;
-    if (status != 0) {
+
+    cluster__raft_cb_enter(c);
+    if (status != 0)
         change_done(c, raft_to_ch(status), "promotion of %llu failed: %s",
                     (unsigned long long)c->change->id, raft_strerror(status));
-        return;
-    }
-    change_done(c, 0, NULL);
+    else
+        change_done(c, 0, NULL);
+    cluster__raft_cb_leave(c);
 }
 
 static void join_add_cb(struct raft_change *req, int status)
 {
     struct cluster *c = req->data;
     struct mchange *m = c->change;
-    int role = m->role == CLUSTER_ROLE_VOTER     ? RAFT_VOTER
-               : m->role == CLUSTER_ROLE_STANDBY ? RAFT_STANDBY
-                                                 : RAFT_SPARE;
-    int rv;
 
-    if (status != 0) {
+    cluster__raft_cb_enter(c);
+    if (status != 0)
         change_done(c, raft_to_ch(status), "adding %llu failed: %s",
                     (unsigned long long)m->id, raft_strerror(status));
-        return;
-    }
-    if (role == RAFT_SPARE) {
+    else if (m->role == CLUSTER_ROLE_SPARE)
         change_done(c, 0, NULL);
-        return;
-    }
-    /* A voter is promoted once it caught up with the log (0.15 runs the
-     * catch-up rounds before appending the configuration). */
-    m->change_req.data = c;
-    rv = raft_assign(&c->raft, &m->change_req, m->id, role, join_assign_cb);
-    if (rv != 0)
-        change_done(c, raft_to_ch(rv), "promotion of %llu refused: %s",
-                    (unsigned long long)m->id, raft_strerror(rv));
+    else
+        step_due(c, MSTEP_JOIN_ASSIGN);
+    cluster__raft_cb_leave(c);
 }
 
 static void join_dir_cb(struct raft_apply *req, int status, void *result)
 {
     struct cluster *c = req->data;
-    struct mchange *m = c->change;
-    int rv;
-    (void)result;
 
-    if (status != 0) {
+    (void)result;
+    cluster__raft_cb_enter(c);
+    if (status != 0)
         change_done(c, raft_to_ch(status), "directory update failed: %s",
                     raft_strerror(status));
-        return;
-    }
-    m->change_req.data = c;
-    rv = raft_add(&c->raft, &m->change_req, m->id, m->raft, join_add_cb);
-    if (rv != 0)
-        change_done(c, raft_to_ch(rv), "adding %llu refused: %s",
-                    (unsigned long long)m->id, raft_strerror(rv));
+    else
+        step_due(c, MSTEP_JOIN_ADD);
+    cluster__raft_cb_leave(c);
 }
 
 static int start_join(struct cluster *c, struct mchange *m)
@@ -226,14 +231,35 @@ static int start_join(struct cluster *c, struct mchange *m)
     return propose_members(c, &m->apply_req, &ch, 1, join_dir_cb);
 }
 
-/* ---- leave: raft_remove, then the directory entry ---- */
+/* The node was added (as a spare): a voter or standby is promoted once it
+ * caught up with the log (0.15 runs the catch-up rounds before appending
+ * the configuration). */
+static int join_assign(struct cluster *c, struct mchange *m)
+{
+    int role = m->role == CLUSTER_ROLE_VOTER ? RAFT_VOTER : RAFT_STANDBY;
+    int rv;
+
+    m->change_req.data = c;
+    rv = cluster__raft_assign(c, &m->change_req, m->id, role, join_assign_cb);
+    return rv == 0 ? 0 : raft_to_ch(rv);
+}
+
+static int join_add(struct cluster *c, struct mchange *m)
+{
+    int rv;
+
+    m->change_req.data = c;
+    rv = cluster__raft_add(c, &m->change_req, m->id, m->raft, join_add_cb);
+    return rv == 0 ? 0 : raft_to_ch(rv);
+}
 
 static void leave_dir_cb(struct raft_apply *req, int status, void *result)
 {
     struct cluster *c = req->data;
     struct mchange *m = c->change;
-    (void)result;
 
+    (void)result;
+    cluster__raft_cb_enter(c);
     notify_removed(c, m->id, m->http);
     if (status != 0) {
         /* Removed from raft already; only the directory entry stays. */
@@ -241,29 +267,38 @@ static void leave_dir_cb(struct raft_apply *req, int status, void *result)
                  (unsigned long long)m->id, status);
     }
     change_done(c, 0, NULL);
+    cluster__raft_cb_leave(c);
 }
 
 static void leave_remove_cb(struct raft_change *req, int status)
 {
     struct cluster *c = req->data;
     struct mchange *m = c->change;
-    struct ch_member_change ch;
-    int rv;
 
-    if (status != 0) {
+    cluster__raft_cb_enter(c);
+    if (status != 0)
         change_done(c, raft_to_ch(status), "removing %llu failed: %s",
                     (unsigned long long)m->id, raft_strerror(status));
-        return;
-    }
+    else
+        step_due(c, MSTEP_LEAVE_DIR);
+    cluster__raft_cb_leave(c);
+}
+
+/* The node left raft: its directory entry goes too. */
+static int leave_dir(struct cluster *c, struct mchange *m)
+{
+    struct ch_member_change ch;
+
     memset(&ch, 0, sizeof ch);
     ch.op = CH_MEMBER_DEL;
     ch.id = m->id;
     m->apply_req.data = c;
-    rv = propose_members(c, &m->apply_req, &ch, 1, leave_dir_cb);
-    if (rv != 0) {
+    if (propose_members(c, &m->apply_req, &ch, 1, leave_dir_cb) != 0) {
+        /* It left raft all the same: report it, keep the stale entry. */
         notify_removed(c, m->id, m->http);
         change_done(c, 0, NULL);
     }
+    return 0;
 }
 
 /* The leader itself leaves: hand leadership over, then the new leader
@@ -275,21 +310,23 @@ static void leave_self_transfer_cb(struct raft_transfer *req)
     struct link_req lr;
     int rv;
 
-    c->change = NULL;
-    if (raft_state(&c->raft) == RAFT_LEADER) {
-        c->change = m;
+    cluster__raft_cb_enter(c);
+    if (raft_state(c->r) == RAFT_LEADER) {
         change_done(c, CH_EBUSY,
                     "leadership transfer before leaving did not happen; "
                     "try again");
-        return;
+    } else {
+        c->change = NULL;
+        memset(&lr, 0, sizeof lr);
+        lr.op = LINK_LEAVE;
+        lr.id = m->id;
+        /* Only queued: sent from the check phase or the tick. */
+        rv = cluster__forward_admin(c, &lr, m->cb, m->arg);
+        if (rv != 0)
+            m->cb(m->arg, rv, "cannot forward the leave to the new leader");
+        ch_free(m);
     }
-    memset(&lr, 0, sizeof lr);
-    lr.op = LINK_LEAVE;
-    lr.id = m->id;
-    rv = cluster__forward_admin(c, &lr, m->cb, m->arg);
-    if (rv != 0)
-        m->cb(m->arg, rv, "cannot forward the leave to the new leader");
-    ch_free(m);
+    cluster__raft_cb_leave(c);
 }
 
 static int start_leave(struct cluster *c, struct mchange *m)
@@ -298,12 +335,12 @@ static int start_leave(struct cluster *c, struct mchange *m)
 
     if (m->id == c->cfg.id) {
         m->transfer_req.data = c;
-        rv = raft_transfer(&c->raft, &m->transfer_req, 0,
-                           leave_self_transfer_cb);
+        rv = cluster__raft_transfer(c, &m->transfer_req, 0,
+                                    leave_self_transfer_cb);
         return rv == 0 ? 0 : raft_to_ch(rv);
     }
     m->change_req.data = c;
-    rv = raft_remove(&c->raft, &m->change_req, m->id, leave_remove_cb);
+    rv = cluster__raft_remove(c, &m->change_req, m->id, leave_remove_cb);
     return rv == 0 ? 0 : raft_to_ch(rv);
 }
 
@@ -316,14 +353,17 @@ static void transfer_cb(struct raft_transfer *req)
     raft_id leader_id = 0;
     const char *addr = NULL;
 
-    raft_leader(&c->raft, &leader_id, &addr);
-    /* 0.15 can end a transfer silently (RAFT-NOTES pitfall 18): check. */
-    if (raft_state(&c->raft) == RAFT_LEADER ||
+    cluster__raft_cb_enter(c);
+    raft_leader(c->r, &leader_id, &addr);
+    /* 0.15 can end a transfer silently (docs/architecture.md "Raft"):
+     * check that it happened. */
+    if (raft_state(c->r) == RAFT_LEADER ||
         (m->id != 0 && leader_id != 0 && leader_id != m->id))
         change_done(c, CH_EIO, "leadership transfer to %llu did not happen",
                     (unsigned long long)m->id);
     else
         change_done(c, 0, NULL);
+    cluster__raft_cb_leave(c);
 }
 
 static int start_transfer(struct cluster *c, struct mchange *m)
@@ -331,8 +371,100 @@ static int start_transfer(struct cluster *c, struct mchange *m)
     int rv;
 
     m->transfer_req.data = c;
-    rv = raft_transfer(&c->raft, &m->transfer_req, m->id, transfer_cb);
+    rv = cluster__raft_transfer(c, &m->transfer_req, m->id, transfer_cb);
     return rv == 0 ? 0 : raft_to_ch(rv);
+}
+
+static void answer_all(struct cluster *c);
+
+/* Runs the step of the change in progress that is due, and answers the
+ * requests refused at once (check phase). */
+void cluster__membership_run(struct cluster *c)
+{
+    struct mchange *m = c->change;
+    int rv;
+
+    CH_ASSERT(c->n_in_raft_cb == 0);
+    answer_all(c);
+    if (m == NULL || !m->is_due)
+        return;
+    m->is_due = false;
+    if (raft_state(c->r) != RAFT_LEADER) {
+        change_done(c, CH_ENOTLEADER, "leadership lost during the change");
+        return;
+    }
+    switch (m->step) {
+    case MSTEP_START:
+        rv = m->op == LINK_JOIN    ? start_join(c, m)
+             : m->op == LINK_LEAVE ? start_leave(c, m)
+                                   : start_transfer(c, m);
+        break;
+    case MSTEP_JOIN_ADD:
+        rv = join_add(c, m);
+        break;
+    case MSTEP_JOIN_ASSIGN:
+        rv = join_assign(c, m);
+        break;
+    case MSTEP_LEAVE_DIR:
+        rv = leave_dir(c, m);
+        break;
+    default:
+        CH_ASSERT(0 && "unknown membership step");
+        rv = CH_EINVAL;
+        break;
+    }
+    if (rv != 0)
+        change_done(c, rv, "%s", ch_strerror(rv));
+}
+
+/* ---- refusals ---- */
+
+/* An admin request refused (or done) at once, answered from the check
+ * phase. */
+struct admin_answer {
+    struct ch_queue link; /* in c->admin_answers */
+    cluster_admin_cb cb;
+    void *arg;
+    int status;
+    char text[160];
+};
+
+/* Queues the answer of an admin request. Returns 0 (cb fires from the
+ * check phase) or CH_ENOMEM (cb never fires). */
+static int answer_later(struct cluster *c, cluster_admin_cb cb, void *arg,
+                        int status, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int answer_later(struct cluster *c, cluster_admin_cb cb, void *arg,
+                        int status, const char *fmt, ...)
+{
+    struct admin_answer *a = ch_malloc(sizeof *a);
+    va_list ap;
+
+    if (a == NULL)
+        return CH_ENOMEM;
+    a->cb = cb;
+    a->arg = arg;
+    a->status = status;
+    va_start(ap, fmt);
+    vsnprintf(a->text, sizeof a->text, fmt, ap);
+    va_end(ap);
+    ch_queue_insert_tail(&c->admin_answers, &a->link);
+    cluster__kick(c);
+    return 0;
+}
+
+static void answer_all(struct cluster *c)
+{
+    struct ch_queue *e;
+
+    while ((e = ch_queue_head(&c->admin_answers)) != NULL) {
+        struct admin_answer *a = CH_QUEUE_DATA(e, struct admin_answer, link);
+
+        ch_queue_remove(e);
+        a->cb(a->arg, a->status, a->text);
+        ch_free(a);
+    }
 }
 
 /* Validates and starts one change on the leader. */
@@ -341,58 +473,45 @@ int cluster__admin_local(struct cluster *c, const struct link_req *r,
 {
     const struct raft_server *s;
     struct mchange *m;
-    char text[160];
-    int rv;
 
-    if (raft_state(&c->raft) != RAFT_LEADER)
+    if (raft_state(c->r) != RAFT_LEADER)
         return cluster__forward_admin(c, r, cb, arg);
-    if (c->change != NULL) {
-        cb(arg, CH_EBUSY, "a membership change is already in progress");
-        return 0;
-    }
+    if (c->change != NULL)
+        return answer_later(c, cb, arg, CH_EBUSY,
+                            "a membership change is already in progress");
     s = config_server(c, r->id);
     switch (r->op) {
     case LINK_JOIN:
         if (r->id == 0 || r->raft.n == 0 || r->raft.n > CH_MAX_ADDR_BYTES ||
-            r->http.n == 0 || r->http.n > CH_MAX_ADDR_BYTES) {
-            cb(arg, CH_EINVAL,
-               "join needs an id >= 1, a raft and an HTTP "
-               "address");
-            return 0;
-        }
+            r->http.n == 0 || r->http.n > CH_MAX_ADDR_BYTES)
+            return answer_later(c, cb, arg, CH_EINVAL,
+                                "join needs an id >= 1, a raft and an HTTP "
+                                "address");
         if (s != NULL) {
             bool same = strlen(s->address) == r->raft.n &&
                         memcmp(s->address, r->raft.p, r->raft.n) == 0;
-            snprintf(text, sizeof text, "id %llu is already a member%s",
-                     (unsigned long long)r->id,
-                     same ? "" : " (with another raft address)");
-            cb(arg, CH_EBUSY, text);
-            return 0;
+            return answer_later(c, cb, arg, CH_EBUSY,
+                                "id %llu is already a member%s",
+                                (unsigned long long)r->id,
+                                same ? "" : " (with another raft address)");
         }
         break;
     case LINK_LEAVE:
-        if (s == NULL) {
-            snprintf(text, sizeof text, "id %llu is not a member",
-                     (unsigned long long)r->id);
-            cb(arg, CH_ENOTFOUND, text);
-            return 0;
-        }
+        if (s == NULL)
+            return answer_later(c, cb, arg, CH_ENOTFOUND,
+                                "id %llu is not a member",
+                                (unsigned long long)r->id);
         break;
     case LINK_TRANSFER:
-        if (r->id != 0 && (s == NULL || s->role != RAFT_VOTER)) {
-            snprintf(text, sizeof text, "id %llu is not a voting member",
-                     (unsigned long long)r->id);
-            cb(arg, CH_ENOTFOUND, text);
-            return 0;
-        }
-        if (r->id == c->cfg.id) {
-            cb(arg, 0, "");
-            return 0;
-        }
+        if (r->id != 0 && (s == NULL || s->role != RAFT_VOTER))
+            return answer_later(c, cb, arg, CH_ENOTFOUND,
+                                "id %llu is not a voting member",
+                                (unsigned long long)r->id);
+        if (r->id == c->cfg.id)
+            return answer_later(c, cb, arg, 0, "%s", "");
         break;
     default:
-        cb(arg, CH_EINVAL, "unknown admin operation");
-        return 0;
+        return answer_later(c, cb, arg, CH_EINVAL, "unknown admin operation");
     }
 
     m = ch_calloc(1, sizeof *m);
@@ -412,19 +531,9 @@ int cluster__admin_local(struct cluster *c, const struct link_req *r,
     c->change = m;
     log_info("cluster", "membership change op=%d id=%llu raft=%s http=%s",
              m->op, (unsigned long long)m->id, m->raft, m->http);
-    switch (r->op) {
-    case LINK_JOIN:
-        rv = start_join(c, m);
-        break;
-    case LINK_LEAVE:
-        rv = start_leave(c, m);
-        break;
-    default:
-        rv = start_transfer(c, m);
-        break;
-    }
-    if (rv != 0)
-        change_done(c, rv, "%s", ch_strerror(rv));
+    /* Started from the check phase: this may run inside a raft callback
+     * (an admin request answered after a publish, for one). */
+    step_due(c, MSTEP_START);
     return 0;
 }
 
@@ -433,7 +542,7 @@ static int admin_request(struct cluster *c, const struct link_req *r,
 {
     if (c->closing || c->accepting_stopped || c->removed)
         return CH_ESHUTDOWN;
-    if (c->raft_started && raft_state(&c->raft) == RAFT_LEADER)
+    if (c->raft_started && raft_state(c->r) == RAFT_LEADER)
         return cluster__admin_local(c, r, cb, arg);
     return cluster__forward_admin(c, r, cb, arg);
 }
@@ -517,8 +626,8 @@ static void directory_fill(struct cluster *c)
 
     if (store_read_begin(c->store, &t) != 0)
         return;
-    for (unsigned i = 0; i < c->raft.configuration.n && n < 16; i++) {
-        const struct raft_server *s = &c->raft.configuration.servers[i];
+    for (unsigned i = 0; i < c->r->configuration.n && n < 16; i++) {
+        const struct raft_server *s = &c->r->configuration.servers[i];
         struct store_member m;
         const char *http = NULL;
         if (store_member_get(t, s->id, &m) == 0)
@@ -616,12 +725,12 @@ void cluster__membership_tick(struct cluster *c)
 
     if (member)
         c->was_member = true;
-    if (c->is_ready && raft_state(&c->raft) == RAFT_LEADER &&
+    if (c->is_ready && raft_state(c->r) == RAFT_LEADER &&
         !c->directory_checked) {
         c->directory_checked = true;
         directory_fill(c);
     }
-    if (raft_state(&c->raft) != RAFT_LEADER)
+    if (raft_state(c->r) != RAFT_LEADER)
         c->directory_checked = false;
 
     /* --join ADDR: ask until we are a member. */

@@ -100,7 +100,7 @@ int cluster_publish(struct cluster *c, const struct ch_msg *m,
         return CH_EIO; /* this node cannot apply: it could not answer */
     if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
         return CH_EFULL;
-    if (raft_state(&c->raft) == RAFT_LEADER)
+    if (raft_state(c->r) == RAFT_LEADER)
         return cluster__propose_local(c, m, cb, arg, false);
     /* A follower (or a node without a known leader) forwards; the request
      * waits for a leader until the publish timeout. */
@@ -112,7 +112,7 @@ int cluster_publish_forwarded(struct cluster *c, const struct ch_msg *m,
 {
     if (c->closing || c->accepting_stopped || c->removed)
         return CH_ESHUTDOWN;
-    if (!c->raft_started || raft_state(&c->raft) != RAFT_LEADER)
+    if (!c->raft_started || raft_state(c->r) != RAFT_LEADER)
         return CH_ENOTLEADER;
     if (c->n_pending >= CH_MAX_PENDING_PUBLISHES)
         return CH_EFULL;
@@ -136,6 +136,7 @@ int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
         c->open = batch_create(c);
         if (c->open == NULL)
             return CH_ENOMEM;
+        cluster__kick(c); /* proposed from this turn's check phase */
     }
     b = c->open;
     if (b->n_waiters == b->cap_waiters) {
@@ -161,8 +162,11 @@ int cluster__propose_local(struct cluster *c, const struct ch_msg *m,
 static void nudge_cb(struct raft_barrier *req, int status)
 {
     struct cluster *c = req->data;
+
     (void)status;
+    cluster__raft_cb_enter(c);
     c->nudge_pending = false; /* a wanted nudge goes in the check phase */
+    cluster__raft_cb_leave(c);
 }
 
 /* Followers learn the commit index with the next AppendEntries, which
@@ -176,18 +180,30 @@ void cluster__nudge_followers(struct cluster *c)
         return;
     c->nudge_wanted = false;
     if (c->n_inflight > 0 || c->waiting_head != NULL || c->open != NULL ||
-        raft_state(&c->raft) != RAFT_LEADER)
+        raft_state(c->r) != RAFT_LEADER)
         return; /* entries are on their way: they carry the commit index */
     c->nudge.data = c;
-    if (raft_barrier(&c->raft, &c->nudge, nudge_cb) == 0)
+    if (cluster__raft_barrier(c, &c->nudge, nudge_cb) == 0)
         c->nudge_pending = true;
 }
+
+static void batch_applied(struct cluster *c, struct batch *b, int status,
+                          const struct fsm_result *fr);
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct batch *b = req->data;
     struct cluster *c = b->c;
-    const struct fsm_result *fr = result;
+
+    cluster__raft_cb_enter(c);
+    batch_applied(c, b, status, result);
+    cluster__raft_cb_leave(c);
+}
+
+/* The outcome of a proposed batch (inside its raft callback). */
+static void batch_applied(struct cluster *c, struct batch *b, int status,
+                          const struct fsm_result *fr)
+{
     bool remote;
 
     list_remove(&c->inflight_head, &c->inflight_tail, b);
@@ -204,7 +220,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
             /* 0.15 keeps leading after a failed log write (RAFT-NOTES
              * pitfall 9): report it and hand leadership over. */
             cluster__fail(c, "raft log write failed (%s, %d): %s",
-                          raft_strerror(status), status, raft_errmsg(&c->raft));
+                          raft_strerror(status), status, raft_errmsg(c->r));
         }
         for (size_t i = 0; i < b->n_waiters; i++)
             waiter_answer(c, &b->waiters[i], st, NULL);
@@ -240,10 +256,9 @@ static int propose(struct cluster *c, struct batch *b)
                              c->cfg.dedup_window_s, raft_malloc, &data, &len);
     if (rv != 0)
         goto err;
-    CH_ASSERT(len % 8 == 0); /* RAFT-NOTES §7 pitfall 1 */
     buf.base = data;
     buf.len = len;
-    rv = raft_apply(&c->raft, &b->req, &buf, 1, apply_cb);
+    rv = cluster__raft_apply(c, &b->req, &buf, apply_cb);
     if (rv != 0) {
         raft_free(data);
         log_warn("cluster", "raft_apply refused rv=%d (%s) n=%zu", rv,

@@ -180,6 +180,9 @@ static void write_cb(uv_write_t *req, int status)
             failf(ws, CH_EIO, "write to %s: %s", ws->peer, uv_strerror(status));
     } else {
         pump(ws);
+        if (ws->state == WSCONN_OPEN && !ws->is_detached &&
+            ws->cbs->drained != NULL && ch_wsconn_queued(ws) == 0)
+            ws->cbs->drained(ws);
     }
     unref(ws);
 }

@@ -62,6 +62,9 @@ struct ch_wsconn_cbs {
      * Pings are answered by the connection itself. */
     void (*message)(struct ch_wsconn *ws, bool is_binary, const char *data,
                     size_t n);
+    /* Everything queued was written to the socket (ch_wsconn_queued() is
+     * 0 again after it was not). May be NULL. */
+    void (*drained)(struct ch_wsconn *ws);
     /* The connection ended: status CH_ECONNECT (could not connect or
      * resolve), CH_EPROTO (refused or bad upgrade, bad frames), CH_ETOOBIG
      * (a message over max_msg_bytes), CH_ENOMEM, or CH_EIO (socket error,

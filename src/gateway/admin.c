@@ -73,7 +73,7 @@ static void change_done(void *arg, int status, const char *text)
     struct gw_conn *c = arg;
     int code;
 
-    if (!c->closing) {
+    if (!gw__conn_closing(c)) {
         switch (status) {
         case 0:
             code = 200;

@@ -25,6 +25,8 @@ int gw_create(uv_loop_t *loop, const struct gw_config *cfg,
     gw->cluster = cluster;
     gw->store = cluster_store(cluster);
     ch_map_init(&gw->index);
+    ch_queue_init(&gw->conns);
+    ch_queue_init(&gw->pumps);
     cluster_set_applied_cb(cluster, gw__sub_applied, gw);
     cluster_set_restored_cb(cluster, gw__sub_restored, gw);
     *out = gw;
@@ -176,7 +178,7 @@ void gw__maybe_closed(struct gw *gw)
 {
     gw_close_cb cb;
 
-    if (!gw->closing || gw->conns != NULL || gw->n_handles_open > 0)
+    if (!gw->closing || !ch_queue_empty(&gw->conns) || gw->n_handles_open > 0)
         return;
     cb = gw->close_cb;
     gw->close_cb = NULL;
@@ -187,12 +189,12 @@ void gw__maybe_closed(struct gw *gw)
 static void close_timer_cb(uv_timer_t *t)
 {
     struct gw *gw = t->data;
-    struct gw_conn *c = gw->conns;
+    struct ch_queue *q;
 
-    while (c != NULL) {
-        struct gw_conn *next = c->next;
-        gw__conn_close(c);
-        c = next;
+    /* A closed connection stays in the queue until it is freed. */
+    CH_QUEUE_FOREACH(q, &gw->conns)
+    {
+        gw__conn_close(CH_QUEUE_DATA(q, struct gw_conn, link));
     }
     if (!uv_is_closing((uv_handle_t *)&gw->pump_check)) {
         uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
@@ -205,6 +207,8 @@ static void close_timer_cb(uv_timer_t *t)
 
 void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
 {
+    struct ch_queue *q;
+
     gw->closing = true;
     gw->close_cb = cb;
     gw->close_arg = arg;
@@ -220,8 +224,10 @@ void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
         gw__maybe_closed(gw);
         return;
     }
-    for (struct gw_conn *c = gw->conns; c != NULL; c = c->next)
-        gw__conn_flush(c);
+    CH_QUEUE_FOREACH(q, &gw->conns)
+    {
+        gw__conn_flush(CH_QUEUE_DATA(q, struct gw_conn, link));
+    }
     if (uv_timer_start(&gw->close_timer, close_timer_cb, GW_CLOSE_FLUSH_MS,
                        0) != 0)
         close_timer_cb(&gw->close_timer);
@@ -229,6 +235,8 @@ void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
 
 void gw_destroy(struct gw *gw)
 {
+    CH_ASSERT(ch_queue_empty(&gw->conns) && ch_queue_empty(&gw->pumps));
+    CH_ASSERT(gw->index.n_entries == 0);
     ch_map_close(&gw->index);
     ch_free(gw);
 }

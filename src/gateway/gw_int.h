@@ -10,6 +10,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/map.h"
+#include "common/queue.h"
 #include "gateway/gw.h"
 #include "gateway/wsframe.h"
 
@@ -54,8 +55,8 @@ struct gw_sub;
 
 /* A publish of one WebSocket connection, answered in publish order. */
 struct gw_pub {
-    struct gw_pub *next;
-    struct gw_conn *conn; /* NULL once the connection is gone */
+    struct ch_queue link; /* in the connection's pubs, publish order */
+    struct gw_conn *conn;
     bool done;
     struct ch_buf answer; /* the frame to send once it is at the head */
     char msgid[CH_MAX_ID_BYTES + 1];
@@ -78,10 +79,15 @@ enum gw_sub_state {
     GW_SUB_LIVE,    /* live delivery on */
 };
 
+/* The live subscriptions of one exact path, in gw->index. */
+struct gw_index_entry {
+    struct ch_queue subs; /* struct gw_sub (idx_link) */
+};
+
 struct gw_sub {
-    struct gw_sub *next;     /* in the connection's list, command order */
-    struct gw_sub *idx_next; /* in the gateway's topic index list */
-    struct gw_sub *idx_prev;
+    struct ch_queue link;     /* in the connection's subs, command order */
+    struct ch_queue idx_link; /* in its gw_index_entry */
+    struct gw_index_entry *idx;
     struct gw_conn *conn;
     enum gw_sub_state state;
     bool has_start;
@@ -110,25 +116,40 @@ struct gw_http_req {
     bool upgrade;
 };
 
+/* The life of a connection; it only moves down the list. */
+enum gw_conn_state {
+    GW_CONN_OPEN,      /* HTTP requests, or WebSocket frames once is_ws */
+    GW_CONN_DRAINING,  /* nothing more is read: what is owed (the HTTP
+                          answer being prepared, or our WebSocket close
+                          frame, after which nothing is sent) goes out,
+                          then LINGERING */
+    GW_CONN_LINGERING, /* write side shut; input dropped until the peer
+                          closes or linger_until_ms */
+    GW_CONN_CLOSING,   /* uv_close called */
+    GW_CONN_CLOSED,    /* handle closed; freed when the last ref drops */
+};
+
 struct gw_conn {
     uv_tcp_t tcp; /* first: the handle's memory is the connection's */
     struct gw *gw;
     uint64_t id;
-    struct gw_conn *prev, *next; /* in gw->conns */
+    struct ch_queue link; /* in gw->conns */
+    enum gw_conn_state state;
 
     /* input */
-    struct ch_buf in;
-    size_t in_off; /* bytes of `in` consumed */
-    bool reading;
+    struct ch_buf in; /* own input: a partial frame or request only */
+    size_t in_off;    /* bytes of `in` consumed */
+    bool reading;     /* uv_read_start in effect */
 
     /* output: `out` collects bytes; `wbuf` is being written */
     struct ch_buf out;
     struct ch_buf wbuf;
     uv_write_t wreq;
-    bool writing;
-    bool close_after_write;
-    bool lingering;           /* write side shut, input discarded */
-    uint64_t linger_until_ms; /* then closed regardless */
+    bool writing;             /* a uv_write of wbuf is in flight */
+    bool is_failed;           /* out of memory in a callback: the pump
+                                 closes it (never from inside the index
+                                 walk of gw__sub_applied) */
+    uint64_t linger_until_ms; /* LINGERING: then closed regardless */
     uv_shutdown_t shutdown_req;
 
     /* HTTP */
@@ -137,25 +158,28 @@ struct gw_conn {
     bool req_busy; /* a request is being answered asynchronously */
 
     /* WebSocket */
-    bool is_ws;
+    bool is_ws; /* upgraded (ws, user, app, pubs, subs are in use) */
     struct ch_ws_reader ws;      /* frames from the client (is_ws) */
     bool ws_close_sent;          /* our close frame is queued: no more */
     char user[CH_MAX_ID_BYTES + 1];
     char app[17];
-    struct gw_pub *pub_head, *pub_tail;
+    struct ch_queue pubs; /* struct gw_pub, publish order */
     size_t n_unanswered;
-    struct gw_sub *subs; /* command order */
+    struct ch_queue subs; /* struct gw_sub, command order */
     size_t n_subs;
     struct ch_map cursors; /* path -> struct gw_cursor */
     size_t n_behind;       /* cursors with behind set */
     size_t n_replays;      /* subs in PENDING or REPLAY */
-    bool pump_scheduled;
-    struct gw_conn *pump_next; /* in gw->pump_list */
+    struct ch_queue pump_link; /* in gw->pumps while a pump is due */
 
-    bool closing;
-    bool handle_closed;
-    size_t refs; /* async operations holding the connection */
+    size_t refs; /* the handle + async operations holding the connection */
 };
+
+/* True once uv_close was called: nothing more is done for c. */
+static inline bool gw__conn_closing(const struct gw_conn *c)
+{
+    return c->state >= GW_CONN_CLOSING;
+}
 
 struct gw_metrics {
     uint64_t connections_total;
@@ -179,12 +203,14 @@ struct gw {
     uv_tcp_t listener;
     bool listening;
     uint64_t next_conn_id;
-    struct gw_conn *conns;
-    struct ch_map index;       /* path -> struct gw_sub list (head) */
-    struct gw_conn *pump_list; /* connections with work for the pump */
+    struct ch_queue conns;  /* struct gw_conn, newest first */
+    struct ch_map index;    /* path -> struct gw_index_entry */
+    bool is_delivering;     /* walking the index (gw__sub_applied) */
+    struct ch_queue pumps;  /* connections with work for the pump */
     uv_check_t pump_check;
     uv_idle_t pump_idle; /* active while pumps wait: poll must not block */
     uint64_t last_refusal_log_ms;
+    bool is_rbuf_busy;        /* a read callback is using rbuf */
     char rbuf[GW_READ_BYTES]; /* every connection reads here (http.c) */
     uv_timer_t close_timer;
     uv_timer_t linger_timer; /* closes lingering connections */

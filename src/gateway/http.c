@@ -12,6 +12,8 @@
 #include <strings.h>
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void handle_read(struct gw_conn *c, ssize_t nread,
+                        const uv_buf_t *buf);
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void http_process(struct gw_conn *c);
 
@@ -29,7 +31,7 @@ bool gw__conn_has_room(struct gw_conn *c)
 
 void gw__conn_write(struct gw_conn *c, const void *p, size_t n)
 {
-    if (c->closing || c->lingering)
+    if (c->state >= GW_CONN_LINGERING)
         return;
     if (ch_buf_append(&c->out, p, n) != 0) {
         log_error("gw", "out of memory conn=%llu", (unsigned long long)c->id);
@@ -51,12 +53,12 @@ static void write_cb(uv_write_t *req, int status)
         gw__conn_unref(c);
         return;
     }
-    if (!c->closing) {
+    if (!gw__conn_closing(c)) {
         gw__conn_flush(c);
         if (c->is_ws)
             gw__sub_schedule_pump(c);
         gw__conn_update_reading(c);
-        if (!c->writing && !c->closing) {
+        if (!c->writing && !gw__conn_closing(c)) {
             /* Nothing more to write: an idle connection keeps no output
              * buffers (a busy one keeps swapping the two). */
             ch_buf_free(&c->wbuf);
@@ -73,11 +75,11 @@ void gw__conn_flush(struct gw_conn *c)
     struct ch_buf tmp;
     int rv;
 
-    if (c->handle_closed || c->lingering)
+    if (c->state >= GW_CONN_LINGERING)
         return;
     if (c->writing || c->out.len == 0) {
-        if (!c->writing && c->close_after_write && !c->closing)
-            gw__conn_linger(c);
+        if (!c->writing && c->state == GW_CONN_DRAINING)
+            gw__conn_linger(c); /* all that was owed is written */
         return;
     }
     /* Swap: out becomes the buffer in flight. */
@@ -104,7 +106,9 @@ void gw__conn_flush(struct gw_conn *c)
 static void close_cb(uv_handle_t *h)
 {
     struct gw_conn *c = h->data;
-    c->handle_closed = true;
+
+    CH_ASSERT(c->state == GW_CONN_CLOSING);
+    c->state = GW_CONN_CLOSED;
     gw__conn_unref(c);
 }
 
@@ -112,12 +116,11 @@ static void conn_free(struct gw_conn *c)
 {
     struct gw *gw = c->gw;
 
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else if (gw->conns == c)
-        gw->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    CH_ASSERT(c->state == GW_CONN_CLOSED && c->refs == 0);
+    CH_ASSERT(!c->writing && !ch_queue_linked(&c->pump_link));
+    CH_ASSERT(ch_queue_empty(&c->subs) && ch_queue_empty(&c->pubs));
+    CH_ASSERT(c->n_unanswered == 0 && c->n_behind == 0);
+    ch_queue_remove(&c->link);
     ch_buf_free(&c->in);
     ch_buf_free(&c->out);
     ch_buf_free(&c->wbuf);
@@ -136,15 +139,22 @@ void gw__conn_unref(struct gw_conn *c)
 {
     CH_ASSERT(c->refs > 0);
     c->refs--;
-    if (c->refs == 0 && c->handle_closed)
+    if (c->refs == 0 && c->state == GW_CONN_CLOSED)
         conn_free(c);
 }
 
 void gw__conn_close(struct gw_conn *c)
 {
-    if (c->closing)
+    if (gw__conn_closing(c))
         return;
-    c->closing = true;
+    if (c->gw->is_delivering) {
+        /* Inside the walk of the subscription index: its entries must not
+         * change under it. The pump closes the connection. */
+        c->is_failed = true;
+        gw__sub_schedule_pump(c);
+        return;
+    }
+    c->state = GW_CONN_CLOSING;
     c->gw->metrics.connections_current--;
     if (c->is_ws)
         c->gw->metrics.ws_connections_current--;
@@ -164,9 +174,8 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 
 void gw__conn_linger(struct gw_conn *c)
 {
-    if (c->closing || c->lingering)
-        return;
-    c->lingering = true;
+    CH_ASSERT(c->state == GW_CONN_DRAINING && !c->writing);
+    c->state = GW_CONN_LINGERING;
     c->linger_until_ms = uv_now(c->gw->loop) + GW_LINGER_MS;
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) !=
@@ -184,13 +193,14 @@ void gw__conn_linger(struct gw_conn *c)
 void gw__linger_sweep(struct gw *gw)
 {
     uint64_t now = uv_now(gw->loop);
-    struct gw_conn *c = gw->conns;
+    struct ch_queue *e;
 
-    while (c != NULL) {
-        struct gw_conn *next = c->next;
-        if (c->lingering && now >= c->linger_until_ms)
+    /* Closing leaves the connection in the queue until it is freed. */
+    CH_QUEUE_FOREACH(e, &gw->conns)
+    {
+        struct gw_conn *c = CH_QUEUE_DATA(e, struct gw_conn, link);
+        if (c->state == GW_CONN_LINGERING && now >= c->linger_until_ms)
             gw__conn_close(c);
-        c = next;
     }
 }
 
@@ -199,14 +209,15 @@ void gw__conn_update_reading(struct gw_conn *c)
     bool want;
     int rv;
 
-    if (c->closing)
+    if (gw__conn_closing(c))
         return;
-    /* Backpressure (SPEC §4): stop reading while too many publishes wait
-     * for answers, while output is full, or while an HTTP request is being
-     * answered. Never an error. */
-    want = c->lingering || (!c->req_busy && !c->close_after_write &&
-                            c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
-                            gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
+    /* Backpressure (docs/protocol.md): stop reading while too many
+     * publishes wait for answers, while output is full, or while an HTTP
+     * request is being answered. Never an error. */
+    want = c->state == GW_CONN_LINGERING ||
+           (c->state == GW_CONN_OPEN && !c->req_busy &&
+            c->n_unanswered < CH_MAX_UNANSWERED_PUBLISHES &&
+            gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
     if (want == c->reading)
         return;
     if (want)
@@ -235,6 +246,9 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     if (c->in_off == c->in.len) {
         ch_buf_free(&c->in); /* nothing pending: keep nothing */
         c->in_off = 0;
+        /* One stream at a time: read_cb runs right after and releases it. */
+        CH_ASSERT(!c->gw->is_rbuf_busy);
+        c->gw->is_rbuf_busy = true;
         *buf = uv_buf_init(c->gw->rbuf, sizeof(c->gw->rbuf));
         return;
     }
@@ -264,6 +278,7 @@ static void process_shared(struct gw_conn *c, size_t n)
     const char *rest;
     size_t rest_n;
 
+    CH_ASSERT(own.data == NULL && c->in_off == 0 && c->gw->is_rbuf_busy);
     c->in.data = c->gw->rbuf;
     c->in.len = n;
     c->in.cap = sizeof(c->gw->rbuf);
@@ -273,7 +288,7 @@ static void process_shared(struct gw_conn *c, size_t n)
     rest_n = c->in.len - c->in_off;
     c->in = own;
     c->in_off = 0;
-    if (rest_n > 0 && !c->closing && !c->lingering &&
+    if (rest_n > 0 && c->state < GW_CONN_LINGERING &&
         ch_buf_append(&c->in, rest, rest_n) != 0) {
         log_error("gw", "out of memory conn=%llu", (unsigned long long)c->id);
         gw__conn_close(c);
@@ -284,9 +299,19 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct gw_conn *c = s->data;
 
+    if (buf->base == c->gw->rbuf) {
+        handle_read(c, nread, buf);
+        c->gw->is_rbuf_busy = false; /* whatever happened, it is released */
+        return;
+    }
+    handle_read(c, nread, buf);
+}
+
+static void handle_read(struct gw_conn *c, ssize_t nread, const uv_buf_t *buf)
+{
     if (nread == 0)
         return;
-    if (c->lingering) {
+    if (c->state == GW_CONN_LINGERING) {
         /* Drop input until the peer closes. */
         c->in.len = 0;
         c->in_off = 0;
@@ -299,9 +324,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             log_debug("gw", "read failed conn=%llu err=%s",
                       (unsigned long long)c->id, uv_strerror((int)nread));
         /* On EOF, queued answers still go out (half-close), then close. */
-        if (nread == UV_EOF && !c->is_ws &&
+        if (nread == UV_EOF && !c->is_ws && c->state == GW_CONN_OPEN &&
             (c->writing || c->req_busy || c->out.len > 0)) {
-            c->close_after_write = true;
+            c->state = GW_CONN_DRAINING;
             gw__conn_update_reading(c);
             return;
         }
@@ -313,14 +338,14 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     } else {
         c->in.len += (size_t)nread;
         process_input(c);
-        if (c->in_off == c->in.len && !c->closing) {
+        if (c->in_off == c->in.len && !gw__conn_closing(c)) {
             /* The partial input is complete and handled: an idle
              * connection keeps no buffer of its own. */
             ch_buf_free(&c->in);
             c->in_off = 0;
         }
     }
-    if (!c->closing) {
+    if (!gw__conn_closing(c)) {
         gw__conn_flush(c);
         gw__conn_update_reading(c);
     }
@@ -343,7 +368,11 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     }
     c->gw = gw;
     c->id = ++gw->next_conn_id;
+    c->state = GW_CONN_OPEN;
     ch_map_init(&c->cursors);
+    ch_queue_init(&c->pubs);
+    ch_queue_init(&c->subs);
+    ch_queue_init(&c->pump_link);
     rv = uv_tcp_init(gw->loop, &c->tcp);
     if (rv != 0) {
         ch_free(c);
@@ -351,10 +380,7 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     }
     c->tcp.data = c;
     c->refs = 1; /* the handle */
-    c->next = gw->conns;
-    if (gw->conns != NULL)
-        gw->conns->prev = c;
-    gw->conns = c;
+    ch_queue_insert_head(&gw->conns, &c->link);
     gw->metrics.connections_total++;
     gw->metrics.connections_current++;
     rv = uv_accept(server, (uv_stream_t *)&c->tcp);
@@ -548,8 +574,8 @@ void gw__http_respond(struct gw_conn *c, int status, const char *ctype,
                  c->req.keep_alive ? "" : "Connection: close\r\n");
     gw__conn_write(c, head, (size_t)n);
     gw__conn_write(c, body, body_n);
-    if (!c->req.keep_alive)
-        c->close_after_write = true;
+    if (!c->req.keep_alive && c->state == GW_CONN_OPEN)
+        c->state = GW_CONN_DRAINING;
     c->req_busy = false;
     gw__conn_flush(c);
 }
@@ -623,7 +649,7 @@ static void dispatch(struct gw_conn *c)
 /* Runs the parser over buffered input while no request is being answered. */
 static void http_process(struct gw_conn *c)
 {
-    while (!c->closing && !c->req_busy && !c->is_ws && !c->close_after_write &&
+    while (c->state == GW_CONN_OPEN && !c->req_busy && !c->is_ws &&
            c->in_off < c->in.len) {
         size_t avail = c->in.len - c->in_off;
         size_t n = http_parser_execute(&c->parser, &parser_settings,
@@ -663,7 +689,7 @@ static void http_process(struct gw_conn *c)
 
 void gw__http_resume(struct gw_conn *c)
 {
-    if (c->closing)
+    if (gw__conn_closing(c))
         return;
     http_process(c);
     gw__conn_flush(c);

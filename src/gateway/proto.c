@@ -223,19 +223,21 @@ int gw__msg_encode(const struct ch_msg *m, struct ch_buf *out)
 
 static void send_answers(struct gw_conn *c)
 {
-    struct gw_pub *p;
+    struct ch_queue *e;
 
-    while ((p = c->pub_head) != NULL && p->done) {
-        c->pub_head = p->next;
-        if (c->pub_head == NULL)
-            c->pub_tail = NULL;
-        if (!c->closing)
+    while ((e = ch_queue_head(&c->pubs)) != NULL) {
+        struct gw_pub *p = CH_QUEUE_DATA(e, struct gw_pub, link);
+        if (!p->done)
+            break; /* answers leave in publish order */
+        ch_queue_remove(e);
+        if (!gw__conn_closing(c))
             gw__ws_send_text(c, p->answer.data, p->answer.len);
         ch_buf_free(&p->answer);
         ch_free(p);
+        CH_ASSERT(c->n_unanswered > 0);
         c->n_unanswered--;
     }
-    if (!c->closing) {
+    if (!gw__conn_closing(c)) {
         gw__conn_flush(c);
         gw__conn_update_reading(c);
     }
@@ -321,11 +323,7 @@ static struct gw_pub *pub_push(struct gw_conn *c, const struct gw_cmd *cmd)
         memcpy(p->path, cmd->path.p, cmd->path.n);
         p->path[cmd->path.n] = '\0';
     }
-    if (c->pub_tail != NULL)
-        c->pub_tail->next = p;
-    else
-        c->pub_head = p;
-    c->pub_tail = p;
+    ch_queue_insert_tail(&c->pubs, &p->link);
     c->n_unanswered++;
     return p;
 }

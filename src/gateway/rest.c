@@ -90,9 +90,9 @@ static void rest_publish_cb(void *arg, int status,
                  "\"%s\",\"messagePublishingTime\":%lld}",
                  (long long)res->seq, rp->path, rp->msgid,
                  (long long)res->time);
-        if (!c->closing)
+        if (!gw__conn_closing(c))
             gw__http_respond_json(c, 200, json);
-    } else if (!c->closing) {
+    } else if (!gw__conn_closing(c)) {
         c->gw->metrics.publish_errors++;
         if (status == CH_EINVAL)
             gw__http_error(c, 400, "invalid message");

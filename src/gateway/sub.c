@@ -18,28 +18,38 @@
 
 static int index_add(struct gw *gw, struct gw_sub *s)
 {
-    struct gw_sub *head = ch_map_get(&gw->index, s->path, s->path_n);
+    struct gw_index_entry *ie = ch_map_get(&gw->index, s->path, s->path_n);
 
-    s->idx_prev = NULL;
-    s->idx_next = head;
-    if (head != NULL)
-        head->idx_prev = s;
-    return ch_map_set(&gw->index, s->path, s->path_n, s);
+    CH_ASSERT(!gw->is_delivering);
+    if (ie == NULL) {
+        ie = ch_malloc(sizeof *ie);
+        if (ie == NULL)
+            return CH_ENOMEM;
+        ch_queue_init(&ie->subs);
+        if (ch_map_set(&gw->index, s->path, s->path_n, ie) != 0) {
+            ch_free(ie);
+            return CH_ENOMEM;
+        }
+    }
+    ch_queue_insert_tail(&ie->subs, &s->idx_link);
+    s->idx = ie;
+    return 0;
 }
 
 static void index_remove(struct gw *gw, struct gw_sub *s)
 {
-    if (s->idx_prev != NULL) {
-        s->idx_prev->idx_next = s->idx_next;
-    } else if (s->idx_next != NULL) {
-        int rv = ch_map_set(&gw->index, s->path, s->path_n, s->idx_next);
-        CH_ASSERT(rv == 0); /* the key exists: no allocation */
-    } else {
+    struct gw_index_entry *ie = s->idx;
+
+    /* gw__sub_applied walks the entries: never changed under it. */
+    CH_ASSERT(!gw->is_delivering);
+    CH_ASSERT(ie != NULL &&
+              ch_map_get(&gw->index, s->path, s->path_n) == ie);
+    ch_queue_remove(&s->idx_link);
+    s->idx = NULL;
+    if (ch_queue_empty(&ie->subs)) {
         ch_map_del(&gw->index, s->path, s->path_n);
+        ch_free(ie);
     }
-    if (s->idx_next != NULL)
-        s->idx_next->idx_prev = s->idx_prev;
-    s->idx_next = s->idx_prev = NULL;
 }
 
 /* ---- cursors ---- */
@@ -94,12 +104,18 @@ static void cursors_gc(struct gw_conn *c)
 
     for (e = ch_map_first(&c->cursors, &b); e != NULL; e = next) {
         struct gw_cursor *cur = e->value;
+        struct ch_queue *q;
         bool matched = false;
         size_t nb = b;
         next = ch_map_next(&c->cursors, e, &nb);
-        for (struct gw_sub *s = c->subs; s != NULL && !matched; s = s->next)
+        CH_QUEUE_FOREACH(q, &c->subs)
+        {
+            struct gw_sub *s = CH_QUEUE_DATA(q, struct gw_sub, link);
             matched =
                 ch_topic_under(cur->path, cur->path_n, s->path, s->path_n);
+            if (matched)
+                break;
+        }
         if (!matched)
             cursor_free(c, cur);
         b = nb;
@@ -144,34 +160,36 @@ void gw__sub_schedule_pump(struct gw_conn *c)
 {
     struct gw *gw = c->gw;
 
-    if (c->pump_scheduled || c->closing)
+    if (ch_queue_linked(&c->pump_link) || gw__conn_closing(c))
         return;
-    c->pump_scheduled = true;
-    c->refs++;
-    if (gw->pump_list == NULL)
+    c->refs++; /* until the pump ran */
+    if (ch_queue_empty(&gw->pumps))
         gw__pumps_pending(gw, true);
-    c->pump_next = gw->pump_list;
-    gw->pump_list = c;
+    ch_queue_insert_tail(&gw->pumps, &c->pump_link);
 }
 
 void gw__sub_run_pumps(struct gw *gw)
 {
-    struct gw_conn *list = gw->pump_list;
+    struct ch_queue due;
+    struct ch_queue *e;
 
-    gw->pump_list = NULL;
-    while (list != NULL) {
-        struct gw_conn *c = list;
-        list = c->pump_next;
-        c->pump_next = NULL;
-        c->pump_scheduled = false;
-        if (!c->closing) {
+    /* Pumps scheduled while these run wait for the next turn. */
+    ch_queue_init(&due);
+    ch_queue_move(&gw->pumps, &due);
+    while ((e = ch_queue_head(&due)) != NULL) {
+        struct gw_conn *c = CH_QUEUE_DATA(e, struct gw_conn, pump_link);
+
+        ch_queue_remove(e);
+        if (c->is_failed)
+            gw__conn_close(c); /* failed inside the delivery walk */
+        if (!gw__conn_closing(c)) {
             gw__sub_pump(c);
             gw__conn_flush(c);
             gw__conn_update_reading(c);
         }
         gw__conn_unref(c);
     }
-    if (gw->pump_list == NULL)
+    if (ch_queue_empty(&gw->pumps))
         gw__pumps_pending(gw, false);
 }
 
@@ -179,14 +197,12 @@ void gw__sub_run_pumps(struct gw *gw)
 
 static void sub_free(struct gw_conn *c, struct gw_sub *s)
 {
-    struct gw_sub **pp = &c->subs;
-
-    while (*pp != NULL && *pp != s)
-        pp = &(*pp)->next;
-    if (*pp == s)
-        *pp = s->next;
-    if (s->state != GW_SUB_LIVE)
+    CH_ASSERT(s->conn == c && c->n_subs > 0);
+    ch_queue_remove(&s->link);
+    if (s->state != GW_SUB_LIVE) {
+        CH_ASSERT(c->n_replays > 0);
         c->n_replays--;
+    }
     index_remove(c->gw, s);
     c->n_subs--;
     ch_free(s);
@@ -202,7 +218,7 @@ static int64_t topic_last(struct store_txn *t, const char *path, size_t path_n)
 
 int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd)
 {
-    struct gw_sub *s, **tail;
+    struct gw_sub *s;
     int rv;
 
     if (c->n_subs >= CH_MAX_SUBS_PER_CONN)
@@ -223,9 +239,7 @@ int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd)
         ch_free(s);
         return rv;
     }
-    for (tail = &c->subs; *tail != NULL; tail = &(*tail)->next)
-        ;
-    *tail = s;
+    ch_queue_insert_tail(&c->subs, &s->link);
     c->n_subs++;
 
     if (s->state == GW_SUB_LIVE) {
@@ -252,13 +266,13 @@ int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd)
 
 void gw__sub_cancel(struct gw_conn *c, const char *path, size_t path_n)
 {
-    struct gw_sub *s = c->subs;
+    struct ch_queue *q, *n;
 
-    while (s != NULL) {
-        struct gw_sub *next = s->next;
+    CH_QUEUE_FOREACH_SAFE(q, n, &c->subs)
+    {
+        struct gw_sub *s = CH_QUEUE_DATA(q, struct gw_sub, link);
         if (s->path_n == path_n && memcmp(s->path, path, path_n) == 0)
             sub_free(c, s);
-        s = next;
     }
     cursors_gc(c);
 }
@@ -266,10 +280,11 @@ void gw__sub_cancel(struct gw_conn *c, const char *path, size_t path_n)
 void gw__sub_conn_closed(struct gw_conn *c)
 {
     struct ch_map_entry *e, *next;
+    struct ch_queue *q;
     size_t b;
 
-    while (c->subs != NULL)
-        sub_free(c, c->subs);
+    while ((q = ch_queue_head(&c->subs)) != NULL)
+        sub_free(c, CH_QUEUE_DATA(q, struct gw_sub, link));
     for (e = ch_map_first(&c->cursors, &b); e != NULL; e = next) {
         size_t nb = b;
         next = ch_map_next(&c->cursors, e, &nb);
@@ -359,13 +374,19 @@ static int pump_replays(struct gw_conn *c, struct store_txn *t,
     struct pump_read pr = {c, scratch, 0};
 
     while (c->n_replays > 0 && gw__conn_has_room(c)) {
-        struct gw_sub *s = c->subs;
+        struct gw_sub *s = NULL;
+        struct ch_queue *q;
         int rv;
 
-        while (s != NULL && s->state == GW_SUB_LIVE)
-            s = s->next;
-        if (s == NULL)
-            return 0;
+        /* Replays run one after another, in command order. */
+        CH_QUEUE_FOREACH(q, &c->subs)
+        {
+            s = CH_QUEUE_DATA(q, struct gw_sub, link);
+            if (s->state != GW_SUB_LIVE)
+                break;
+            s = NULL;
+        }
+        CH_ASSERT(s != NULL); /* n_replays counts them */
         if (s->state == GW_SUB_PENDING)
             replay_begin(c, t, s);
         if (s->replay_next <= s->replay_end) {
@@ -426,7 +447,7 @@ void gw__sub_pump(struct gw_conn *c)
     struct ch_buf scratch;
     int rv;
 
-    if (c->closing || (c->n_replays == 0 && c->n_behind == 0) ||
+    if (gw__conn_closing(c) || (c->n_replays == 0 && c->n_behind == 0) ||
         !gw__conn_has_room(c))
         return;
     rv = store_read_begin(c->gw->store, &t);
@@ -463,7 +484,7 @@ static void deliver(struct gw_conn *c, struct live_msg *lm)
     const struct ch_msg *m = lm->m;
     struct gw_cursor *cur;
 
-    if (c->closing)
+    if (gw__conn_closing(c) || c->is_failed)
         return;
     cur = cursor_get(c, m->path.p, m->path.n);
     if (cur == NULL) {
@@ -472,7 +493,7 @@ static void deliver(struct gw_conn *c, struct live_msg *lm)
         if (cur == NULL) {
             log_error("gw", "out of memory conn=%llu",
                       (unsigned long long)c->id);
-            gw__conn_close(c);
+            gw__conn_close(c); /* deferred to the pump: see is_failed */
             return;
         }
     }
@@ -509,6 +530,8 @@ void gw__sub_applied(void *arg, const struct ch_msg *msgs,
     if (gw->index.n_entries == 0)
         return;
     ch_buf_init(&frame);
+    CH_ASSERT(!gw->is_delivering);
+    gw->is_delivering = true;
     for (size_t i = 0; i < n; i++) {
         const struct ch_msg *m = &msgs[i];
         struct live_msg lm = {m, &frame, false, false};
@@ -519,16 +542,24 @@ void gw__sub_applied(void *arg, const struct ch_msg *msgs,
         /* Every prefix of the path, whole segments: /a/b/c, /a/b, /a. */
         k = m->path.n;
         while (k > 0) {
-            for (struct gw_sub *s = ch_map_get(&gw->index, m->path.p, k);
-                 s != NULL; s = s->idx_next) {
-                if (s->state == GW_SUB_LIVE)
-                    deliver(s->conn, &lm);
+            struct gw_index_entry *ie = ch_map_get(&gw->index, m->path.p, k);
+            struct ch_queue *q;
+
+            if (ie != NULL) {
+                CH_QUEUE_FOREACH(q, &ie->subs)
+                {
+                    struct gw_sub *s =
+                        CH_QUEUE_DATA(q, struct gw_sub, idx_link);
+                    if (s->state == GW_SUB_LIVE)
+                        deliver(s->conn, &lm);
+                }
             }
             do {
                 k--;
             } while (k > 0 && m->path.p[k] != '/');
         }
     }
+    gw->is_delivering = false;
     ch_buf_free(&frame);
 }
 
@@ -538,10 +569,14 @@ void gw__sub_restored(void *arg)
 
     /* The store jumped ahead (snapshot from the leader): every cursor
      * re-reads from the store; the pump finds out what is new. */
-    for (struct gw_conn *c = gw->conns; c != NULL; c = c->next) {
+    struct ch_queue *q;
+
+    CH_QUEUE_FOREACH(q, &gw->conns)
+    {
+        struct gw_conn *c = CH_QUEUE_DATA(q, struct gw_conn, link);
         struct ch_map_entry *e;
         size_t b;
-        if (!c->is_ws || c->closing)
+        if (!c->is_ws || gw__conn_closing(c))
             continue;
         for (e = ch_map_first(&c->cursors, &b); e != NULL;
              e = ch_map_next(&c->cursors, e, &b))

@@ -174,10 +174,9 @@ int gw__ws_upgrade(struct gw_conn *c)
  * closes once it is written (RFC 6455 §5.5.1). */
 static void send_close(struct gw_conn *c, uint16_t code)
 {
-    if (c->ws_close_sent)
+    if (c->state != GW_CONN_OPEN)
         return;
-    c->ws_close_sent = true;
-    c->close_after_write = true;
+    c->state = GW_CONN_DRAINING;
     if (ch_ws_write_close(&c->out, code) != 0)
         gw__conn_close(c);
 }
@@ -211,10 +210,11 @@ void gw__ws_recv(struct gw_conn *c)
 {
     struct ch_ws_event ev;
 
-    while (!c->closing && !c->ws_close_sent &&
+    CH_ASSERT(c->is_ws);
+    while (c->state == GW_CONN_OPEN &&
            ch_ws_read(&c->ws, c->in.data, c->in.len, &c->in_off, &ev))
         handle_event(c, &ev);
-    if (c->ws_close_sent) {
+    if (c->state != GW_CONN_OPEN) {
         c->in_off = c->in.len; /* nothing after a close is read */
     }
     if (c->in_off == c->in.len) {
@@ -230,7 +230,8 @@ void gw__ws_recv(struct gw_conn *c)
  * besides this one, no allocation per message. */
 void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n, bool binary)
 {
-    if (c->closing || !c->is_ws || c->ws_close_sent)
+    /* Nothing after our close frame (DRAINING), RFC 6455 §5.5.1. */
+    if (c->state != GW_CONN_OPEN || !c->is_ws)
         return;
     if (ch_ws_write_frame(&c->out, binary ? CH_WS_BINARY : CH_WS_TEXT, p, n) !=
         0) {

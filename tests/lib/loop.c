@@ -45,10 +45,11 @@ static void walk_cb(uv_handle_t *h, void *arg)
     unsigned *n = arg;
 
     (*n)++;
-    if (!uv_is_closing(h))
-        print_error("handle of type %s left open\n",
+    if (!uv_is_closing(h) && uv_is_active(h) && uv_has_ref(h))
+        print_error("handle of type %s still active\n",
                     uv_handle_type_name(uv_handle_get_type(h)));
 }
+
 
 /* How long closing handles and requests in flight may take. */
 #define CLOSE_MAX_MS 5000
@@ -67,6 +68,9 @@ void test_loop_close(uv_loop_t *loop)
     uv_unref((uv_handle_t *)&guard);
     while (uv_loop_alive(loop) && !fired)
         uv_run(loop, UV_RUN_ONCE);
+    if (fired)
+        uv_walk(loop, walk_cb, &n); /* says what kept it alive */
+    n = 0;
     uv_close((uv_handle_t *)&guard, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     if (uv_loop_close(loop) != 0) {

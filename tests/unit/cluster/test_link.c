@@ -255,6 +255,11 @@ static bool is_ended(void *arg)
     return ((struct fx *)arg)->is_ended;
 }
 
+static bool is_settled(void *arg)
+{
+    return is_open(arg) || is_ended(arg);
+}
+
 struct n_wait {
     size_t *n;
     size_t want;
@@ -622,7 +627,8 @@ static void test_link_each_allocation_fails(void **state)
         g->l = lclient_create(&g->x, 7, g->up.addr, on_resp, NULL, on_state,
                               g);
         if (g->l != NULL &&
-            test_loop_run_until(&g->loop, is_open, g, 2000)) {
+            test_loop_run_until(&g->loop, is_settled, g, WAIT_MS) &&
+            g->is_open) {
             struct link_enc enc;
             struct ch_buf frame;
 
@@ -634,10 +640,10 @@ static void test_link_each_allocation_fails(void **state)
             link_enc_close(&enc);
             ch_buf_free(&frame);
             struct n_wait w = {&g->n_calls, 1};
-            (void)test_loop_run_until(&g->loop, reached, &w, 300);
+            (void)test_loop_run_until(&g->loop, reached, &w, 100);
             complete_all(g);
             struct n_wait wa = {&g->n_answers, 1};
-            (void)test_loop_run_until(&g->loop, reached, &wa, 300);
+            (void)test_loop_run_until(&g->loop, reached, &wa, 100);
         }
         hits = test_heap_fault_hits();
         teardown((void **)&g);

@@ -202,6 +202,11 @@ static bool is_closed(void *arg)
     return ((struct side *)arg)->is_closed;
 }
 
+static bool is_settled(void *arg)
+{
+    return is_opened(arg) || is_closed(arg);
+}
+
 struct count_wait {
     struct side *s;
     unsigned n;
@@ -497,12 +502,12 @@ static void test_wsconn_each_allocation_fails(void **state)
         rv = ch_wsconn_connect(&g->x, g->up.addr, NULL, "/t", &default_cfg,
                                &side_cbs, c, &c->ws);
         if (rv == 0 &&
-            test_loop_run_until(&g->loop, is_opened, c, WAIT_MS) &&
+            test_loop_run_until(&g->loop, is_settled, c, WAIT_MS) &&
             !c->is_closed) {
             rv = ch_wsconn_send(c->ws, false, "ping", 4);
             if (rv == 0) {
                 struct count_wait w = {c, 1};
-                (void)test_loop_run_until(&g->loop, has_msgs, &w, 500);
+                (void)test_loop_run_until(&g->loop, has_msgs, &w, 200);
             }
         }
         assert_true(rv == 0 || rv == CH_ENOMEM || rv == CH_EIO ||
