@@ -35,7 +35,7 @@ enum opt_kind { OPT_U64, OPT_STR, OPT_LOG, OPT_JOIN };
       65536, 1ULL << 32,                                                       \
       "bytes queued for one client before it is switched to store reads")      \
     X("max-connections", OPT_U64, max_connections, "20000", 1, 1000000,        \
-      "client connections at once; more are refused (the file descriptor "   \
+      "client connections at once; more are refused (the file descriptor "     \
       "limit is raised to fit)")                                               \
     X("store-max-bytes", OPT_U64, store_max_bytes, "68719476736", 1024 * 1024, \
       1ULL << 44,                                                              \

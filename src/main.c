@@ -123,7 +123,7 @@ static void drain_cb(uv_timer_t *t)
     if (cluster_pending(n->cluster) > 0 &&
         uv_now(&n->loop) < n->drain_deadline_ms)
         return;
-    uv_timer_stop(t);
+    (void)uv_timer_stop(t); /* cannot fail */
     close_all(n);
 }
 
@@ -137,10 +137,13 @@ static void node_stop(struct node *n)
     if (n->gw != NULL)
         gw_stop_accepting(n->gw);
     if (n->cluster != NULL && n->drain_inited) {
+        int rv;
+
         cluster_stop_accepting(n->cluster);
         n->drain_deadline_ms = uv_now(&n->loop) + DRAIN_TIMEOUT_MS;
-        if (uv_timer_start(&n->drain_timer, drain_cb, 10, 10) == 0)
-            return;
+        rv = uv_timer_start(&n->drain_timer, drain_cb, 10, 10);
+        CH_ASSERT(rv == 0); /* initialised, not closing */
+        return;
     }
     close_all(n);
 }
@@ -237,10 +240,8 @@ static int node_start(struct node *n, char *errmsg)
         return CH_EIO;
     }
     n->signals_inited = true;
-    if (uv_timer_init(&n->loop, &n->drain_timer) != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot create timer");
-        return CH_EIO;
-    }
+    rv = uv_timer_init(&n->loop, &n->drain_timer);
+    CH_ASSERT(rv == 0); /* a timer on a live loop cannot fail */
     n->drain_timer.data = n;
     n->drain_inited = true;
     n->sigterm.data = n;
@@ -278,8 +279,7 @@ static void raise_fd_limit(uint64_t max_connections)
             rl.rlim_cur = old;
         } else {
             log_info("main", "file descriptor limit raised from=%llu to=%llu",
-                     (unsigned long long)old,
-                     (unsigned long long)rl.rlim_cur);
+                     (unsigned long long)old, (unsigned long long)rl.rlim_cur);
         }
     }
     if (rl.rlim_cur < want)
@@ -288,8 +288,7 @@ static void raise_fd_limit(uint64_t max_connections)
                  "limit=%llu max_connections=%llu need=%llu (raise the hard "
                  "limit: ulimit -Hn, LimitNOFILE=)",
                  (unsigned long long)rl.rlim_cur,
-                 (unsigned long long)max_connections,
-                 (unsigned long long)want);
+                 (unsigned long long)max_connections, (unsigned long long)want);
 }
 
 int main(int argc, char **argv)

@@ -173,8 +173,7 @@ static int conn_queue(struct conn *c, const char *data, size_t n)
     int rv = ch_wsconn_send(c->ws, false, data, n);
 
     if (rv != 0) {
-        bench_fail(c->b, "cannot send to %s: %s", c->hostport,
-                   ch_strerror(rv));
+        bench_fail(c->b, "cannot send to %s: %s", c->hostport, ch_strerror(rv));
         return rv;
     }
     return 0;
@@ -487,8 +486,7 @@ static int conn_start(struct bench *b, enum conn_role role, unsigned idx,
                            BENCH_USER_PATH, &cfg, &conn_cbs, c, &c->ws);
     if (rv != 0) {
         c->ws = NULL;
-        bench_fail(b, "cannot connect to %s: %s", c->hostport,
-                   ch_strerror(rv));
+        bench_fail(b, "cannot connect to %s: %s", c->hostport, ch_strerror(rv));
         return rv;
     }
     return 0;
@@ -1008,9 +1006,10 @@ static int run(const struct bench_opts *o)
     }
     ch_wsctx_init(&b.wsctx, &loop);
     /* uv_timer_init cannot fail; uv_signal_init can. */
-    if (uv_timer_init(&loop, &b.timeout_timer) != 0 ||
-        uv_timer_init(&loop, &b.progress_timer) != 0)
-        CH_ASSERT(0);
+    rv = uv_timer_init(&loop, &b.timeout_timer);
+    CH_ASSERT(rv == 0);
+    rv = uv_timer_init(&loop, &b.progress_timer);
+    CH_ASSERT(rv == 0);
     rv = uv_signal_init(&loop, &b.sigint);
     if (rv != 0) {
         fprintf(stderr, "chorus-bench: signal handle: %s\n", uv_strerror(rv));

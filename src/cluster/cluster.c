@@ -70,8 +70,7 @@ static int link_publish(void *data, const struct ch_msg *m,
 }
 
 static int link_join(void *data, uint64_t id, const char *raft,
-                     const char *http, int role, cluster_admin_cb cb,
-                     void *arg)
+                     const char *http, int role, cluster_admin_cb cb, void *arg)
 {
     return cluster_join(data, id, raft, http, role, cb, arg);
 }
@@ -142,6 +141,10 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
     c->store = store;
     c->r = &c->raft;
     ch_queue_init(&c->admin_answers);
+    ch_queue_init(&c->waiting);
+    ch_queue_init(&c->inflight);
+    ch_queue_init(&c->fwd_queued);
+    ch_queue_init(&c->fwd_apply);
     ch_wsctx_init(&c->wsctx, loop);
     lservers_init(&c->lservers, &c->wsctx, &link_handler, c);
     c->last_state = -1;
@@ -321,15 +324,15 @@ int cluster__raft_add(struct cluster *c, struct raft_change *req, raft_id id,
     return raft_add(c->r, req, id, address, cb);
 }
 
-int cluster__raft_assign(struct cluster *c, struct raft_change *req,
-                         raft_id id, int role, raft_change_cb cb)
+int cluster__raft_assign(struct cluster *c, struct raft_change *req, raft_id id,
+                         int role, raft_change_cb cb)
 {
     CH_ASSERT(c->n_in_raft_cb == 0);
     return raft_assign(c->r, req, id, role, cb);
 }
 
-int cluster__raft_remove(struct cluster *c, struct raft_change *req,
-                         raft_id id, raft_change_cb cb)
+int cluster__raft_remove(struct cluster *c, struct raft_change *req, raft_id id,
+                         raft_change_cb cb)
 {
     CH_ASSERT(c->n_in_raft_cb == 0);
     return raft_remove(c->r, req, id, cb);
@@ -526,46 +529,40 @@ int cluster_start(struct cluster *c, char *errmsg)
     if (rv != 0)
         return rv;
 
+    /* Handles on a live loop initialise and start without failing. */
     rv = uv_check_init(c->loop, &c->flush_check);
-    if (rv != 0)
-        goto err_uv;
+    CH_ASSERT(rv == 0);
     c->flush_check.data = c;
     c->n_handles_open++;
     rv = uv_check_start(&c->flush_check, check_cb);
-    if (rv != 0)
-        goto err_uv;
+    CH_ASSERT(rv == 0);
     rv = uv_timer_init(c->loop, &c->tick_timer);
-    if (rv != 0)
-        goto err_uv;
+    CH_ASSERT(rv == 0);
     c->tick_timer.data = c;
     c->n_handles_open++;
     rv = uv_idle_init(c->loop, &c->kick);
-    if (rv != 0)
-        goto err_uv;
+    CH_ASSERT(rv == 0);
     c->kick.data = c;
     c->n_handles_open++;
-    c->is_kick_inited = true;
+    c->is_kick_inited = true; /* the three handles above */
 
     rv = raft_start(&c->raft);
     if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "raft start failed (%s, %d): %.100s %.100s",
-                 raft_strerror(rv), rv, raft_errmsg(&c->raft), c->io.errmsg);
+        snprintf(errmsg, CH_ERRMSG_SIZE,
+                 "raft start failed (%s, %d): %.100s %.100s", raft_strerror(rv),
+                 rv, raft_errmsg(&c->raft), c->io.errmsg);
         return CH_EIO;
     }
     c->raft_started = true;
     rv = uv_timer_start(&c->tick_timer, tick_cb, c->cfg.heartbeat_timeout_ms,
                         c->cfg.heartbeat_timeout_ms);
-    if (rv != 0)
-        goto err_uv;
+    CH_ASSERT(rv == 0);
     monitor(c);
     log_info("cluster", "started id=%llu raft=%s state=%s applied=%llu",
              (unsigned long long)c->cfg.id, c->cfg.raft_addr,
              state_name(raft_state(c->r)),
              (unsigned long long)raft_last_applied(c->r));
     return 0;
-err_uv:
-    snprintf(errmsg, CH_ERRMSG_SIZE, "libuv: %s", uv_strerror(rv));
-    return CH_EIO;
 }
 
 static void maybe_closed(struct cluster *c)
@@ -616,13 +613,13 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
 
     /* Never proposed: certainly not committed. */
     cluster__propose_fail_all(c, CH_ESHUTDOWN);
-    if (c->n_handles_open >= 1 &&
-        !uv_is_closing((uv_handle_t *)&c->flush_check))
+    if (c->is_kick_inited) {
+        /* The check, the tick and the kick were initialised together. */
+        CH_ASSERT(c->n_handles_open == 3);
         uv_close((uv_handle_t *)&c->flush_check, handle_close_cb);
-    if (c->n_handles_open >= 2 && !uv_is_closing((uv_handle_t *)&c->tick_timer))
         uv_close((uv_handle_t *)&c->tick_timer, handle_close_cb);
-    if (c->is_kick_inited && !uv_is_closing((uv_handle_t *)&c->kick))
         uv_close((uv_handle_t *)&c->kick, handle_close_cb);
+    }
     if (c->raft_inited) {
         c->raft.data = c;
         /* In-flight applies fail with LEADERSHIPLOST: outcome unknown.
@@ -756,8 +753,7 @@ const char *cluster_health_reason(struct cluster *c)
 
 bool cluster_is_leader(struct cluster *c)
 {
-    return c->raft_started && !c->closing &&
-           raft_state(c->r) == RAFT_LEADER;
+    return c->raft_started && !c->closing && raft_state(c->r) == RAFT_LEADER;
 }
 
 bool cluster_is_healthy(struct cluster *c)

@@ -24,7 +24,7 @@ struct cluster_member {
     uint64_t id;
     char raft[CH_MAX_ADDR_BYTES + 1]; /* IPv4:port */
     char http[CH_MAX_ADDR_BYTES + 1]; /* host:port */
-    int role;                    /* CLUSTER_ROLE_* */
+    int role;                         /* CLUSTER_ROLE_* */
 };
 
 enum {

@@ -13,6 +13,7 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/limits.h"
+#include "common/queue.h"
 #include "common/wsconn.h"
 
 /* One publish waiting for its outcome. */
@@ -30,14 +31,14 @@ struct batch {
     struct waiter *waiters; /* n_waiters, in publish order */
     size_t n_waiters;
     size_t cap_waiters;
-    bool proposed;      /* handed to raft_apply */
-    bool has_remote;    /* holds publishes forwarded by other nodes */
-    struct batch *next; /* in the waiting or in-flight list */
+    bool proposed;        /* handed to raft_apply */
+    bool has_remote;      /* holds publishes forwarded by other nodes */
+    struct ch_queue link; /* in c->waiting or c->inflight */
 };
 
 /* A request forwarded to the leader over the link (forward.c). */
 struct fwd_req {
-    struct fwd_req *next;
+    struct ch_queue link; /* in fwd_queued, a link's sent, or fwd_apply */
     uint64_t req_id;
     enum link_op op;
     struct ch_buf item; /* the encoded request (cluster/link_int.h) */
@@ -49,17 +50,13 @@ struct fwd_req {
     struct store_result res; /* PUBLISH answer, waiting for local apply */
 };
 
-struct fwd_list {
-    struct fwd_req *head, *tail;
-};
-
 /* One link to a leader and the requests sent on it. */
 struct fwd_link {
     struct cluster *c;
     struct lclient *l;  /* NULL when none */
     uint64_t leader_id; /* whom it goes to */
     bool open;
-    struct fwd_list sent; /* sent, no answer yet */
+    struct ch_queue sent; /* struct fwd_req sent, no answer yet */
 };
 
 /* The next raft request of a membership change (membership.c). */
@@ -135,8 +132,8 @@ struct cluster {
     struct fwd_link *link;     /* to the current leader, or NULL */
     struct fwd_link *old_link; /* to the previous one, draining answers */
     uint64_t next_req_id;
-    struct fwd_list fwd_queued; /* not sent yet */
-    struct fwd_list fwd_apply;  /* answered, waiting for local apply */
+    struct ch_queue fwd_queued; /* struct fwd_req not sent yet */
+    struct ch_queue fwd_apply;  /* answered, waiting for local apply */
     uint64_t link_retry_ms;     /* no reconnect before */
 
     /* Joining with --join ADDR (membership.c). */
@@ -156,10 +153,10 @@ struct cluster {
     bool was_member;
 
     /* Proposals: `open` takes new publishes; full or flushed batches wait
-     * in waiting_head..tail until an in-flight slot is free. */
+     * in `waiting` until an in-flight slot is free. */
     struct batch *open;
-    struct batch *waiting_head, *waiting_tail;
-    struct batch *inflight_head, *inflight_tail;
+    struct ch_queue waiting;  /* struct batch, oldest first */
+    struct ch_queue inflight; /* struct batch, proposed, oldest first */
     unsigned n_inflight;
     size_t n_pending; /* publishes not yet answered */
 
@@ -211,10 +208,10 @@ int cluster__raft_barrier(struct cluster *c, struct raft_barrier *req,
                           raft_barrier_cb cb);
 int cluster__raft_add(struct cluster *c, struct raft_change *req, raft_id id,
                       const char *address, raft_change_cb cb);
-int cluster__raft_assign(struct cluster *c, struct raft_change *req,
-                         raft_id id, int role, raft_change_cb cb);
-int cluster__raft_remove(struct cluster *c, struct raft_change *req,
-                         raft_id id, raft_change_cb cb);
+int cluster__raft_assign(struct cluster *c, struct raft_change *req, raft_id id,
+                         int role, raft_change_cb cb);
+int cluster__raft_remove(struct cluster *c, struct raft_change *req, raft_id id,
+                         raft_change_cb cb);
 int cluster__raft_transfer(struct cluster *c, struct raft_transfer *req,
                            raft_id id, raft_transfer_cb cb);
 /* Makes the loop reach its check phase without waiting in poll (work was

@@ -23,50 +23,51 @@
 #define FWD_FRAME_MAX_BYTES (1024 * 1024)
 #define FWD_RECONNECT_MS 100
 
-static void list_push(struct fwd_list *l, struct fwd_req *r)
+static struct fwd_req *fwd_of(struct ch_queue *e)
 {
-    r->next = NULL;
-    if (l->tail != NULL)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
+    return e != NULL ? CH_QUEUE_DATA(e, struct fwd_req, link) : NULL;
 }
 
-static struct fwd_req *list_pop(struct fwd_list *l)
+/* The first request of q, or NULL. */
+static struct fwd_req *fwd_head(const struct ch_queue *q)
 {
-    struct fwd_req *r = l->head;
-    if (r == NULL)
-        return NULL;
-    l->head = r->next;
-    if (l->head == NULL)
-        l->tail = NULL;
-    r->next = NULL;
+    return fwd_of(ch_queue_head(q));
+}
+
+static void fwd_push(struct ch_queue *q, struct fwd_req *r)
+{
+    CH_ASSERT(!ch_queue_linked(&r->link));
+    ch_queue_insert_tail(q, &r->link);
+}
+
+static struct fwd_req *fwd_pop(struct ch_queue *q)
+{
+    struct fwd_req *r = fwd_head(q);
+
+    if (r != NULL)
+        ch_queue_remove(&r->link);
     return r;
 }
 
 /* Removes the request with req_id (answers come nearly in order, so the
  * search ends at the head almost always). */
-static struct fwd_req *list_take(struct fwd_list *l, uint64_t req_id)
+static struct fwd_req *fwd_take(struct ch_queue *q, uint64_t req_id)
 {
-    struct fwd_req *prev = NULL;
-    for (struct fwd_req *r = l->head; r != NULL; prev = r, r = r->next) {
-        if (r->req_id != req_id)
-            continue;
-        if (prev != NULL)
-            prev->next = r->next;
-        else
-            l->head = r->next;
-        if (l->tail == r)
-            l->tail = prev;
-        r->next = NULL;
-        return r;
+    struct ch_queue *e;
+
+    CH_QUEUE_FOREACH (e, q) {
+        struct fwd_req *r = fwd_of(e);
+        if (r->req_id == req_id) {
+            ch_queue_remove(e);
+            return r;
+        }
     }
     return NULL;
 }
 
 static void req_free(struct fwd_req *r)
 {
+    CH_ASSERT(!ch_queue_linked(&r->link));
     ch_buf_free(&r->item);
     ch_free(r);
 }
@@ -89,8 +90,8 @@ static void req_answer(struct cluster *c, struct fwd_req *r, int status,
     req_free(r);
 }
 
-static struct fwd_req *
-req_create(struct cluster *c, const struct link_req *lr, uint64_t timeout_ms)
+static struct fwd_req *req_create(struct cluster *c, const struct link_req *lr,
+                                  uint64_t timeout_ms)
 {
     struct fwd_req *r = ch_calloc(1, sizeof *r);
     struct link_enc enc;
@@ -98,6 +99,7 @@ req_create(struct cluster *c, const struct link_req *lr, uint64_t timeout_ms)
 
     if (r == NULL)
         return NULL;
+    ch_queue_init(&r->link);
     r->req_id = ++c->next_req_id;
     r->op = lr->op;
     r->deadline_ms = uv_now(c->loop) + timeout_ms;
@@ -127,8 +129,9 @@ int cluster__forward_publish(struct cluster *c, const struct ch_msg *m,
         return CH_ENOMEM;
     r->pub_cb = cb;
     r->arg = arg;
-    list_push(&c->fwd_queued, r);
+    fwd_push(&c->fwd_queued, r);
     c->n_pending++;
+    cluster__kick(c); /* sent from the check phase */
     return 0;
 }
 
@@ -141,7 +144,8 @@ int cluster__forward_admin(struct cluster *c, const struct link_req *lr,
         return CH_ENOMEM;
     r->admin_cb = cb;
     r->arg = arg;
-    list_push(&c->fwd_queued, r);
+    fwd_push(&c->fwd_queued, r);
+    cluster__kick(c);
     return 0;
 }
 
@@ -180,9 +184,9 @@ static struct fwd_req *take_sent(struct cluster *c, uint64_t req_id)
 {
     struct fwd_req *r = NULL;
     if (c->link != NULL)
-        r = list_take(&c->link->sent, req_id);
+        r = fwd_take(&c->link->sent, req_id);
     if (r == NULL && c->old_link != NULL)
-        r = list_take(&c->old_link->sent, req_id);
+        r = fwd_take(&c->old_link->sent, req_id);
     return r;
 }
 
@@ -200,7 +204,7 @@ static void on_response(void *arg, const struct link_resp *resp)
         /* The peer was not leader: certainly not done; try again once we
          * know better (until the deadline). */
         r->sent = false;
-        list_push(&c->fwd_queued, r);
+        fwd_push(&c->fwd_queued, r);
         return;
     }
     if (r->op != LINK_PUBLISH || resp->status != 0) {
@@ -213,7 +217,7 @@ static void on_response(void *arg, const struct link_resp *resp)
     r->res.time = resp->time;
     r->res.index = resp->index;
     /* Read-your-writes: answer once this node applied the entry. */
-    list_push(&c->fwd_apply, r);
+    fwd_push(&c->fwd_apply, r);
     cluster__forward_applied(c);
 }
 
@@ -228,7 +232,7 @@ static void link_lost(struct fwd_link *fl)
         c->link = NULL;
     if (c->old_link == fl)
         c->old_link = NULL;
-    while ((r = list_pop(&fl->sent)) != NULL)
+    while ((r = fwd_pop(&fl->sent)) != NULL)
         req_answer(c, r, CH_EUNKNOWN,
                    "leader connection lost: outcome unknown");
     ch_free(fl);
@@ -270,7 +274,7 @@ static void retire_link(struct cluster *c)
     close_link(c->old_link);
     c->old_link = c->link;
     c->link = NULL;
-    if (c->old_link != NULL && c->old_link->sent.head == NULL)
+    if (c->old_link != NULL && ch_queue_empty(&c->old_link->sent))
         close_link(c->old_link);
 }
 
@@ -286,9 +290,10 @@ struct local_ctx {
 static void run_queued_locally(struct cluster *c)
 {
     struct fwd_req *r;
-    struct fwd_list keep = {NULL, NULL};
+    struct ch_queue keep;
 
-    while ((r = list_pop(&c->fwd_queued)) != NULL) {
+    ch_queue_init(&keep);
+    while ((r = fwd_pop(&c->fwd_queued)) != NULL) {
         struct link_enc enc;
         struct ch_buf frame;
         struct local_ctx ctx = {c, r, CH_ENOMEM};
@@ -302,9 +307,9 @@ static void run_queued_locally(struct cluster *c)
         link_enc_close(&enc);
         ch_buf_free(&frame);
         if (ctx.rv != 0)
-            list_push(&keep, r); /* failed: answered at its deadline */
+            fwd_push(&keep, r); /* failed: answered at its deadline */
     }
-    c->fwd_queued = keep;
+    ch_queue_move(&keep, &c->fwd_queued);
 }
 
 static void relay_publish_cb(void *arg, int status,
@@ -341,6 +346,28 @@ static void local_publish_cb(void *arg, const struct link_req *lr)
     }
 }
 
+/* Answers the requests of q whose deadline passed. Publishes share one
+ * timeout and are in deadline order; admin requests have a longer one, so
+ * the walk skips those and ends at the first publish still in time. */
+static void expire(struct cluster *c, struct ch_queue *q, uint64_t now,
+                   int status, const char *admin_text)
+{
+    struct ch_queue *e, *n;
+
+    CH_QUEUE_FOREACH_SAFE(e, n, q)
+    {
+        struct fwd_req *r = fwd_of(e);
+
+        if (r->deadline_ms > now) {
+            if (r->op == LINK_PUBLISH)
+                break;
+            continue;
+        }
+        ch_queue_remove(e);
+        req_answer(c, r, status, r->op == LINK_PUBLISH ? NULL : admin_text);
+    }
+}
+
 void cluster__forward_tick(struct cluster *c)
 {
     uint64_t now = uv_now(c->loop);
@@ -348,31 +375,21 @@ void cluster__forward_tick(struct cluster *c)
     const char *leader_addr = NULL;
     char http[CH_MAX_ADDR_BYTES + 1];
     struct fwd_link *fl;
-    struct fwd_req *r;
 
     /* Deadlines: queued ones were never sent (not committed). */
-    while ((r = c->fwd_queued.head) != NULL && r->deadline_ms <= now) {
-        list_pop(&c->fwd_queued);
-        req_answer(c, r, CH_ENOTLEADER,
-                   r->op == LINK_PUBLISH ? NULL
-                                            : "no leader reachable: not done");
-    }
-    for (int k = 0; k < 2; k++) {
-        struct fwd_link *dl = k == 0 ? c->link : c->old_link;
-        while (dl != NULL && (r = dl->sent.head) != NULL &&
-               r->deadline_ms <= now) {
-            list_pop(&dl->sent);
-            req_answer(c, r, CH_ETIMEDOUT, "timed out: outcome unknown");
-        }
-    }
-    if (c->old_link != NULL && c->old_link->sent.head == NULL)
+    expire(c, &c->fwd_queued, now, CH_ENOTLEADER,
+           "no leader reachable: not done");
+    if (c->link != NULL)
+        expire(c, &c->link->sent, now, CH_ETIMEDOUT,
+               "timed out: outcome unknown");
+    if (c->old_link != NULL)
+        expire(c, &c->old_link->sent, now, CH_ETIMEDOUT,
+               "timed out: outcome unknown");
+    if (c->old_link != NULL && ch_queue_empty(&c->old_link->sent))
         close_link(c->old_link);
-    while ((r = c->fwd_apply.head) != NULL && r->deadline_ms <= now) {
-        /* Committed on the leader, not yet applied here. */
-        list_pop(&c->fwd_apply);
-        req_answer(c, r, CH_ETIMEDOUT,
-                   "committed, not yet applied on this node");
-    }
+    /* Committed on the leader, not yet applied here. */
+    expire(c, &c->fwd_apply, now, CH_ETIMEDOUT,
+           "committed, not yet applied on this node");
 
     if (!c->raft_started)
         return;
@@ -386,7 +403,7 @@ void cluster__forward_tick(struct cluster *c)
     }
     if (c->link != NULL || leader_id == 0 || now < c->link_retry_ms)
         return;
-    if (c->fwd_queued.head == NULL)
+    if (ch_queue_empty(&c->fwd_queued))
         return; /* connect on demand */
     if (!cluster__member_http(c, leader_id, http, sizeof http)) {
         log_warn("cluster", "no gateway address for leader=%llu",
@@ -401,6 +418,7 @@ void cluster__forward_tick(struct cluster *c)
     }
     fl->c = c;
     fl->leader_id = leader_id;
+    ch_queue_init(&fl->sent);
     fl->l =
         lclient_create(&c->wsctx, c->cfg.id, http, on_response,
                        NULL /* the leader only answers */, on_link_state, fl);
@@ -418,13 +436,13 @@ void cluster__forward_flush(struct cluster *c)
     struct ch_buf frame;
     size_t bytes = 0;
 
-    if (c->link == NULL || !c->link->open || c->fwd_queued.head == NULL)
+    if (c->link == NULL || !c->link->open || ch_queue_empty(&c->fwd_queued))
         return;
     link_enc_init(&enc, LINK_REQUESTS);
     ch_buf_init(&frame);
-    while (c->fwd_queued.head != NULL &&
+    while (!ch_queue_empty(&c->fwd_queued) &&
            lclient_queued(c->link->l) < CH_MAX_LINK_QUEUED_BYTES) {
-        struct fwd_req *r = c->fwd_queued.head;
+        struct fwd_req *r = fwd_head(&c->fwd_queued);
         if (enc.n > 0 && (enc.n >= FWD_FRAME_MAX_REQS ||
                           bytes + r->item.len > FWD_FRAME_MAX_BYTES)) {
             if (link_enc_finish(&enc, &frame) != 0 ||
@@ -437,9 +455,9 @@ void cluster__forward_flush(struct cluster *c)
         if (link_enc_raw(&enc, r->item.data, r->item.len) != 0)
             goto fail;
         bytes += r->item.len;
-        list_pop(&c->fwd_queued);
+        fwd_pop(&c->fwd_queued);
         r->sent = true;
-        list_push(&c->link->sent, r);
+        fwd_push(&c->link->sent, r);
     }
     if (enc.n > 0 && (link_enc_finish(&enc, &frame) != 0 ||
                       lclient_send(c->link->l, frame.data, frame.len) != 0))
@@ -459,8 +477,8 @@ void cluster__forward_applied(struct cluster *c)
     uint64_t applied = store_applied_index(c->store);
     struct fwd_req *r;
 
-    while ((r = c->fwd_apply.head) != NULL && r->res.index <= applied) {
-        list_pop(&c->fwd_apply);
+    while ((r = fwd_head(&c->fwd_apply)) != NULL && r->res.index <= applied) {
+        fwd_pop(&c->fwd_apply);
         req_answer(c, r, 0, NULL);
     }
 }
@@ -471,10 +489,10 @@ void cluster__forward_fail_all(struct cluster *c, int status)
 
     close_link(c->link);
     close_link(c->old_link);
-    while ((r = list_pop(&c->fwd_queued)) != NULL)
+    while ((r = fwd_pop(&c->fwd_queued)) != NULL)
         req_answer(c, r, status == CH_EUNKNOWN ? CH_ESHUTDOWN : status,
                    "node shutting down: not done");
-    while ((r = list_pop(&c->fwd_apply)) != NULL)
+    while ((r = fwd_pop(&c->fwd_apply)) != NULL)
         req_answer(c, r, CH_EUNKNOWN,
                    "committed, not yet applied on this node");
 }

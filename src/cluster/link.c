@@ -122,8 +122,7 @@ int link_enc_finish(const struct link_enc *e, struct ch_buf *out)
     return ch_buf_append(out, e->items.data, e->items.len);
 }
 
-static int read_req(const char *p, size_t len, size_t *off,
-                    struct link_req *r)
+static int read_req(const char *p, size_t len, size_t *off, struct link_req *r)
 {
     uint32_t n;
     uint64_t u;
@@ -189,8 +188,7 @@ static int read_resp(const char *p, size_t len, size_t *off,
 
 /* One pass: validate only (cb NULL) or deliver. */
 static int decode_pass(const char *p, size_t len, bool deliver,
-                       link_req_cb req_cb, link_resp_cb resp_cb,
-                       void *arg)
+                       link_req_cb req_cb, link_resp_cb resp_cb, void *arg)
 {
     size_t off = 0;
     uint64_t kind, n;
@@ -224,7 +222,7 @@ static int decode_pass(const char *p, size_t len, bool deliver,
 }
 
 int link_decode(const void *buf, size_t len, link_req_cb req_cb,
-                   link_resp_cb resp_cb, void *arg)
+                link_resp_cb resp_cb, void *arg)
 {
     int rv = decode_pass(buf, len, false, req_cb, resp_cb, arg);
     if (rv != 0)

@@ -18,8 +18,8 @@
 struct lclient {
     struct ch_wsconn *ws; /* NULL once closed */
     bool is_open;
-    bool is_closed;       /* closed by the owner or ended */
-    bool in_decode;       /* items of a frame are being handed out */
+    bool is_closed; /* closed by the owner or ended */
+    bool in_decode; /* items of a frame are being handed out */
     lclient_resp_cb resp_cb;
     lclient_req_cb req_cb;
     lclient_state_cb state_cb;
@@ -113,8 +113,8 @@ static const struct ch_wsconn_cbs lclient_cbs = {
 
 struct lclient *lclient_create(struct ch_wsctx *x, uint64_t self_id,
                                const char *addr, lclient_resp_cb resp_cb,
-                               lclient_req_cb req_cb,
-                               lclient_state_cb state_cb, void *arg)
+                               lclient_req_cb req_cb, lclient_state_cb state_cb,
+                               void *arg)
 {
     struct ch_wsconn_config cfg = {
         .max_msg_bytes = CH_MAX_LINK_FRAME_BYTES,
@@ -132,8 +132,8 @@ struct lclient *lclient_create(struct ch_wsctx *x, uint64_t self_id,
     l->arg = arg;
     snprintf(path, sizeof path, "%s?from=%llu", CLUSTER_LINK_PATH,
              (unsigned long long)self_id);
-    if (ch_wsconn_connect(x, addr, NULL, path, &cfg, &lclient_cbs, l,
-                          &l->ws) != 0) {
+    if (ch_wsconn_connect(x, addr, NULL, path, &cfg, &lclient_cbs, l, &l->ws) !=
+        0) {
         ch_free(l);
         return NULL;
     }

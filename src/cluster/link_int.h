@@ -88,7 +88,7 @@ typedef void (*link_resp_cb)(void *arg, const struct link_resp *r);
  * refused). The whole frame is validated before any callback runs.
  * Returns 0 or CH_ECORRUPT. */
 int link_decode(const void *buf, size_t len, link_req_cb req_cb,
-                   link_resp_cb resp_cb, void *arg);
+                link_resp_cb resp_cb, void *arg);
 
 /* ---- the client end (link_client.c) ---------------------------------- */
 
@@ -107,8 +107,8 @@ typedef void (*lclient_state_cb)(void *arg, struct lclient *l, bool open);
  * no memory (no callback then). */
 struct lclient *lclient_create(struct ch_wsctx *x, uint64_t self_id,
                                const char *addr, lclient_resp_cb resp_cb,
-                               lclient_req_cb req_cb,
-                               lclient_state_cb state_cb, void *arg);
+                               lclient_req_cb req_cb, lclient_state_cb state_cb,
+                               void *arg);
 bool lclient_is_open(const struct lclient *l);
 /* Bytes queued on the link and not yet written. */
 size_t lclient_queued(const struct lclient *l);
@@ -146,7 +146,7 @@ struct lservers {
                                      check phase flushes (answers made in a
                                      timer callback would wait) */
     size_t n_links;
-    bool is_closed;               /* lservers_close was called */
+    bool is_closed; /* lservers_close was called */
 };
 
 void lservers_init(struct lservers *s, struct ch_wsctx *x,

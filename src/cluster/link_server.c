@@ -22,12 +22,12 @@
  * it is in flight. */
 struct lserver {
     struct lservers *set;
-    struct ch_wsconn *ws;      /* NULL once closed */
-    struct ch_queue link;      /* in set->links while ws is open */
-    struct ch_queue dirty;     /* in set->dirty while it has work */
-    struct link_enc out;       /* answers collected this loop turn */
-    size_t n_pending;          /* requests not answered yet */
-    int refs;                  /* the connection + requests in flight */
+    struct ch_wsconn *ws;  /* NULL once closed */
+    struct ch_queue link;  /* in set->links while ws is open */
+    struct ch_queue dirty; /* in set->dirty while it has work */
+    struct link_enc out;   /* answers collected this loop turn */
+    size_t n_pending;      /* requests not answered yet */
+    int refs;              /* the connection + requests in flight */
     char peer[CH_MAX_ADDR_BYTES + 1];
 };
 
@@ -102,8 +102,7 @@ static void respond(struct lserver *l, const struct link_resp *r)
     if (l->ws == NULL)
         return; /* the link went away: the peer treats it as unknown */
     if (link_enc_resp(&l->out, r) != 0) {
-        log_error("link", "out of memory answering peer=%s; closing",
-                  l->peer);
+        log_error("link", "out of memory answering peer=%s; closing", l->peer);
         lserver_close(l);
         return;
     }
@@ -341,8 +340,8 @@ int lservers_accept(struct lservers *s, int fd, const char *key,
     ch_queue_init(&l->dirty);
     link_enc_init(&l->out, LINK_RESPONSES);
     snprintf(l->peer, sizeof l->peer, "%.*s", CH_MAX_ADDR_BYTES, peer);
-    rv = ch_wsconn_accept(s->x, fd, key, l->peer, &cfg, &lserver_cbs, l,
-                          &l->ws);
+    rv =
+        ch_wsconn_accept(s->x, fd, key, l->peer, &cfg, &lserver_cbs, l, &l->ws);
     if (rv != 0) {
         link_enc_close(&l->out);
         ch_free(l);
@@ -364,8 +363,7 @@ static void lserver_flush(struct lserver *l)
         if (link_enc_finish(&l->out, &frame) != 0 ||
             ch_wsconn_send(l->ws, true, frame.data, frame.len) != 0) {
             ch_buf_free(&frame);
-            log_error("link", "cannot send answers peer=%s; closing",
-                      l->peer);
+            log_error("link", "cannot send answers peer=%s; closing", l->peer);
             lserver_close(l);
             return;
         }

@@ -123,8 +123,7 @@ static void notice_state(void *arg, struct lclient *l, bool open)
         r.id = n->id;
         link_enc_init(&enc, LINK_REQUESTS);
         ch_buf_init(&frame);
-        if (link_enc_req(&enc, &r) == 0 &&
-            link_enc_finish(&enc, &frame) == 0 &&
+        if (link_enc_req(&enc, &r) == 0 && link_enc_finish(&enc, &frame) == 0 &&
             lclient_send(l, frame.data, frame.len) == 0)
             log_info("cluster", "told removed node id=%llu",
                      (unsigned long long)n->id);
@@ -146,8 +145,8 @@ static void notify_removed(struct cluster *c, uint64_t id, const char *http)
     }
     n->id = id;
     /* The node answers nothing: any frame from it closes the link. */
-    n->l = lclient_create(&c->wsctx, c->cfg.id, http, NULL, NULL,
-                          notice_state, n);
+    n->l =
+        lclient_create(&c->wsctx, c->cfg.id, http, NULL, NULL, notice_state, n);
     if (n->l == NULL)
         ch_free(n);
 }
@@ -707,8 +706,7 @@ static void join_state(void *arg, struct lclient *l, bool open)
     r.role = CLUSTER_ROLE_VOTER;
     link_enc_init(&enc, LINK_REQUESTS);
     ch_buf_init(&frame);
-    if (link_enc_req(&enc, &r) != 0 ||
-        link_enc_finish(&enc, &frame) != 0 ||
+    if (link_enc_req(&enc, &r) != 0 || link_enc_finish(&enc, &frame) != 0 ||
         lclient_send(l, frame.data, frame.len) != 0) {
         lclient_close(l);
         c->join_link = NULL;

@@ -21,43 +21,22 @@ static struct batch *batch_create(struct cluster *c)
         return NULL;
     b->c = c;
     b->req.data = b;
+    ch_queue_init(&b->link);
     ch_batch_enc_init(&b->enc);
     return b;
 }
 
 void cluster__batch_free(struct batch *b)
 {
+    CH_ASSERT(!ch_queue_linked(&b->link));
     ch_batch_enc_close(&b->enc);
     ch_free(b->waiters);
     ch_free(b);
 }
 
-static void list_push(struct batch **head, struct batch **tail, struct batch *b)
+static struct batch *queue_batch(struct ch_queue *e)
 {
-    b->next = NULL;
-    if (*tail != NULL)
-        (*tail)->next = b;
-    else
-        *head = b;
-    *tail = b;
-}
-
-static void list_remove(struct batch **head, struct batch **tail,
-                        struct batch *b)
-{
-    struct batch *prev = NULL;
-    for (struct batch *it = *head; it != NULL; prev = it, it = it->next) {
-        if (it != b)
-            continue;
-        if (prev != NULL)
-            prev->next = it->next;
-        else
-            *head = it->next;
-        if (*tail == it)
-            *tail = prev;
-        it->next = NULL;
-        return;
-    }
+    return e != NULL ? CH_QUEUE_DATA(e, struct batch, link) : NULL;
 }
 
 /* Answers one waiter (at most once). */
@@ -85,7 +64,7 @@ static void close_open_batch(struct cluster *c)
 {
     if (c->open == NULL)
         return;
-    list_push(&c->waiting_head, &c->waiting_tail, c->open);
+    ch_queue_insert_tail(&c->waiting, &c->open->link);
     c->open = NULL;
 }
 
@@ -179,7 +158,7 @@ void cluster__nudge_followers(struct cluster *c)
     if (!c->nudge_wanted || c->nudge_pending)
         return;
     c->nudge_wanted = false;
-    if (c->n_inflight > 0 || c->waiting_head != NULL || c->open != NULL ||
+    if (c->n_inflight > 0 || !ch_queue_empty(&c->waiting) || c->open != NULL ||
         raft_state(c->r) != RAFT_LEADER)
         return; /* entries are on their way: they carry the commit index */
     c->nudge.data = c;
@@ -206,7 +185,8 @@ static void batch_applied(struct cluster *c, struct batch *b, int status,
 {
     bool remote;
 
-    list_remove(&c->inflight_head, &c->inflight_tail, b);
+    CH_ASSERT(b->proposed && ch_queue_linked(&b->link));
+    ch_queue_remove(&b->link);
     CH_ASSERT(c->n_inflight > 0);
     c->n_inflight--;
 
@@ -269,7 +249,7 @@ static int propose(struct cluster *c, struct batch *b)
     b->proposed = true;
     c->n_inflight++;
     c->metrics.batches_proposed++;
-    list_push(&c->inflight_head, &c->inflight_tail, b);
+    ch_queue_insert_tail(&c->inflight, &b->link);
     return 0;
 err:
     /* Never handed to raft: certainly not committed. */
@@ -283,15 +263,16 @@ void cluster__propose_flush(struct cluster *c)
 {
     if (!c->raft_started)
         return;
-    if (c->open != NULL && c->waiting_head == NULL &&
+    CH_ASSERT(c->n_inflight <= CH_MAX_ENTRIES_IN_FLIGHT);
+    if (c->open != NULL && ch_queue_empty(&c->waiting) &&
         c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT)
         close_open_batch(c);
-    while (c->waiting_head != NULL &&
+    while (!ch_queue_empty(&c->waiting) &&
            c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT) {
-        struct batch *b = c->waiting_head;
-        list_remove(&c->waiting_head, &c->waiting_tail, b);
+        struct batch *b = queue_batch(ch_queue_head(&c->waiting));
+        ch_queue_remove(&b->link);
         propose(c, b);
-        if (c->waiting_head == NULL && c->open != NULL &&
+        if (ch_queue_empty(&c->waiting) && c->open != NULL &&
             c->n_inflight < CH_MAX_ENTRIES_IN_FLIGHT)
             close_open_batch(c);
     }
@@ -312,11 +293,14 @@ static void expire_batch(struct cluster *c, struct batch *b, uint64_t now)
 void cluster__propose_expire(struct cluster *c)
 {
     uint64_t now = uv_now(c->loop);
+    struct ch_queue *e;
 
-    for (struct batch *b = c->inflight_head; b != NULL; b = b->next)
-        expire_batch(c, b, now);
-    for (struct batch *b = c->waiting_head; b != NULL; b = b->next)
-        expire_batch(c, b, now);
+    CH_QUEUE_FOREACH (e, &c->inflight) {
+        expire_batch(c, queue_batch(e), now);
+    }
+    CH_QUEUE_FOREACH (e, &c->waiting) {
+        expire_batch(c, queue_batch(e), now);
+    }
     if (c->open != NULL)
         expire_batch(c, c->open, now);
 }
@@ -326,8 +310,8 @@ void cluster__propose_fail_all(struct cluster *c, int status)
     struct batch *b;
 
     close_open_batch(c);
-    while ((b = c->waiting_head) != NULL) {
-        list_remove(&c->waiting_head, &c->waiting_tail, b);
+    while ((b = queue_batch(ch_queue_head(&c->waiting))) != NULL) {
+        ch_queue_remove(&b->link);
         for (size_t i = 0; i < b->n_waiters; i++)
             waiter_answer(c, &b->waiters[i], status, NULL);
         cluster__batch_free(b);

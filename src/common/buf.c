@@ -1,6 +1,6 @@
 /* Growable byte buffer. */
-#include "common/alloc.h"
 #include "common/buf.h"
+#include "common/alloc.h"
 #include "common/err.h"
 
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* String-keyed hash map. */
+#include "common/map.h"
 #include "common/alloc.h"
 #include "common/err.h"
-#include "common/map.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -16,7 +16,7 @@ struct ch_queue {
 
 /* The struct of type `type` whose member `field` is the element e. */
 #define CH_QUEUE_DATA(e, type, field)                                          \
-    ((type *)(void *)((char *)(e) - offsetof(type, field)))
+    ((type *)(void *)((char *)(e)-offsetof(type, field)))
 
 /* Iterates e over the elements of head in order; e must not be removed
  * inside the loop (use CH_QUEUE_FOREACH_SAFE). */

@@ -25,14 +25,14 @@ struct wsc_msg {
 
 struct ch_wsc {
     uv_loop_t loop;
-    uv_timer_t timer;      /* the deadline of the call in progress */
+    uv_timer_t timer; /* the deadline of the call in progress */
     bool is_timer_fired;
-    struct ch_wsctx x;     /* read buffer and mask bytes of the loop */
-    struct ch_wsconn *ws;  /* NULL when not connected */
-    size_t max_msg_bytes;  /* limit for one received message */
-    struct ch_queue msgs;  /* received and not taken, owned */
-    bool is_open;          /* the upgrade succeeded */
-    int end_status;        /* why the connection ended, 0 while it works */
+    struct ch_wsctx x;    /* read buffer and mask bytes of the loop */
+    struct ch_wsconn *ws; /* NULL when not connected */
+    size_t max_msg_bytes; /* limit for one received message */
+    struct ch_queue msgs; /* received and not taken, owned */
+    bool is_open;         /* the upgrade succeeded */
+    int end_status;       /* why the connection ended, 0 while it works */
     char errmsg[CH_ERRMSG_SIZE];
 };
 
@@ -191,8 +191,8 @@ int ch_wsc_connect(struct ch_wsc *c, const char *hostport, const char *path,
     }
     rv = run_until(c, is_open, timeout_ms, "connecting");
     if (rv == CH_ETIMEDOUT) {
-        snprintf(c->errmsg, sizeof(c->errmsg),
-                 "timed out connecting to %.200s", hostport);
+        snprintf(c->errmsg, sizeof(c->errmsg), "timed out connecting to %.200s",
+                 hostport);
         ch_wsconn_close(c->ws);
         c->ws = NULL;
         c->end_status = CH_ETIMEDOUT;

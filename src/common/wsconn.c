@@ -46,9 +46,9 @@ struct ch_wsconn {
     uv_getaddrinfo_t gai;
     uv_connect_t connect_req;
     uv_write_t write_req;
-    wslay_event_context_ptr wsl;  /* owned once open */
-    struct ch_ws_handshake *hs;   /* client, owned while upgrading */
-    const char *in;               /* bytes being fed to wslay (borrowed) */
+    wslay_event_context_ptr wsl; /* owned once open */
+    struct ch_ws_handshake *hs;  /* client, owned while upgrading */
+    const char *in;              /* bytes being fed to wslay (borrowed) */
     size_t in_n;
     struct ch_buf out;  /* frames collecting for the next write */
     struct ch_buf wbuf; /* bytes of the write in flight */
@@ -299,8 +299,8 @@ static ssize_t wsl_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
     return (ssize_t)len;
 }
 
-static int wsl_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf,
-                          size_t len, void *user_data)
+static int wsl_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                          void *user_data)
 {
     struct ch_wsconn *ws = user_data;
 
@@ -339,10 +339,10 @@ static const struct wslay_event_callbacks wsl_callbacks = {
 
 static int open_wslay(struct ch_wsconn *ws)
 {
-    int rv = ws->is_server ? wslay_event_context_server_init(
-                                 &ws->wsl, &wsl_callbacks, ws)
-                           : wslay_event_context_client_init(
-                                 &ws->wsl, &wsl_callbacks, ws);
+    int rv =
+        ws->is_server
+            ? wslay_event_context_server_init(&ws->wsl, &wsl_callbacks, ws)
+            : wslay_event_context_client_init(&ws->wsl, &wsl_callbacks, ws);
 
     if (rv != 0) {
         ws->wsl = NULL;
@@ -446,8 +446,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void update_reading(struct ch_wsconn *ws)
 {
-    bool want = ws->want_reading && (ws->state == WSCONN_HANDSHAKE ||
-                                     ws->state == WSCONN_OPEN);
+    bool want = ws->want_reading &&
+                (ws->state == WSCONN_HANDSHAKE || ws->state == WSCONN_OPEN);
     int rv;
 
     if (want == ws->is_reading)
@@ -502,8 +502,7 @@ static int start_connect(struct ch_wsconn *ws, const struct sockaddr *addr)
     return 0;
 }
 
-static void resolved_cb(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res)
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct ch_wsconn *ws = req->data;
     int rv;
@@ -526,8 +525,7 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status,
 
 static struct ch_wsconn *conn_alloc(struct ch_wsctx *x, const char *peer,
                                     const struct ch_wsconn_config *cfg,
-                                    const struct ch_wsconn_cbs *cbs,
-                                    void *data)
+                                    const struct ch_wsconn_cbs *cbs, void *data)
 {
     struct ch_wsconn *ws = ch_calloc(1, sizeof(*ws));
 
@@ -607,8 +605,7 @@ int ch_wsconn_connect(struct ch_wsctx *x, const char *hostport,
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         ws->gai.data = ws;
-        rv = uv_getaddrinfo(x->loop, &ws->gai, resolved_cb, host, port,
-                            &hints);
+        rv = uv_getaddrinfo(x->loop, &ws->gai, resolved_cb, host, port, &hints);
         if (rv != 0) {
             rv = CH_EIO;
             goto err;
@@ -664,8 +661,7 @@ int ch_wsconn_accept(struct ch_wsctx *x, int fd, const char *key,
         return CH_EIO;
     }
     (void)uv_tcp_nodelay(&ws->tcp, 1); /* best effort */
-    if (ch_buf_append(&ws->out, resp, (size_t)n) != 0 ||
-        open_wslay(ws) != 0) {
+    if (ch_buf_append(&ws->out, resp, (size_t)n) != 0 || open_wslay(ws) != 0) {
         discard(ws);
         return CH_ENOMEM;
     }

@@ -86,12 +86,10 @@ struct ch_wsconn_config {
  * connection and every outcome is reported through cbs. Returns 0, or
  * CH_EINVAL (bad hostport, path too long) / CH_ENOMEM / CH_EIO with no
  * callback. */
-__attribute__((warn_unused_result)) int
-ch_wsconn_connect(struct ch_wsctx *x, const char *hostport,
-                  const struct sockaddr *addr, const char *path,
-                  const struct ch_wsconn_config *cfg,
-                  const struct ch_wsconn_cbs *cbs, void *data,
-                  struct ch_wsconn **out);
+__attribute__((warn_unused_result)) int ch_wsconn_connect(
+    struct ch_wsctx *x, const char *hostport, const struct sockaddr *addr,
+    const char *path, const struct ch_wsconn_config *cfg,
+    const struct ch_wsconn_cbs *cbs, void *data, struct ch_wsconn **out);
 
 /* Takes over `fd`, a connected TCP socket on which a client asked to
  * upgrade with Sec-WebSocket-Key `key` (the request was read and checked
@@ -101,8 +99,8 @@ ch_wsconn_connect(struct ch_wsctx *x, const char *hostport,
  * is closed then). `peer` names the other end in logs (copied). Returns 0
  * or CH_EINVAL (bad key) / CH_ENOMEM / CH_EIO with no callback. */
 __attribute__((warn_unused_result)) int
-ch_wsconn_accept(struct ch_wsctx *x, int fd, const char *key,
-                 const char *peer, const struct ch_wsconn_config *cfg,
+ch_wsconn_accept(struct ch_wsctx *x, int fd, const char *key, const char *peer,
+                 const struct ch_wsconn_config *cfg,
                  const struct ch_wsconn_cbs *cbs, void *data,
                  struct ch_wsconn **out);
 

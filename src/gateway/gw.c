@@ -47,12 +47,13 @@ static void pump_idle_cb(uv_idle_t *h)
 
 void gw__pumps_pending(struct gw *gw, bool pending)
 {
+    int rv;
+
     if (!gw->pump_inited || uv_is_closing((uv_handle_t *)&gw->pump_idle))
         return;
-    if (pending)
-        uv_idle_start(&gw->pump_idle, pump_idle_cb);
-    else
-        uv_idle_stop(&gw->pump_idle);
+    rv = pending ? uv_idle_start(&gw->pump_idle, pump_idle_cb)
+                 : uv_idle_stop(&gw->pump_idle);
+    CH_ASSERT(rv == 0); /* an initialised idle handle */
 }
 
 /* Resolves HOST:PORT (IPv4/IPv6 literal or name) into *sa. */
@@ -108,55 +109,47 @@ int gw_start(struct gw *gw, char *errmsg)
     rv = resolve(gw->cfg.http_addr, &sa, errmsg);
     if (rv != 0)
         return rv;
+    /* Handles on a live loop initialise and start without failing (libuv:
+     * they only link themselves in); binding and listening can fail. */
     rv = uv_tcp_init(gw->loop, &gw->listener);
-    if (rv != 0)
-        goto err;
+    CH_ASSERT(rv == 0);
     gw->listener.data = gw;
     gw->n_handles_open++;
     gw->listening = true;
-    rv = uv_tcp_bind(&gw->listener, (struct sockaddr *)&sa, 0);
-    if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&gw->listener, 511, gw__conn_accept_cb);
-    if (rv != 0)
-        goto err;
     rv = uv_check_init(gw->loop, &gw->pump_check);
-    if (rv != 0)
-        goto err;
+    CH_ASSERT(rv == 0);
     gw->pump_check.data = gw;
     gw->n_handles_open++;
     rv = uv_idle_init(gw->loop, &gw->pump_idle);
-    if (rv != 0) {
-        uv_close((uv_handle_t *)&gw->pump_check, handle_closed);
-        goto err;
-    }
+    CH_ASSERT(rv == 0);
     gw->pump_idle.data = gw;
     gw->n_handles_open++;
     gw->pump_inited = true;
     rv = uv_check_start(&gw->pump_check, pump_check_cb);
-    if (rv != 0)
-        goto err;
+    CH_ASSERT(rv == 0);
     rv = uv_timer_init(gw->loop, &gw->close_timer);
-    if (rv != 0)
-        goto err;
+    CH_ASSERT(rv == 0);
     gw->close_timer.data = gw;
     gw->n_handles_open++;
     gw->timer_inited = true;
     rv = uv_timer_init(gw->loop, &gw->linger_timer);
-    if (rv != 0)
-        goto err;
+    CH_ASSERT(rv == 0);
     gw->linger_timer.data = gw;
     gw->n_handles_open++;
     gw->linger_inited = true;
     rv = uv_timer_start(&gw->linger_timer, linger_timer_cb, GW_LINGER_MS / 4,
                         GW_LINGER_MS / 4);
-    if (rv != 0)
-        goto err;
+    CH_ASSERT(rv == 0);
+    rv = uv_tcp_bind(&gw->listener, (struct sockaddr *)&sa, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&gw->listener, 511, gw__conn_accept_cb);
+    if (rv != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot listen on %.200s: %s",
+                 gw->cfg.http_addr, uv_strerror(rv));
+        return CH_EIO;
+    }
     log_info("gw", "listening http=%s", gw->cfg.http_addr);
     return 0;
-err:
-    snprintf(errmsg, CH_ERRMSG_SIZE, "cannot listen on %s: %s",
-             gw->cfg.http_addr, uv_strerror(rv));
-    return CH_EIO;
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -192,8 +185,7 @@ static void close_timer_cb(uv_timer_t *t)
     struct ch_queue *q;
 
     /* A closed connection stays in the queue until it is freed. */
-    CH_QUEUE_FOREACH(q, &gw->conns)
-    {
+    CH_QUEUE_FOREACH (q, &gw->conns) {
         gw__conn_close(CH_QUEUE_DATA(q, struct gw_conn, link));
     }
     if (!uv_is_closing((uv_handle_t *)&gw->pump_check)) {
@@ -208,6 +200,7 @@ static void close_timer_cb(uv_timer_t *t)
 void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
 {
     struct ch_queue *q;
+    int rv;
 
     gw->closing = true;
     gw->close_cb = cb;
@@ -224,13 +217,11 @@ void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
         gw__maybe_closed(gw);
         return;
     }
-    CH_QUEUE_FOREACH(q, &gw->conns)
-    {
+    CH_QUEUE_FOREACH (q, &gw->conns) {
         gw__conn_flush(CH_QUEUE_DATA(q, struct gw_conn, link));
     }
-    if (uv_timer_start(&gw->close_timer, close_timer_cb, GW_CLOSE_FLUSH_MS,
-                       0) != 0)
-        close_timer_cb(&gw->close_timer);
+    rv = uv_timer_start(&gw->close_timer, close_timer_cb, GW_CLOSE_FLUSH_MS, 0);
+    CH_ASSERT(rv == 0); /* initialised in gw_start, closed only here */
 }
 
 void gw_destroy(struct gw *gw)

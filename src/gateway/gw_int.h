@@ -159,17 +159,17 @@ struct gw_conn {
 
     /* WebSocket */
     bool is_ws; /* upgraded (ws, user, app, pubs, subs are in use) */
-    struct ch_ws_reader ws;      /* frames from the client (is_ws) */
-    bool ws_close_sent;          /* our close frame is queued: no more */
+    struct ch_ws_reader ws; /* frames from the client (is_ws) */
+    bool ws_close_sent;     /* our close frame is queued: no more */
     char user[CH_MAX_ID_BYTES + 1];
     char app[17];
     struct ch_queue pubs; /* struct gw_pub, publish order */
     size_t n_unanswered;
     struct ch_queue subs; /* struct gw_sub, command order */
     size_t n_subs;
-    struct ch_map cursors; /* path -> struct gw_cursor */
-    size_t n_behind;       /* cursors with behind set */
-    size_t n_replays;      /* subs in PENDING or REPLAY */
+    struct ch_map cursors;     /* path -> struct gw_cursor */
+    size_t n_behind;           /* cursors with behind set */
+    size_t n_replays;          /* subs in PENDING or REPLAY */
     struct ch_queue pump_link; /* in gw->pumps while a pump is due */
 
     size_t refs; /* the handle + async operations holding the connection */
@@ -203,10 +203,10 @@ struct gw {
     uv_tcp_t listener;
     bool listening;
     uint64_t next_conn_id;
-    struct ch_queue conns;  /* struct gw_conn, newest first */
-    struct ch_map index;    /* path -> struct gw_index_entry */
-    bool is_delivering;     /* walking the index (gw__sub_applied) */
-    struct ch_queue pumps;  /* connections with work for the pump */
+    struct ch_queue conns; /* struct gw_conn, newest first */
+    struct ch_map index;   /* path -> struct gw_index_entry */
+    bool is_delivering;    /* walking the index (gw__sub_applied) */
+    struct ch_queue pumps; /* connections with work for the pump */
     uv_check_t pump_check;
     uv_idle_t pump_idle; /* active while pumps wait: poll must not block */
     uint64_t last_refusal_log_ms;
@@ -277,7 +277,6 @@ void gw__sub_run_pumps(struct gw *gw);
  * from blocking meanwhile. */
 void gw__pumps_pending(struct gw *gw, bool pending);
 void gw__sub_restored(void *arg);
-
 
 /* rest.c / admin.c */
 /* Splits the request URL: *path_n = bytes before '?'; returns the query

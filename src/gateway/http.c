@@ -12,8 +12,7 @@
 #include <strings.h>
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void handle_read(struct gw_conn *c, ssize_t nread,
-                        const uv_buf_t *buf);
+static void handle_read(struct gw_conn *c, ssize_t nread, const uv_buf_t *buf);
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void http_process(struct gw_conn *c);
 
@@ -196,8 +195,7 @@ void gw__linger_sweep(struct gw *gw)
     struct ch_queue *e;
 
     /* Closing leaves the connection in the queue until it is freed. */
-    CH_QUEUE_FOREACH(e, &gw->conns)
-    {
+    CH_QUEUE_FOREACH (e, &gw->conns) {
         struct gw_conn *c = CH_QUEUE_DATA(e, struct gw_conn, link);
         if (c->state == GW_CONN_LINGERING && now >= c->linger_until_ms)
             gw__conn_close(c);
@@ -220,10 +218,12 @@ void gw__conn_update_reading(struct gw_conn *c)
             gw__conn_queued(c) < c->gw->cfg.max_conn_buffer);
     if (want == c->reading)
         return;
-    if (want)
+    if (want) {
         rv = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-    else
+    } else {
         rv = uv_read_stop((uv_stream_t *)&c->tcp);
+        CH_ASSERT(rv == 0); /* stopping always works */
+    }
     if (rv != 0) {
         log_warn("gw", "read toggle failed conn=%llu err=%s",
                  (unsigned long long)c->id, uv_strerror(rv));
@@ -374,10 +374,7 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     ch_queue_init(&c->subs);
     ch_queue_init(&c->pump_link);
     rv = uv_tcp_init(gw->loop, &c->tcp);
-    if (rv != 0) {
-        ch_free(c);
-        return;
-    }
+    CH_ASSERT(rv == 0); /* no socket is created: it cannot fail */
     c->tcp.data = c;
     c->refs = 1; /* the handle */
     ch_queue_insert_head(&gw->conns, &c->link);

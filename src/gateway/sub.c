@@ -42,8 +42,7 @@ static void index_remove(struct gw *gw, struct gw_sub *s)
 
     /* gw__sub_applied walks the entries: never changed under it. */
     CH_ASSERT(!gw->is_delivering);
-    CH_ASSERT(ie != NULL &&
-              ch_map_get(&gw->index, s->path, s->path_n) == ie);
+    CH_ASSERT(ie != NULL && ch_map_get(&gw->index, s->path, s->path_n) == ie);
     ch_queue_remove(&s->idx_link);
     s->idx = NULL;
     if (ch_queue_empty(&ie->subs)) {
@@ -108,8 +107,7 @@ static void cursors_gc(struct gw_conn *c)
         bool matched = false;
         size_t nb = b;
         next = ch_map_next(&c->cursors, e, &nb);
-        CH_QUEUE_FOREACH(q, &c->subs)
-        {
+        CH_QUEUE_FOREACH (q, &c->subs) {
             struct gw_sub *s = CH_QUEUE_DATA(q, struct gw_sub, link);
             matched =
                 ch_topic_under(cur->path, cur->path_n, s->path, s->path_n);
@@ -379,8 +377,7 @@ static int pump_replays(struct gw_conn *c, struct store_txn *t,
         int rv;
 
         /* Replays run one after another, in command order. */
-        CH_QUEUE_FOREACH(q, &c->subs)
-        {
+        CH_QUEUE_FOREACH (q, &c->subs) {
             s = CH_QUEUE_DATA(q, struct gw_sub, link);
             if (s->state != GW_SUB_LIVE)
                 break;
@@ -546,8 +543,7 @@ void gw__sub_applied(void *arg, const struct ch_msg *msgs,
             struct ch_queue *q;
 
             if (ie != NULL) {
-                CH_QUEUE_FOREACH(q, &ie->subs)
-                {
+                CH_QUEUE_FOREACH (q, &ie->subs) {
                     struct gw_sub *s =
                         CH_QUEUE_DATA(q, struct gw_sub, idx_link);
                     if (s->state == GW_SUB_LIVE)
@@ -571,8 +567,7 @@ void gw__sub_restored(void *arg)
      * re-reads from the store; the pump finds out what is new. */
     struct ch_queue *q;
 
-    CH_QUEUE_FOREACH(q, &gw->conns)
-    {
+    CH_QUEUE_FOREACH (q, &gw->conns) {
         struct gw_conn *c = CH_QUEUE_DATA(q, struct gw_conn, link);
         struct ch_map_entry *e;
         size_t b;

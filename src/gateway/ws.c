@@ -75,8 +75,7 @@ static const char *upgrade_key(struct gw_conn *c)
  * any node: forwarding"). The socket is handed over as a duplicate; this
  * connection then closes without a word (closing a descriptor does not
  * shut the socket down). */
-static int link_handover(struct gw_conn *c, const char *key,
-                         const char *query)
+static int link_handover(struct gw_conn *c, const char *key, const char *query)
 {
     char peer[96];
     uv_os_fd_t fd;

@@ -47,16 +47,16 @@ enum ch_ws_event_kind {
 
 struct ch_ws_event {
     enum ch_ws_event_kind kind;
-    bool binary;  /* MESSAGE: binary (else text, valid UTF-8) */
-    char *data;   /* payload, valid until the next ch_ws_read */
+    bool binary; /* MESSAGE: binary (else text, valid UTF-8) */
+    char *data;  /* payload, valid until the next ch_ws_read */
     size_t n;
-    uint16_t code; /* CLOSE: the peer's code (1005: none); ERROR: ours */
+    uint16_t code;   /* CLOSE: the peer's code (1005: none); ERROR: ours */
     const char *why; /* ERROR: what was wrong, for the log */
 };
 
 struct ch_ws_reader {
-    uint64_t max_msg;   /* payload bytes of one message (frames joined) */
-    struct ch_buf frag; /* fragments of the message being joined */
+    uint64_t max_msg;    /* payload bytes of one message (frames joined) */
+    struct ch_buf frag;  /* fragments of the message being joined */
     uint8_t frag_opcode; /* TEXT/BINARY while joining, else 0 */
     bool frag_done;      /* frag was handed out: reset on the next read */
 };

@@ -316,7 +316,8 @@ err_after_env:
     mdb_env_close(s->env);
 err_after_alloc:
     if (errmsg != NULL)
-        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.100s: %.140s", dir, s->errmsg);
+        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.100s: %.140s", dir,
+                 s->errmsg);
     ch_buf_free(&s->scratch);
     ch_free(s);
     return rv;

@@ -69,7 +69,7 @@ struct store_member {
     uint64_t id;
     char raft[CH_MAX_ADDR_BYTES + 1]; /* IPv4:port */
     char http[CH_MAX_ADDR_BYTES + 1]; /* host:port */
-    int role;       /* 0 voter, 1 standby, 2 spare */
+    int role;                         /* 0 voter, 1 standby, 2 spare */
 };
 
 /* Applies member directory changes in ONE write transaction, in order

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/link_int.h"
 #include "common/codec.h"
 #include "common/err.h"
-#include "cluster/link_int.h"
 #include "fuzz_util.h"
 
 static bool bytes_eq(struct ch_bytes a, struct ch_bytes b)
@@ -269,14 +269,13 @@ static void fuzz_link(const uint8_t *data, size_t size)
         FUZZ_CHECK(link_decode(data, size, NULL, on_link_resp, &s) ==
                    CH_ECORRUPT);
     if (rv == 0) {
-        bool is_req = s.n_req > 0 || (s.n_resp == 0 && size > 0 &&
-                                      data[0] == LINK_REQUESTS);
+        bool is_req = s.n_req > 0 ||
+                      (s.n_resp == 0 && size > 0 && data[0] == LINK_REQUESTS);
         ch_buf_init(&frame);
-        FUZZ_CHECK(link_enc_finish(is_req ? &s.reqs : &s.resps, &frame) ==
-                   0);
+        FUZZ_CHECK(link_enc_finish(is_req ? &s.reqs : &s.resps, &frame) == 0);
         s.check_i = 0;
         FUZZ_CHECK(link_decode(frame.data, frame.len, again_req_cb,
-                                  again_resp_cb, &s) == 0);
+                               again_resp_cb, &s) == 0);
         FUZZ_CHECK(s.check_i == s.n_req + s.n_resp);
         ch_buf_free(&frame);
     }

@@ -29,9 +29,9 @@
 
 #include "common/limits.h"
 #include "common/log.h"
-#include "lib/fake_cluster.h"
 #include "fuzz_util.h"
 #include "gateway/gw_int.h"
+#include "lib/fake_cluster.h"
 
 #define SPLIT "|~|"
 #define SPLIT_N 3

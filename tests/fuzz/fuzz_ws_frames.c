@@ -31,8 +31,8 @@ static uint32_t sum_bytes(const char *p, size_t n)
     return h;
 }
 
-static void check_event(const struct ch_ws_reader *r, const char *in,
-                        size_t n, const struct ch_ws_event *ev)
+static void check_event(const struct ch_ws_reader *r, const char *in, size_t n,
+                        const struct ch_ws_event *ev)
 {
     if (ev->kind == CH_WS_EV_ERROR) {
         FUZZ_CHECK(ev->code == CH_WS_CLOSE_PROTOCOL ||
@@ -63,8 +63,8 @@ static void check_event(const struct ch_ws_reader *r, const char *in,
         FUZZ_CHECK(ev->n <= CH_WS_MAX_CONTROL);
         FUZZ_CHECK(ev->n != 1);
         if (ev->n >= 2)
-            FUZZ_CHECK(fuzz_utf8_ok((const unsigned char *)ev->data + 2,
-                                    ev->n - 2));
+            FUZZ_CHECK(
+                fuzz_utf8_ok((const unsigned char *)ev->data + 2, ev->n - 2));
         else
             FUZZ_CHECK(ev->code == CH_WS_CLOSE_NO_STATUS);
         break;
@@ -96,17 +96,16 @@ static size_t read_all(const uint8_t *data, size_t n, size_t split,
                 break;
             }
             /* an error is raised on a header: nothing is consumed */
-            FUZZ_CHECK(off <= avail &&
-                       (ev.kind == CH_WS_EV_ERROR ? off >= before
-                                                  : off > before));
+            FUZZ_CHECK(
+                off <= avail &&
+                (ev.kind == CH_WS_EV_ERROR ? off >= before : off > before));
             check_event(&r, in, avail, &ev);
             FUZZ_CHECK(k < MAX_EVENTS);
             recs[k].kind = (int)ev.kind;
             recs[k].binary = ev.binary;
-            recs[k].code = ev.kind == CH_WS_EV_ERROR ||
-                                   ev.kind == CH_WS_EV_CLOSE
-                               ? ev.code
-                               : 0;
+            recs[k].code =
+                ev.kind == CH_WS_EV_ERROR || ev.kind == CH_WS_EV_CLOSE ? ev.code
+                                                                       : 0;
             recs[k].n = ev.kind == CH_WS_EV_ERROR ? 0 : ev.n;
             recs[k].sum =
                 ev.kind == CH_WS_EV_ERROR ? 0 : sum_bytes(ev.data, ev.n);

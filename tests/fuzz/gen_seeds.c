@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/codec.h"
 #include "cluster/link_int.h"
+#include "common/codec.h"
 #include "fuzz_util.h"
 #include "store/store.h"
 
@@ -166,7 +166,7 @@ static void http_request(void)
         {"leave_transfer",
          "POST /admin/cluster/leave HTTP/1.1\r\nContent-Length: 8\r\n\r\n"
          "{\"id\":2}" SPLIT "POST /admin/cluster/transfer "
-                            "HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}" SPLIT
+         "HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}" SPLIT
          "POST /admin/cluster/leave HTTP/1.1\r\nContent-Length: 8\r\n\r\n"
          "{\"id\":9}"},
         {"bad_method", "DELETE /admin/cluster HTTP/1.1\r\n\r\n"},

@@ -30,8 +30,8 @@ static struct {
     bool is_on;        /* between setup and tear-down */
     long live;         /* blocks of this heap not freed */
     long baseline;     /* live at setup */
-    int delay;  /* allocations still to succeed before faults */
-    int repeat; /* faults still to inject (-1: forever), 0: none */
+    int delay;         /* allocations still to succeed before faults */
+    int repeat;        /* faults still to inject (-1: forever), 0: none */
     unsigned hits;
 } h;
 

@@ -50,7 +50,6 @@ static void walk_cb(uv_handle_t *h, void *arg)
                     uv_handle_type_name(uv_handle_get_type(h)));
 }
 
-
 /* How long closing handles and requests in flight may take. */
 #define CLOSE_MAX_MS 5000
 

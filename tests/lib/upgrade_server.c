@@ -148,8 +148,8 @@ static void accept_cb(uv_stream_t *server, int status)
     p->tcp.data = p;
     ch_queue_insert_tail(&s->pending, &p->link);
     assert_int_equal(uv_accept(server, (uv_stream_t *)&p->tcp), 0);
-    assert_int_equal(
-        uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, read_cb), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, read_cb),
+                     0);
 }
 
 void test_upgrade_server_start(struct test_upgrade_server *s, uv_loop_t *loop,
@@ -167,13 +167,11 @@ void test_upgrade_server_start(struct test_upgrade_server *s, uv_loop_t *loop,
     assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &sa), 0);
     assert_int_equal(uv_tcp_init(loop, &s->listener), 0);
     s->listener.data = s;
-    assert_int_equal(
-        uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0), 0);
-    assert_int_equal(
-        uv_listen((uv_stream_t *)&s->listener, 128, accept_cb), 0);
-    assert_int_equal(uv_tcp_getsockname(&s->listener,
-                                        (struct sockaddr *)&bound, &len),
+    assert_int_equal(uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0),
                      0);
+    assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 128, accept_cb), 0);
+    assert_int_equal(
+        uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len), 0);
     s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
     snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
 }

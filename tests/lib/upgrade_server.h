@@ -21,7 +21,7 @@ struct test_upgrade_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     int port;
-    char addr[32];           /* "127.0.0.1:<port>" */
+    char addr[32]; /* "127.0.0.1:<port>" */
     test_upgrade_cb cb;
     void *arg;
     const char *canned;      /* answer instead of handing over (borrowed);

@@ -54,7 +54,7 @@ struct answer {
 
 struct fx {
     uv_loop_t loop;
-    uv_check_t flush;        /* lservers_flush once per turn, as cluster.c */
+    uv_check_t flush; /* lservers_flush once per turn, as cluster.c */
     struct ch_wsctx x;
     struct test_upgrade_server up;
     struct lservers set;
@@ -602,8 +602,8 @@ static void test_link_client_bad_address(void **state)
 {
     struct fx *f = *state;
 
-    assert_null(lclient_create(&f->x, 7, "nocolon", on_resp, NULL, on_state,
-                               f));
+    assert_null(
+        lclient_create(&f->x, 7, "nocolon", on_resp, NULL, on_state, f));
     assert_null(lclient_create(&f->x, 7, "", on_resp, NULL, on_state, f));
     test_loop_run_for(&f->loop, 10);
     assert_false(f->is_ended);
@@ -624,8 +624,7 @@ static void test_link_each_allocation_fails(void **state)
         setup((void **)&g);
         g->is_fault_test = true;
         test_heap_fault_config((int)i, 1);
-        g->l = lclient_create(&g->x, 7, g->up.addr, on_resp, NULL, on_state,
-                              g);
+        g->l = lclient_create(&g->x, 7, g->up.addr, on_resp, NULL, on_state, g);
         if (g->l != NULL &&
             test_loop_run_until(&g->loop, is_settled, g, WAIT_MS) &&
             g->is_open) {

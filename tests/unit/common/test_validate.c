@@ -212,7 +212,9 @@ static void test_valid_utf8_table(void **state)
         {"abcdefgh\xc3\xa9ijklmnop", 18, true},
         {"abcdefg\xc3\xa9", 9, true},
         {"abcdefghijklmnop\xe2\x82", 18, false}, /* truncated at the end */
-        {"abcdefgh\xed\xa0\x80" "abcdefgh", 19, false},
+        {"abcdefgh\xed\xa0\x80"
+         "abcdefgh",
+         19, false},
     };
 
     (void)state;

@@ -43,7 +43,7 @@ struct side {
     unsigned n_msgs;
     size_t n_bytes;
     bool last_binary;
-    struct ch_buf last; /* the last message (libc memory: test's own) */
+    struct ch_buf last;    /* the last message (libc memory: test's own) */
     bool close_in_message; /* ch_wsconn_close from the message callback */
     bool echo;             /* send every message back */
 };
@@ -56,8 +56,8 @@ struct fx {
     struct side cli[MAX_SIDES];
     struct side srv[MAX_SIDES];
     unsigned n_srv;
-    bool refuse_accept;   /* the upgrade callback closes the fd instead */
-    bool is_fault_test;   /* allocations fail: accept may too */
+    bool refuse_accept; /* the upgrade callback closes the fd instead */
+    bool is_fault_test; /* allocations fail: accept may too */
 };
 
 static const struct ch_wsconn_config default_cfg = {
@@ -75,8 +75,8 @@ static void side_open(struct ch_wsconn *ws)
     s->is_opened = true;
 }
 
-static void side_message(struct ch_wsconn *ws, bool is_binary,
-                         const char *data, size_t n)
+static void side_message(struct ch_wsconn *ws, bool is_binary, const char *data,
+                         size_t n)
 {
     struct side *s = ch_wsconn_data(ws);
 
@@ -368,14 +368,13 @@ static void test_wsconn_connect_refused(void **state)
 static void test_wsconn_bad_address(void **state)
 {
     struct fx *f = *state;
-    static const char *const bad[] = {"", "nocolon", "host:", ":80",
-                                      "h:port"};
+    static const char *const bad[] = {"", "nocolon", "host:", ":80", "h:port"};
     struct ch_wsconn *ws = NULL;
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(ch_wsconn_connect(&f->x, bad[i], NULL, "/",
-                                           &default_cfg, &side_cbs,
-                                           &f->cli[0], &ws),
+                                           &default_cfg, &side_cbs, &f->cli[0],
+                                           &ws),
                          CH_EINVAL);
     test_loop_run_for(&f->loop, 20);
     assert_false(f->cli[0].is_closed);
@@ -466,8 +465,8 @@ static void test_wsconn_many_connections_one_read_buffer(void **state)
     for (unsigned k = 0; k < w.n_msgs; k++) {
         for (unsigned i = 0; i < w.n_sides; i++) {
             int n = snprintf(m, sizeof m, "c%u-%u", i, k);
-            assert_int_equal(
-                ch_wsconn_send(f->cli[i].ws, false, m, (size_t)n), 0);
+            assert_int_equal(ch_wsconn_send(f->cli[i].ws, false, m, (size_t)n),
+                             0);
         }
     }
     assert_true(test_loop_run_until(&f->loop, all_echoed, &w, WAIT_MS));
@@ -501,8 +500,7 @@ static void test_wsconn_each_allocation_fails(void **state)
         c->fx = g;
         rv = ch_wsconn_connect(&g->x, g->up.addr, NULL, "/t", &default_cfg,
                                &side_cbs, c, &c->ws);
-        if (rv == 0 &&
-            test_loop_run_until(&g->loop, is_settled, c, WAIT_MS) &&
+        if (rv == 0 && test_loop_run_until(&g->loop, is_settled, c, WAIT_MS) &&
             !c->is_closed) {
             rv = ch_wsconn_send(c->ws, false, "ping", 4);
             if (rv == 0) {

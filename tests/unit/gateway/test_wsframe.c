@@ -134,9 +134,8 @@ static void test_single_text_frame(void **state)
  * eight-byte unmasking, fed whole, and every split of a short frame. */
 static void test_lengths_and_splits(void **state)
 {
-    static const size_t lens[] = {0,   1,   3,     7,     8,     9,    15,
-                                  16,  17,  125,   126,   127,   1000, 65535,
-                                  65536, 70001};
+    static const size_t lens[] = {0,  1,   3,   7,   8,    9,     15,    16,
+                                  17, 125, 126, 127, 1000, 65535, 65536, 70001};
     char *payload = malloc(70001);
     struct ch_ws_event ev;
 
@@ -278,7 +277,10 @@ static void test_close_frames(void **state)
     (void)state;
     /* code and reason */
     ch_buf_init(&b);
-    frame(&b, true, CH_WS_CLOSE, "\x03\xe8" "bye", 5);
+    frame(&b, true, CH_WS_CLOSE,
+          "\x03\xe8"
+          "bye",
+          5);
     reader_start(&rd, &b, MAX_MSG);
     assert_true(next(&rd, &ev));
     assert_int_equal(ev.kind, CH_WS_EV_CLOSE);
@@ -468,7 +470,7 @@ static void test_writer_round_trip(void **state)
         ch_buf_init(&masked);
         assert_int_equal(ch_ws_write_frame(&out, CH_WS_BINARY, p, lens[k]), 0);
         hn = out.len - lens[k];
-        assert_int_equal((uint8_t)out.data[0], 0x82); /* FIN, binary */
+        assert_int_equal((uint8_t)out.data[0], 0x82);     /* FIN, binary */
         assert_int_equal((uint8_t)out.data[1] & 0x80, 0); /* not masked */
         frame(&masked, true, CH_WS_BINARY, out.data + hn, lens[k]);
         reader_start(&rd, &masked, MAX_MSG);
