@@ -413,10 +413,9 @@ static void monitor(struct cluster *c)
     }
 }
 
-static void tick_cb(uv_timer_t *t)
+void cluster__tick(struct cluster *c)
 {
-    struct cluster *c = t->data;
-
+    CH_ASSERT(c->n_in_raft_cb == 0);
     if (c->closing)
         return;
     monitor(c);
@@ -428,19 +427,28 @@ static void tick_cb(uv_timer_t *t)
     cluster__forward_flush(c);
 }
 
-static void check_cb(uv_check_t *h)
+void cluster__check(struct cluster *c)
 {
-    struct cluster *c = h->data;
-
     CH_ASSERT(c->n_in_raft_cb == 0);
     if (c->closing)
         return;
-    (void)uv_idle_stop(&c->kick); /* cannot fail; kicked again if need be */
+    if (c->is_kick_inited)
+        (void)uv_idle_stop(&c->kick); /* cannot fail; kicked again if due */
     cluster__membership_run(c);
     cluster__propose_flush(c);
     cluster__nudge_followers(c);
     cluster__forward_flush(c);
     lservers_flush(&c->lservers);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    cluster__tick(t->data);
+}
+
+static void check_cb(uv_check_t *h)
+{
+    cluster__check(h->data);
 }
 
 /* raft_start reports a busy port as a bare RAFT_IOERR with no text: probe

@@ -217,6 +217,12 @@ int cluster__raft_transfer(struct cluster *c, struct raft_transfer *req,
 /* Makes the loop reach its check phase without waiting in poll (work was
  * queued from a timer or a raft callback). */
 void cluster__kick(struct cluster *c);
+/* The periodic work (every heartbeat): leader monitor, publish and
+ * forward deadlines, links to the leader, membership upkeep. */
+void cluster__tick(struct cluster *c);
+/* The work of each loop turn's check phase: due membership steps, batches
+ * proposed, follower nudge, forwarded requests and link answers sent. */
+void cluster__check(struct cluster *c);
 /* A leader that cannot apply hands leadership over (best effort). */
 void cluster__step_down(struct cluster *c);
 /* Marks the node unhealthy with a reason (logged once) and steps down. */

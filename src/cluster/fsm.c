@@ -46,9 +46,15 @@ static int ensure_scratch(struct cluster *c, size_t n)
  * applied from the raft log, idempotently. */
 static int node_failed(struct cluster *c, uint64_t index, int rv)
 {
-    cluster__fail(c, "store failure, applying stopped at index %llu: %s: %s",
-                  (unsigned long long)index, ch_strerror(rv),
-                  store_errmsg(c->store));
+    if (rv == CH_ENOMEM)
+        cluster__fail(c, "out of memory, applying stopped at index %llu",
+                      (unsigned long long)index);
+    else
+        cluster__fail(c,
+                      "store failure, applying stopped at index %llu: %s: "
+                      "%.150s",
+                      (unsigned long long)index, ch_strerror(rv),
+                      store_errmsg(c->store));
     return RAFT_IOERR;
 }
 
@@ -85,6 +91,12 @@ static int apply_entry(struct cluster *c, const struct raft_buffer *buf,
     *result = &c->result;
 
     rv = ch_cmd_decode(buf->base, buf->len, &cmd);
+    if (rv == CH_ENOMEM) {
+        /* Skipping it would make this replica diverge: stop applying. */
+        log_error("fsm", "out of memory decoding index=%llu len=%zu",
+                  (unsigned long long)index, buf->len);
+        return node_failed(c, index, rv);
+    }
     if (rv != 0) {
         log_error("fsm", "undecodable entry skipped index=%llu len=%zu",
                   (unsigned long long)index, buf->len);
@@ -100,7 +112,8 @@ static int apply_entry(struct cluster *c, const struct raft_buffer *buf,
         if (ensure_scratch(c, cmd.n_msgs) != 0) {
             log_error("fsm", "out of memory applying index=%llu n=%u",
                       (unsigned long long)index, cmd.n_msgs);
-            abort();
+            ch_cmd_free(&cmd);
+            return node_failed(c, index, CH_ENOMEM);
         }
         rv = store_apply_publish(c->store, index, cmd.time, cmd.dedup_window_s,
                                  cmd.msgs, cmd.n_msgs, c->scratch, &skipped);

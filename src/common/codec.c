@@ -489,7 +489,7 @@ static int decode_msgs(const char *p, size_t end, size_t *off, uint64_t n,
     if (n > 0) {
         msgs = ch_calloc((size_t)n, sizeof(*msgs));
         if (msgs == NULL)
-            return CH_ECORRUPT; /* only for inputs the size of memory */
+            return CH_ENOMEM; /* not the entry's fault: never skip it */
     }
     for (uint64_t i = 0; i < n; i++) {
         struct ch_msg *m = &msgs[i];
@@ -527,7 +527,7 @@ static int decode_members(const char *p, size_t end, size_t *off, uint64_t n,
     if (n > 0) {
         members = ch_calloc((size_t)n, sizeof(*members));
         if (members == NULL)
-            return CH_ECORRUPT; /* only for inputs the size of memory */
+            return CH_ENOMEM; /* not the entry's fault: never skip it */
     }
     for (uint64_t i = 0; i < n; i++) {
         struct ch_member_change *c = &members[i];

@@ -105,8 +105,10 @@ struct ch_cmd {
     struct ch_member_change *members;
 };
 
-/* Decodes one raft entry. Returns 0, or CH_ECORRUPT for anything malformed
- * (bad magic, length, type, field types, truncation); never crashes. */
+/* Decodes one raft entry. Returns 0, CH_ECORRUPT for anything malformed
+ * (bad magic, length, type, field types, truncation), or CH_ENOMEM when
+ * the message array cannot be allocated (the entry may be fine: a replica
+ * must not skip it); never crashes. */
 int ch_cmd_decode(const void *buf, size_t len, struct ch_cmd *out);
 void ch_cmd_free(struct ch_cmd *c);
 
