@@ -565,7 +565,7 @@ int ch_cmd_decode(const void *buf, size_t len, struct ch_cmd *out)
     size_t off = CH_CMD_HEADER_BYTES;
     uint64_t type;
     uint64_t n;
-    int rv;
+    int rv = CH_ECORRUPT;
 
     memset(out, 0, sizeof(*out));
     if (buf == NULL || len < CH_CMD_HEADER_BYTES || get_le32(u) != CH_CMD_MAGIC)
@@ -593,15 +593,19 @@ int ch_cmd_decode(const void *buf, size_t len, struct ch_cmd *out)
         rv = decode_members(p, end, &off, n, out);
     else
         rv = CH_ECORRUPT;
-    if (rv != 0 || off != end)
-        goto err; /* off != end: trailing bytes inside the payload */
+    if (rv != 0)
+        goto err;
+    if (off != end) {
+        rv = CH_ECORRUPT; /* trailing bytes inside the payload */
+        goto err;
+    }
     out->type = (enum ch_cmd_type)type;
     return 0;
 
 err:
     ch_cmd_free(out); /* what a decode_* call kept; out is zeroed otherwise */
     memset(out, 0, sizeof(*out));
-    return CH_ECORRUPT;
+    return rv == CH_ENOMEM ? CH_ENOMEM : CH_ECORRUPT;
 }
 
 void ch_cmd_free(struct ch_cmd *c)

@@ -193,6 +193,18 @@ static bool all_stored(void *arg)
     return true;
 }
 
+static bool same_applied(void *arg)
+{
+    struct fx *f = arg;
+    uint64_t applied = store_applied_index(cluster_store(node(f, 0)));
+
+    for (unsigned i = 1; i < f->cx.n; i++) {
+        if (store_applied_index(cluster_store(node(f, i))) != applied)
+            return false;
+    }
+    return true;
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
 /* Publishes of one loop turn become ONE raft entry; answers come in order
@@ -445,7 +457,17 @@ static void test_propose_each_allocation_fails(void **state)
         rv = cluster_publish(node(g, 0), &m, pub_cb, &g->recs[0]);
         if (rv == 0) {
             struct fired_wait w = {g, 1};
+            struct count_wait cw = {g, "/oom", 1};
+
             (void)cf_step_until(&g->cx, fired, &w, 3000);
+            test_heap_fault_off();
+            /* Whatever the answer, the replicas agree: one that ran out of
+             * memory stops applying, it never skips the entry. */
+            (void)cf_step_until(&g->cx, all_stored, &cw, 3000);
+            (void)cf_step_until(&g->cx, same_applied, g, 3000);
+            for (unsigned k = 1; k < g->cx.n; k++)
+                assert_int_equal(topic_count(node(g, k), "/oom"),
+                                 topic_count(node(g, 0), "/oom"));
         } else {
             assert_int_equal(rv, CH_ENOMEM);
         }
