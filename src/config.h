@@ -1,4 +1,5 @@
-/* chorusd flags and CHORUS_* environment variables (SPEC §2). */
+/* chorusd flags and CHORUS_* environment variables (docs/operations.md "Running
+ * a node"). */
 #ifndef CHORUS_CONFIG_H
 #define CHORUS_CONFIG_H
 

@@ -1,5 +1,6 @@
 /* chorusd: wires store, cluster and gateway on one libuv loop and owns the
- * process lifecycle (start-up rules of SPEC §2, clean SIGTERM/SIGINT). */
+ * process lifecycle (start-up rules of docs/operations.md "Running a node",
+ * clean SIGTERM/SIGINT). */
 #include "cluster/cluster.h"
 #include "common/alloc.h"
 #include "common/err.h"
@@ -38,7 +39,8 @@ struct node {
     int exit_code;
 };
 
-/* raft 0.15 takes IPv4 literals only (RAFT-NOTES §1.5): resolve a name. */
+/* raft 0.15 takes IPv4 literals only (docs/libraft.md "Setup"): resolve a name.
+ */
 static int resolve_raft_addr(char *addr, size_t size, char *errmsg)
 {
     char host[256];
@@ -128,7 +130,8 @@ static void drain_cb(uv_timer_t *t)
 }
 
 /* SIGTERM: stop taking work, let publishes in flight commit (bounded),
- * then close raft, flush and close connections (SPEC §2). */
+ * then close raft, flush and close connections (docs/operations.md "Running a
+ * node"). */
 static void node_stop(struct node *n)
 {
     if (n->stopping)

@@ -1,7 +1,8 @@
-/* chorusctl: the admin and client CLI (SPEC §6). Admin commands speak the
- * HTTP admin API (SPEC §5) through httpc; `publish` uses the REST API and
- * `tail` the WebSocket protocol (SPEC §4) through ch_wsc. Exit status: 0 ok,
- * 1 failure (one line on stderr), 2 usage error. */
+/* chorusctl: the admin and client CLI (docs/operations.md "chorusctl"). Admin
+ * commands speak the HTTP admin API (docs/protocol.md "HTTP API") through
+ * httpc; `publish` uses the REST API and `tail` the WebSocket protocol
+ * (docs/protocol.md) through ch_wsc. Exit status: 0 ok, 1 failure (one line on
+ * stderr), 2 usage error. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -921,7 +922,8 @@ static bool parse_message(const char *data, size_t n, struct tail_msg *m)
     return true;
 }
 
-/* Builds the JSON line of a message, in the REST replay's shape (SPEC §5). */
+/* Builds the JSON line of a message, in the REST replay's shape
+ * (docs/protocol.md "HTTP API"). */
 static json_t *message_json(const struct tail_msg *m)
 {
     json_t *o;
@@ -1031,8 +1033,8 @@ static int cmd_tail(const struct ctl *ctl)
         (!ch_parse_i64(ctl->max, strlen(ctl->max), &max) || max < 1))
         return usage_error("bad -n '%s' (want MAX >= 1)", ctl->max);
 
-    /* SPEC §4: no startId = live only; startId >= 0 = stored from it, then
-     * live; -N = the last N, then live. The maxCount form is not used for
+    /* docs/protocol.md: no startId = live only; startId >= 0 = stored from it,
+     * then live; -N = the last N, then live. The maxCount form is not used for
      * -n: it stops after the replay, and -n must also count live ones. */
     if (from >= 0)
         snprintf(cmd, sizeof(cmd), "+ %s %lld", path, from);

@@ -1,5 +1,5 @@
-/* The cluster object: raft on the node's loop, start-up rules (SPEC §2),
- * the leader monitor and shutdown. */
+/* The cluster object: raft on the node's loop, start-up rules
+ * (docs/operations.md "Running a node"), the leader monitor and shutdown. */
 #include "cluster/cluster_int.h"
 #include "common/alloc.h"
 #include "common/err.h"
@@ -196,7 +196,8 @@ void cluster_set_restored_cb(struct cluster *c, cluster_restored_cb cb,
     c->restored_arg = arg;
 }
 
-/* Decides whether to bootstrap and with which configuration (SPEC §2). */
+/* Decides whether to bootstrap and with which configuration (docs/operations.md
+ * "Running a node"). */
 static int maybe_bootstrap(struct cluster *c, char *errmsg)
 {
     struct raft_configuration conf;
@@ -379,7 +380,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
 }
 
 /* Once per tick: leadership changes and publish timeouts. libraft 0.15 has
- * no state-change callback (RAFT-NOTES §5), so poll. */
+ * no state-change callback (docs/libraft.md "Callbacks"), so poll. */
 static void monitor(struct cluster *c)
 {
     int state = raft_state(c->r);
@@ -399,7 +400,7 @@ static void monitor(struct cluster *c)
         if (state == RAFT_LEADER && c->last_state != RAFT_LEADER) {
             /* 0.15 appends no no-op on election: a barrier makes sure every
              * earlier entry reached the FSM before we call ourselves ready
-             * (RAFT-NOTES §2). */
+             * (docs/libraft.md "Entries"). */
             c->is_ready = false;
             c->barrier.data = c;
             if (!c->barrier_pending &&
@@ -504,7 +505,7 @@ int cluster_start(struct cluster *c, char *errmsg)
         return CH_EIO;
     }
     /* A corrupt segment must fail loudly, never be dropped silently
-     * (RAFT-NOTES §7 pitfall 11). */
+     * (docs/libraft.md "Setup"). */
     raft_uv_set_auto_recovery(&c->io, false);
     /* Switching to a fresh segment costs ~35 ms on ext4 here (the first
      * O_DSYNC write into newly allocated space waits for a journal commit),

@@ -64,8 +64,9 @@ struct cluster_config {
  * CH_EIO / CH_ENOMEM with a reason in errmsg (CH_ERRMSG_SIZE). */
 int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
                    struct store *store, struct cluster **out, char *errmsg);
-/* Initializes raft, bootstraps per the start-up rules (SPEC §2) and starts
- * it. Returns 0 or an error with a reason in errmsg. */
+/* Initializes raft, bootstraps per the start-up rules (docs/operations.md
+ * "Running a node") and starts it. Returns 0 or an error with a reason in
+ * errmsg. */
 int cluster_start(struct cluster *c, char *errmsg);
 
 /* First step of shutdown: new publishes are refused with CH_ESHUTDOWN;
@@ -109,11 +110,11 @@ int cluster_publish(struct cluster *c, const struct ch_msg *m,
  * reason (borrowed for the call; "" on success). */
 typedef void (*cluster_admin_cb)(void *arg, int status, const char *text);
 
-/* Membership (SPEC §5): any node takes them and forwards to the leader.
- * join adds `id` with its raft and HTTP address (a voter first catches up
- * as a standby... then is promoted); leave removes it (the leader transfers
- * leadership first when it is the one leaving); transfer moves leadership
- * to `id` (0: any voter). If 0 is returned, cb fires exactly once;
+/* Membership (docs/protocol.md "HTTP API"): any node takes them and forwards to
+ * the leader. join adds `id` with its raft and HTTP address (a voter first
+ * catches up as a standby... then is promoted); leave removes it (the leader
+ * transfers leadership first when it is the one leaving); transfer moves
+ * leadership to `id` (0: any voter). If 0 is returned, cb fires exactly once;
  * otherwise never (CH_EINVAL, CH_ESHUTDOWN, CH_ENOMEM). */
 int cluster_join(struct cluster *c, uint64_t id, const char *raft,
                  const char *http, int role, cluster_admin_cb cb, void *arg);

@@ -1,4 +1,4 @@
-/* Forwarding (SPEC §4 "clients may connect to any node"): a follower sends
+/* Forwarding (docs/protocol.md "Delivery guarantees"): a follower sends
  * publishes and admin requests to the leader over one persistent link
  * (link_client.c), many requests per frame, and answers `#send` itself once
  * its own FSM has applied the leader's raft index — that makes

@@ -38,8 +38,8 @@ static int ensure_scratch(struct cluster *c, size_t n)
 
 /* The store cannot take an entry (disk or map full, I/O error). Skipping it
  * would make this replica diverge, so the FSM refuses it: libraft stops
- * applying here (RAFT-NOTES §3: a follower turns unavailable, a leader
- * freezes its apply loop), the node reports itself unhealthy with the
+ * applying here (docs/libraft.md "The FSM": a follower turns unavailable, a
+ * leader freezes its apply loop), the node reports itself unhealthy with the
  * reason, a leader hands leadership over (from the tick, not from inside
  * raft), and nothing is corrupted. After a
  * restart with space freed (or a larger --store-max-bytes) the entries are
@@ -176,7 +176,7 @@ static int apply_entry(struct cluster *c, const struct raft_buffer *buf,
 
 /* v3 snapshot, step 1 (loop thread): pin a consistent read view. Every
  * applied entry is committed to LMDB before apply returns, so the view is
- * never older than last_applied (RAFT-NOTES §3). */
+ * never older than last_applied (docs/libraft.md "The FSM"). */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                         unsigned *n_bufs)
 {

@@ -1,7 +1,7 @@
-/* Membership on the leader (SPEC §5, RAFT-NOTES §4): join, leave and
- * transfer, one change at a time; the replicated member directory (id →
- * raft address, gateway address, role); joining with --join ADDR; telling a
- * removed node. */
+/* Membership on the leader (docs/protocol.md "HTTP API", docs/libraft.md
+ * "Membership"): join, leave and transfer, one change at a time; the replicated
+ * member directory (id → raft address, gateway address, role); joining with
+ * --join ADDR; telling a removed node. */
 #include "cluster/cluster_int.h"
 #include "common/alloc.h"
 #include "common/log.h"

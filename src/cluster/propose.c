@@ -1,7 +1,7 @@
 /* The proposal path: publishes are appended to an open batch; once per loop
  * turn (uv_check) closed batches become ONE raft entry each (one buffer per
- * raft_apply, RAFT-NOTES §2), with at most CH_MAX_ENTRIES_IN_FLIGHT entries
- * proposed and not yet applied. Beyond the cap, batches grow instead.
+ * raft_apply, docs/libraft.md "Entries"), with at most CH_MAX_ENTRIES_IN_FLIGHT
+ * entries proposed and not yet applied. Beyond the cap, batches grow instead.
  * The leader stamps the publishing time and the de-dup window into the
  * entry, so apply is deterministic on every node. */
 #include "cluster/cluster_int.h"
@@ -197,8 +197,9 @@ static void batch_applied(struct cluster *c, struct batch *b, int status,
          * Both are "outcome unknown". */
         int st = CH_EUNKNOWN;
         if (status != RAFT_LEADERSHIPLOST) {
-            /* 0.15 keeps leading after a failed log write (RAFT-NOTES
-             * pitfall 9): report it and hand leadership over. */
+            /* 0.15 keeps leading after a failed log write
+             * (docs/libraft.md "Callbacks"): report it and hand
+             * leadership over. */
             cluster__fail(c, "raft log write failed (%s, %d): %s",
                           raft_strerror(status), status, raft_errmsg(c->r));
         }

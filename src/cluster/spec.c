@@ -1,4 +1,5 @@
-/* Parsing of the --cluster specification and raft addresses (SPEC §2). */
+/* Parsing of the --cluster specification and raft addresses (docs/operations.md
+ * "Running a node"). */
 #include "cluster/cluster.h"
 #include "common/alloc.h"
 #include "common/err.h"

@@ -30,13 +30,11 @@ struct ch_msg {
     int64_t time;           /* messagePublishingTime, unix seconds */
 };
 
-/* Raft entry layout (RAFT-NOTES §2: lengths must be multiples of 8):
- *   u32 magic CH_CMD_MAGIC (little endian) | u32 payload length (LE)
- *   payload: msgpack values, in order:
- *     uint type, int time (leader-stamped, unix s), int dedup_window_s,
- *     uint n, then n message arrays [path, user, app, msgid, header, body]
- *     (each field a msgpack bin)
- *   zero padding to a multiple of 8. */
+/* Raft entry layout (docs/libraft.md "Entries": lengths must be multiples of
+ * 8): u32 magic CH_CMD_MAGIC (little endian) | u32 payload length (LE) payload:
+ * msgpack values, in order: uint type, int time (leader-stamped, unix s), int
+ * dedup_window_s, uint n, then n message arrays [path, user, app, msgid,
+ * header, body] (each field a msgpack bin) zero padding to a multiple of 8. */
 #define CH_CMD_MAGIC 0x31524843u /* "CHR1" */
 #define CH_CMD_HEADER_BYTES 8
 

@@ -1,11 +1,12 @@
 /* Every limit of a node in one place, with its default and the flag that
- * changes it (SPEC §2, §4, §5). */
+ * changes it (docs/protocol.md, docs/operations.md). */
 #ifndef CHORUS_COMMON_LIMITS_H
 #define CHORUS_COMMON_LIMITS_H
 
-/* Topic path bytes (SPEC §3). */
+/* Topic path bytes (docs/protocol.md "Topics and messages"). */
 #define CH_MAX_TOPIC_BYTES 255
-/* User / publisher message id bytes (SPEC §3). */
+/* User / publisher message id bytes (docs/protocol.md "Topics and messages").
+ */
 #define CH_MAX_ID_BYTES 128
 /* --max-message-bytes default: body bytes of one publish. */
 #define CH_DEFAULT_MAX_MESSAGE_BYTES (1024 * 1024)

@@ -1,4 +1,5 @@
-/* Validation of names from clients (SPEC §3). Pure functions. */
+/* Validation of names from clients (docs/protocol.md "Topics and messages").
+ * Pure functions. */
 #ifndef CHORUS_COMMON_VALIDATE_H
 #define CHORUS_COMMON_VALIDATE_H
 

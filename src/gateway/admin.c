@@ -1,4 +1,5 @@
-/* Admin API (SPEC §5): health, cluster status, topics, metrics. */
+/* Admin API (docs/protocol.md "HTTP API"): health, cluster status, topics,
+ * metrics. */
 #include "common/log.h"
 #include "common/validate.h"
 #include "gateway/gw_int.h"
@@ -112,8 +113,8 @@ static bool json_id(json_t *o, const char *name, uint64_t *out, bool required)
     return true;
 }
 
-/* POST /admin/cluster/{join,leave,transfer} (SPEC §5): any node; the
- * cluster forwards to the leader; the answer comes once committed. */
+/* POST /admin/cluster/{join,leave,transfer} (docs/protocol.md "HTTP API"): any
+ * node; the cluster forwards to the leader; the answer comes once committed. */
 static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
 {
     json_t *body = NULL;

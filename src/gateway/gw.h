@@ -1,7 +1,8 @@
 /* The gateway: HTTP/1.1 and WebSocket on one port, the guble-compatible
- * client protocol (SPEC §4), subscriptions, REST and admin API (SPEC §5).
- * Runs on the node's loop thread; reads the store directly (memory-mapped
- * read transactions) and writes only through the cluster. */
+ * client protocol (docs/protocol.md), subscriptions, REST and admin API
+ * (docs/protocol.md "HTTP API"). Runs on the node's loop thread; reads the
+ * store directly (memory-mapped read transactions) and writes only through the
+ * cluster. */
 #ifndef CHORUS_GATEWAY_GW_H
 #define CHORUS_GATEWAY_GW_H
 

@@ -260,7 +260,7 @@ void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n, bool binary);
 /* proto.c */
 void gw__proto_handle(struct gw_conn *c, const char *frame, size_t len);
 void gw__proto_conn_closed(struct gw_conn *c);
-/* Appends the wire form of message m (SPEC §4) to out. */
+/* Appends the wire form of message m (docs/protocol.md) to out. */
 int gw__msg_encode(const struct ch_msg *m, struct ch_buf *out);
 bool gw__msg_is_text(const struct ch_msg *m);
 

@@ -1,5 +1,5 @@
-/* The client protocol (SPEC §4): command parsing, publishes answered in
- * publish order, and the wire form of messages. */
+/* The client protocol (docs/protocol.md): command parsing, publishes answered
+ * in publish order, and the wire form of messages. */
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/validate.h"
@@ -270,7 +270,8 @@ static int append_str(struct ch_buf *b, const char *s)
     return ch_buf_append(b, s, strlen(s));
 }
 
-/* Builds the answer frame; no printf (one per publish, SPEC §4 layout). */
+/* Builds the answer frame; no printf (one per publish, docs/protocol.md
+ * "Answers"). */
 static void pub_answer(struct gw_pub *p, int status,
                        const struct store_result *res, const char *why)
 {

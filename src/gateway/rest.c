@@ -1,4 +1,5 @@
-/* REST API (SPEC §5): publish and replay over plain HTTP. */
+/* REST API (docs/protocol.md "HTTP API"): publish and replay over plain HTTP.
+ */
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/validate.h"

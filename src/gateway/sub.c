@@ -1,10 +1,11 @@
 /* Subscriptions: one cursor mechanism for replay, live and slow readers
- * (DESIGN "A subscription"). Each connection keeps, per topic it receives,
- * the next sequenceId to send. Live messages go straight from the applied
- * batch (encoded once) while the cursor is at the head and the output has
- * room; otherwise the cursor is marked behind and the pump reads from the
- * store from that point on. A cursor never skips or repeats, so the
- * replay→live hand-over and slow readers need no special case. */
+ * (docs/architecture.md "Subscriptions: one cursor mechanism"). Each connection
+ * keeps, per topic it receives, the next sequenceId to send. Live messages go
+ * straight from the applied batch (encoded once) while the cursor is at the
+ * head and the output has room; otherwise the cursor is marked behind and the
+ * pump reads from the store from that point on. A cursor never skips or
+ * repeats, so the replay→live hand-over and slow readers need no special case.
+ */
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/validate.h"
@@ -309,7 +310,7 @@ static int pump_read_cb(void *arg, const struct ch_msg *m)
     return gw__conn_has_room(pr->c) ? 0 : 1;
 }
 
-/* Starts a pending replay: counts what it will send (SPEC §4). */
+/* Starts a pending replay: counts what it will send (docs/protocol.md). */
 static void replay_begin(struct gw_conn *c, struct store_txn *t,
                          struct gw_sub *s)
 {

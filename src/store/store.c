@@ -270,7 +270,7 @@ int store_open(const char *dir, uint64_t map_bytes, struct store **out,
     /* NOTLS: read transactions are handed between threads (snapshots).
      * NOSYNC: the raft log is the source of truth; entries after the last
      * snapshot are re-applied on restart and store_sync runs before raft
-     * drops log entries (DESIGN "Store layout"). */
+     * drops log entries (docs/architecture.md "Storage"). */
     rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC, 0644);
     if (rc != 0) {
         rv = store__err_from_mdb(s, rc, "mdb_env_open");

@@ -1,6 +1,7 @@
 /* libFuzzer target: one WebSocket text frame through the client command
- * parser gw_proto_parse (gateway/proto.c, SPEC §4), plus gw__msg_is_text
- * and gw__msg_encode on the same bytes. Input: the frame payload. */
+ * parser gw_proto_parse (gateway/proto.c, docs/protocol.md), plus
+ * gw__msg_is_text and gw__msg_encode on the same bytes. Input: the frame
+ * payload. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 
 The scripts spawn the real `chorusd` on 127.0.0.1 with ephemeral ports and a
 fresh temporary data directory each, drive it over WebSocket (the
-python3-websocket package) and HTTP (stdlib), and check SPEC.md behaviour.
+python3-websocket package) and HTTP (stdlib), and check the behaviour docs/protocol.md describes.
 
 Rules kept here so every script follows them:
 - only processes we started are signalled, always by PID; children also get

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""it_bench: the load generator chorus-bench (SPEC §7) against a real node.
+"""it_bench: the load generator chorus-bench (docs/benchmarks.md) against a real node.
 
 Every mode (pub, sync, e2e, replay, fanout) runs with small counts and
 --json; the figures it prints are checked for consistency (acked == count,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""it_cli: chorusctl against a single node (SPEC §6)."""
+"""it_cli: chorusctl against a single node (docs/operations.md "chorusctl")."""
 
 import os
 import sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """it_cluster: a three-node cluster serving clients on every node (issue #3;
-SPEC §2 bootstrap, §4 guarantees, §5 admin API, §6 chorusctl).
+docs/operations.md, docs/protocol.md).
 
 One cluster (ids 1..3, bootstrapped with --cluster) is shared by the tests;
 the transfer test runs last because it moves the leadership."""

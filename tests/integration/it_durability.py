@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """it_durability: acknowledged messages survive kill -9 and a restart on the
-same data dir (SPEC §4 delivery guarantees, §2 restart rules)."""
+same data dir (docs/protocol.md "Delivery guarantees", docs/operations.md "Running a node")."""
 
 import os
 import sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""it_failover: kill -9 under load (issue #3; SPEC §4 delivery guarantees).
+"""it_failover: kill -9 under load (issue #3; docs/protocol.md "Delivery guarantees").
 
 (a) kill -9 of the leader while publishers on every node keep a window of
     publishes in flight (retrying unanswered/failed ones with the same
@@ -195,7 +195,7 @@ class Publisher(threading.Thread):
 
 class Subscriber(threading.Thread):
     """`+ path 0` on one node, read in a thread for the whole test: the
-    sequenceIds it receives (SPEC §4: in order, no gap, no duplicate within
+    sequenceIds it receives (docs/protocol.md: in order, no gap, no duplicate within
     one subscription, also across a leader change). A connection that
     breaks (its node was killed) just ends the thread."""
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """it_handover: replay→live hand-over while messages are being committed
-(SPEC §4 delivery guarantees). 5,000 messages are published pipelined by
+(docs/protocol.md "Delivery guarantees"). 5,000 messages are published pipelined by
 one connection (500 in flight) while a subscriber sends `+ /h 0` shortly
 after publishing began: it must get sequenceIds 1..5000 exactly once, in
 order, with the right bodies."""

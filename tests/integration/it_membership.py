@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """it_membership: join and leave with chorusctl and `--join [HTTP]`
-(issue #3; SPEC §2 start-up rules, §5 admin API, §6 chorusctl).
+(issue #3; docs/operations.md, docs/protocol.md "HTTP API").
 
 - a 4th node started with `--join` on an empty data dir waits (healthcheck
   503, state "joining", leader null), is added by `chorusctl join`, catches

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""it_protocol: the WebSocket protocol of SPEC §3/§4 against one node.
+"""it_protocol: the WebSocket protocol of docs/protocol.md against one node.
 
 Connect greeting, publish answers, every form of `+` (live, replay from
 0/1/middle/beyond the end/negative, maxCount, comma form), live delivery,

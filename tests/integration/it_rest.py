@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""it_rest: the HTTP API of SPEC §5 against one node (publish, replay,
+"""it_rest: the HTTP API of docs/protocol.md "HTTP API" against one node (publish, replay,
 errors, healthcheck, metrics, admin topics and cluster)."""
 
 import base64

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """it_slow_reader: per-connection output is bounded and slow readers catch up
-from the store without loss (SPEC §4 "Slow readers", §2
+from the store without loss (docs/protocol.md "Slow readers", docs/operations.md
 --max-connection-buffer).
 
 16 subscribers subscribe to /s and then stop reading (sockets stay open,

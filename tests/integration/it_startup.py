@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""it_startup: chorusd's command line, environment and signals (SPEC §2)."""
+"""it_startup: chorusd's command line, environment and signals (docs/operations.md "Running a node")."""
 
 import os
 import resource

@@ -1,7 +1,7 @@
 /* Unit tests of the raft FSM (src/cluster/fsm.c) on libraft's in-memory
- * fixture (RAFT-NOTES §8): deterministic apply across replicas, idempotent
- * re-apply, undecodable entries, leader loss before commit, and snapshot
- * install to a lagging server.
+ * fixture (docs/libraft.md "The in-memory fixture"): deterministic apply across
+ * replicas, idempotent re-apply, undecodable entries, leader loss before
+ * commit, and snapshot install to a lagging server.
  *
  * Each server is a calloc'd struct cluster with its own LMDB store in a
  * fresh temporary directory; the fixture's raft instances drive the FSM.
@@ -76,7 +76,8 @@ struct prop {
 #define MAX_PROPS 48
 
 struct fx {
-    struct raft_fixture f; /* zeroed by calloc (RAFT-NOTES pitfall 17) */
+    struct raft_fixture
+        f; /* zeroed by calloc (docs/libraft.md "The in-memory fixture") */
     char base[256];
     unsigned n;
     struct node nodes[N_SERVERS];
@@ -314,7 +315,7 @@ static uint64_t propose_raw(struct fx *x, unsigned i, void *buf, size_t len,
 {
     struct raft_buffer b;
 
-    assert_int_equal(len % 8, 0); /* RAFT-NOTES pitfall 1 */
+    assert_int_equal(len % 8, 0); /* docs/libraft.md "Entries" */
     memset(p, 0, sizeof *p);
     p->req.data = p;
     b.base = buf;

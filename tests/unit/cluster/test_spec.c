@@ -1,6 +1,7 @@
 /* Unit tests of the --cluster specification parser and the raft address
- * check (src/cluster/spec.c, SPEC §2; RAFT-NOTES §7 pitfall 14: libraft 0.15
- * takes IPv4 literals only). Leaks are caught by LeakSanitizer. */
+ * check (src/cluster/spec.c, docs/operations.md "Running a node";
+ * docs/libraft.md "Setup": libraft 0.15 takes IPv4 literals only). Leaks are
+ * caught by LeakSanitizer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -270,8 +271,8 @@ static void test_spec_parse_rejects_null(void **state)
 /* Regression (was a bug): a trailing comma was accepted as if it were
  * not there. Input "1=127.0.0.1:7001/127.0.0.1:8081," returned 0 with one
  * member; a leading or doubled comma (an empty member) is refused, so the
- * trailing empty member should be too (the SPEC §2 grammar is
- * ID=RAFT/HTTP[,...]). Expected CH_EINVAL. */
+ * trailing empty member should be too (the docs/operations.md "Running a node"
+ * grammar is ID=RAFT/HTTP[,...]). Expected CH_EINVAL. */
 static void test_spec_parse_rejects_trailing_comma(void **state)
 {
     (void)state;
@@ -281,7 +282,7 @@ static void test_spec_parse_rejects_trailing_comma(void **state)
 
 /* Regression (was a bug): ids go through strtoull, which accepts a
  * leading '-' and wraps: "-1=127.0.0.1:7001/127.0.0.1:8081" returned 0 with
- * member id 18446744073709551615. SPEC §2: an id is N >= 1. Expected
+ * member id 18446744073709551615. docs/operations.md: an id is N >= 1. Expected
  * CH_EINVAL "bad member id". */
 static void test_spec_parse_rejects_negative_id(void **state)
 {

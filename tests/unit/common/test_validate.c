@@ -1,4 +1,5 @@
-/* Unit tests of src/common/validate.c (SPEC §3 names). */
+/* Unit tests of src/common/validate.c (docs/protocol.md "Topics and messages"
+ * names). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

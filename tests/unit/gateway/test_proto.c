@@ -1,6 +1,6 @@
-/* Unit tests of the gateway's client protocol (src/gateway/proto.c, SPEC §4):
- * gw_proto_parse() on table-driven well-formed and malformed frames, and the
- * wire form of messages (gw__msg_encode, gw__msg_is_text).
+/* Unit tests of the gateway's client protocol (src/gateway/proto.c,
+ * docs/protocol.md): gw_proto_parse() on table-driven well-formed and malformed
+ * frames, and the wire form of messages (gw__msg_encode, gw__msg_is_text).
  *
  * Every frame is copied into a heap buffer of exactly its length, so ASan
  * reports any read past the frame. */
@@ -1015,7 +1015,8 @@ static void test_proto_msg_is_text(void **state)
 }
 
 /* A body produced by a publish of arbitrary binary bytes is sent binary;
- * a body of the same frame's text sent as text (SPEC §4 server side). */
+ * a body of the same frame's text sent as text (docs/protocol.md "A message").
+ */
 static void test_proto_parse_then_is_text(void **state)
 {
     static const char frame_bin[] = "> /foo\n{}\n\x01\x02\xff\x00";
