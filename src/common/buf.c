@@ -26,6 +26,7 @@ int ch_buf_reserve(struct ch_buf *b, size_t n)
     size_t cap;
     char *p;
 
+    CH_ASSERT(b->len <= b->cap && (b->data != NULL || b->cap == 0));
     if (want < b->len)
         return CH_ENOMEM;
     if (want <= b->cap)
@@ -38,12 +39,16 @@ int ch_buf_reserve(struct ch_buf *b, size_t n)
         return CH_ENOMEM;
     b->data = p;
     b->cap = cap;
+    CH_ASSERT(b->cap >= want);
     return 0;
 }
 
 int ch_buf_append(struct ch_buf *b, const void *p, size_t n)
 {
-    int rv = ch_buf_reserve(b, n);
+    int rv;
+
+    CH_ASSERT(p != NULL || n == 0);
+    rv = ch_buf_reserve(b, n);
     if (rv != 0)
         return rv;
     if (n > 0)
@@ -93,7 +98,8 @@ int ch_buf_append_i64(struct ch_buf *b, long long v)
 
 void ch_buf_consume(struct ch_buf *b, size_t n)
 {
-    if (n >= b->len) {
+    CH_ASSERT(n <= b->len); /* callers consume what they read */
+    if (n == b->len) {
         b->len = 0;
         return;
     }

@@ -44,8 +44,11 @@ static struct ch_map_entry **find(const struct ch_map *m, const char *key,
 {
     struct ch_map_entry **pp;
 
+    CH_ASSERT(key != NULL || key_n == 0);
     if (m->n_buckets == 0)
         return NULL;
+    /* A power of two: the hash is masked, never taken modulo. */
+    CH_ASSERT((m->n_buckets & (m->n_buckets - 1)) == 0);
     pp = &m->buckets[hash(key, key_n) & (m->n_buckets - 1)];
     while (*pp != NULL) {
         if ((*pp)->key_n == key_n && memcmp((*pp)->key, key, key_n) == 0)
@@ -81,6 +84,7 @@ static int grow(struct ch_map *m)
     ch_free(m->buckets);
     m->buckets = b;
     m->n_buckets = n;
+    CH_ASSERT(m->n_entries < m->n_buckets);
     return 0;
 }
 
@@ -89,16 +93,19 @@ int ch_map_set(struct ch_map *m, const char *key, size_t key_n, void *value)
     struct ch_map_entry **pp;
     struct ch_map_entry *e;
 
+    /* Replacing a value never allocates (and so never fails). */
+    pp = find(m, key, key_n);
+    if (pp != NULL && *pp != NULL) {
+        (*pp)->value = value;
+        return 0;
+    }
     if (m->n_entries >= m->n_buckets) {
         int rv = grow(m);
         if (rv != 0)
             return rv;
+        pp = find(m, key, key_n);
     }
-    pp = find(m, key, key_n);
-    if (*pp != NULL) {
-        (*pp)->value = value;
-        return 0;
-    }
+    CH_ASSERT(pp != NULL && *pp == NULL);
     e = ch_malloc(sizeof *e + key_n + 1);
     if (e == NULL)
         return CH_ENOMEM;
@@ -124,6 +131,7 @@ void *ch_map_del(struct ch_map *m, const char *key, size_t key_n)
     *pp = e->next;
     v = e->value;
     ch_free(e);
+    CH_ASSERT(m->n_entries > 0);
     m->n_entries--;
     return v;
 }

@@ -275,6 +275,7 @@ static int append_str(struct ch_buf *b, const char *s)
 static void pub_answer(struct gw_pub *p, int status,
                        const struct store_result *res, const char *why)
 {
+    CH_ASSERT(!p->done && p->answer.len == 0); /* answered once */
     struct ch_buf *b = &p->answer;
     long long seq = 0, t = 0;
     int rv;
@@ -334,6 +335,8 @@ static void publish_cb(void *arg, int status, const struct store_result *res)
     struct gw_pub *p = arg;
     struct gw_conn *c = p->conn;
 
+    CH_ASSERT(c->refs > 0 && ch_queue_linked(&p->link));
+    CH_ASSERT(status != 0 || res != NULL);
     if (status == 0 && res != NULL && res->status != 0)
         status = res->status;
     if (status != 0)

@@ -63,8 +63,11 @@ static struct gw_cursor *cursor_get(struct gw_conn *c, const char *path,
 static struct gw_cursor *cursor_create(struct gw_conn *c, const char *path,
                                        size_t path_n, int64_t next_seq)
 {
-    struct gw_cursor *cur = ch_calloc(1, sizeof *cur);
+    struct gw_cursor *cur;
 
+    CH_ASSERT(next_seq >= 1 && path_n > 0 && path_n <= CH_MAX_TOPIC_BYTES);
+    CH_ASSERT(cursor_get(c, path, path_n) == NULL);
+    cur = ch_calloc(1, sizeof *cur);
     if (cur == NULL)
         return NULL;
     cur->next_seq = next_seq;
@@ -83,10 +86,13 @@ static void cursor_set_behind(struct gw_conn *c, struct gw_cursor *cur,
     if (cur->behind == behind)
         return;
     cur->behind = behind;
-    if (behind)
+    if (behind) {
         c->n_behind++;
-    else
+    } else {
+        CH_ASSERT(c->n_behind > 0);
         c->n_behind--;
+    }
+    CH_ASSERT(c->n_behind <= c->cursors.n_entries);
 }
 
 static void cursor_free(struct gw_conn *c, struct gw_cursor *cur)
@@ -220,6 +226,9 @@ int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd)
     struct gw_sub *s;
     int rv;
 
+    CH_ASSERT(c->is_ws && c->n_subs <= CH_MAX_SUBS_PER_CONN);
+    CH_ASSERT(cmd->type == GW_CMD_SUBSCRIBE && cmd->path.n > 0 &&
+              cmd->path.n <= CH_MAX_TOPIC_BYTES);
     if (c->n_subs >= CH_MAX_SUBS_PER_CONN)
         return CH_EFULL;
     s = ch_calloc(1, sizeof *s);
@@ -331,6 +340,7 @@ static void replay_begin(struct gw_conn *c, struct store_txn *t,
         n = info.last_seq - from + 1;
     if (s->has_max && n > s->max)
         n = s->max;
+    CH_ASSERT(from >= 1 && n >= 0);
     s->replay_next = from;
     s->replay_end = from + n - 1;
     s->state = GW_SUB_REPLAY;
@@ -343,6 +353,7 @@ static int replay_end(struct gw_conn *c, struct gw_sub *s)
     struct gw_cursor *cur;
     int64_t next = s->replay_end + 1;
 
+    CH_ASSERT(s->state == GW_SUB_REPLAY && s->replay_next > s->replay_end);
     send_status(c, "fetch-done", s->path, -1);
     if (s->has_max) {
         sub_free(c, s);
@@ -495,6 +506,7 @@ static void deliver(struct gw_conn *c, struct live_msg *lm)
             return;
         }
     }
+    CH_ASSERT(m->seq >= 1 && cur->next_seq >= 1);
     if (m->seq < cur->next_seq)
         return; /* already sent on this connection */
     if (cur->behind || m->seq > cur->next_seq || !gw__conn_has_room(c)) {

@@ -109,6 +109,9 @@ static bool message_event(bool binary, char *p, size_t n,
 bool ch_ws_read(struct ch_ws_reader *r, char *in, size_t n, size_t *off,
                 struct ch_ws_event *ev)
 {
+    CH_ASSERT(*off <= n && (in != NULL || n == 0));
+    CH_ASSERT(r->frag_opcode == 0 || r->frag_opcode == CH_WS_TEXT ||
+              r->frag_opcode == CH_WS_BINARY);
     if (r->frag_done) {
         r->frag.len = 0;
         r->frag_done = false;
@@ -172,6 +175,7 @@ bool ch_ws_read(struct ch_ws_reader *r, char *in, size_t n, size_t *off,
         payload = in + *off + hdr;
         unmask(payload, (size_t)len, h + hdr - 4);
         *off += hdr + (size_t)len;
+        CH_ASSERT(*off <= n);
 
         if (opcode & 0x8)
             return control_event(opcode, payload, (size_t)len, ev);
@@ -184,6 +188,7 @@ bool ch_ws_read(struct ch_ws_reader *r, char *in, size_t n, size_t *off,
         }
         if (ch_buf_append(&r->frag, payload, (size_t)len) != 0)
             return fail(ev, CH_WS_CLOSE_INTERNAL, "out of memory");
+        CH_ASSERT(r->frag.len <= r->max_msg); /* checked from the header */
         if (fin) {
             bool binary = r->frag_opcode == CH_WS_BINARY;
             r->frag_opcode = 0;
@@ -196,6 +201,9 @@ bool ch_ws_read(struct ch_ws_reader *r, char *in, size_t n, size_t *off,
 size_t ch_ws_frame_header(uint8_t hdr[CH_WS_MAX_HEADER], unsigned opcode,
                           uint64_t n)
 {
+    CH_ASSERT(opcode <= 0xF &&
+              (opcode < CH_WS_CLOSE || n <= CH_WS_MAX_CONTROL));
+    CH_ASSERT((n >> 63) == 0); /* §5.2: the most significant bit is 0 */
     hdr[0] = (uint8_t)(0x80 | (opcode & 0x0F));
     if (n < 126) {
         hdr[1] = (uint8_t)n;

@@ -143,6 +143,7 @@ int store_snapshot_write(struct store_snap *snap, struct ch_buf *out)
     msgpack_packer pk;
     int rv;
 
+    CH_ASSERT(snap->txn != NULL && snap->s != NULL);
     memset(hdr, 0, sizeof(hdr));
     hdr[0] = (unsigned char)SNAP_MAGIC;
     hdr[1] = (unsigned char)(SNAP_MAGIC >> 8);
@@ -159,6 +160,7 @@ int store_snapshot_write(struct store_snap *snap, struct ch_buf *out)
         if (rv != 0)
             goto err_rollback;
     }
+    CH_ASSERT(out->len >= start + SNAP_HEADER_BYTES);
     put_le64((unsigned char *)out->data + start + 16, n_records);
     put_le64(trailer, fnv1a64(out->data + start, out->len - start));
     rv = ch_buf_append(out, trailer, sizeof(trailer));

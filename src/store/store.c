@@ -349,6 +349,9 @@ static size_t dedup_key(unsigned char *p, uint64_t topic_id,
 {
     size_t n = 8;
 
+    /* Validated before (msg_valid): the key fits DEDUP_KEY_MAX. */
+    CH_ASSERT(m->user.n <= CH_MAX_ID_BYTES && m->msgid.n <= CH_MAX_ID_BYTES);
+    CH_ASSERT(topic_id >= 1);
     store__put_be64(p, topic_id);
     memcpy(p + n, m->user.p, m->user.n);
     n += m->user.n;
@@ -559,6 +562,7 @@ static int apply_one(struct store *s, MDB_txn *txn, const struct ch_msg *msg,
     t.last_seq++;
     t.count++;
     t.bytes += (int64_t)m.body.n;
+    CH_ASSERT(t.id >= 1 && t.last_seq >= 1 && t.count >= 1);
 
     s->scratch.len = 0;
     rv = ch_record_encode(&m, &s->scratch);
@@ -630,6 +634,7 @@ int store_apply_publish(struct store *s, uint64_t index, int64_t time,
     rc = mdb_txn_commit(txn);
     if (rc != 0)
         return store__err_from_mdb(s, rc, "commit apply txn");
+    CH_ASSERT(index > s->applied); /* applied only moves forward */
     s->applied = index;
     return 0;
 
@@ -825,6 +830,7 @@ void store_read_end(struct store_txn *t)
 {
     if (t == NULL)
         return;
+    CH_ASSERT(t->txn != NULL && t->s != NULL);
     mdb_txn_abort(t->txn);
     ch_free(t);
 }
@@ -864,6 +870,7 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
     int rc;
     int rv;
 
+    CH_ASSERT(t != NULL && cb != NULL);
     if (next_seq != NULL)
         *next_seq = from_seq;
     if (!ch_valid_topic(path, path_n))
@@ -897,6 +904,10 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
         m.path.p = path;
         m.path.n = path_n;
         m.seq = get_be64_signed((const unsigned char *)k.mv_data + 8);
+        if (m.seq < next || m.seq > r.last_seq) {
+            rv = CH_ECORRUPT; /* keys out of their topic's order or range */
+            goto out;
+        }
         if (ch_record_decode(v.mv_data, v.mv_size, &m) != 0) {
             rv = CH_ECORRUPT;
             goto out;
