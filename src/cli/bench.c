@@ -917,27 +917,11 @@ static void on_progress(uv_timer_t *t)
 static int resolve_servers(struct bench *b)
 {
     for (size_t i = 0; i < b->o->n_servers; i++) {
-        char host[256];
-        char port[16];
-        struct addrinfo hints;
         struct addrinfo *res = NULL;
-        int rv;
+        int rv = ch_resolve(b->o->servers[i], &res, b->errmsg);
 
-        if (ch_hostport_split(b->o->servers[i], host, sizeof(host), port,
-                              sizeof(port)) != 0) {
-            snprintf(b->errmsg, sizeof(b->errmsg), "bad address %s",
-                     b->o->servers[i]);
-            return CH_EINVAL;
-        }
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        rv = getaddrinfo(host, port, &hints, &res);
-        if (rv != 0) {
-            snprintf(b->errmsg, sizeof(b->errmsg), "cannot resolve %.200s: %s",
-                     host, gai_strerror(rv));
-            return CH_ECONNECT;
-        }
+        if (rv != 0)
+            return rv;
         memcpy(&b->addrs[i], res->ai_addr, res->ai_addrlen);
         freeaddrinfo(res);
     }

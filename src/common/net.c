@@ -147,11 +147,34 @@ static int connect_wait(int fd, long long deadline)
     return err;
 }
 
-int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg)
+int ch_resolve(const char *hostport, struct addrinfo **res, char *errmsg)
 {
     char host[256];
     char port[16];
     struct addrinfo hints;
+    int rv;
+
+    if (ch_hostport_split(hostport, host, sizeof(host), port, sizeof(port)) !=
+        0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad address %.200s (want HOST:PORT)",
+                 hostport);
+        return CH_EINVAL;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    *res = NULL;
+    rv = getaddrinfo(host, port, &hints, res);
+    if (rv != 0 || *res == NULL) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot resolve %.200s: %s", host,
+                 rv != 0 ? gai_strerror(rv) : "no address");
+        return CH_ECONNECT;
+    }
+    return 0;
+}
+
+int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg)
+{
     struct addrinfo *res = NULL;
     struct addrinfo *ai;
     long long deadline = ch_deadline_after(timeout_ms);
@@ -160,21 +183,9 @@ int ch_tcp_connect(const char *hostport, int timeout_ms, int *fd, char *errmsg)
     int s;
     int rv;
 
-    if (ch_hostport_split(hostport, host, sizeof(host), port, sizeof(port)) !=
-        0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "bad address %s (want HOST:PORT)",
-                 hostport);
-        return CH_EINVAL;
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rv = getaddrinfo(host, port, &hints, &res);
-    if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "cannot resolve %.200s: %s", host,
-                 gai_strerror(rv));
-        return CH_ECONNECT;
-    }
+    rv = ch_resolve(hostport, &res, errmsg);
+    if (rv != 0)
+        return rv;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         s = socket(ai->ai_family,
                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,

@@ -16,6 +16,15 @@ __attribute__((warn_unused_result)) int
 ch_hostport_split(const char *hostport, char *host, size_t host_size,
                   char *port, size_t port_size);
 
+struct addrinfo;
+
+/* Resolves "HOST:PORT" (getaddrinfo, blocking, any family) into *res,
+ * owned by the caller (free with freeaddrinfo). Returns 0, CH_EINVAL (bad
+ * address) or CH_ECONNECT (cannot resolve) with one line in errmsg
+ * (CH_ERRMSG_SIZE bytes). */
+__attribute__((warn_unused_result)) int
+ch_resolve(const char *hostport, struct addrinfo **res, char *errmsg);
+
 /* Resolves "HOST:PORT" (getaddrinfo, blocking) and connects a TCP socket
  * within timeout_ms (< 0: no limit). On success *fd is a connected socket in
  * non-blocking mode, with TCP_NODELAY and close-on-exec; the caller owns it.
