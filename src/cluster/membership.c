@@ -171,33 +171,39 @@ static void step_due(struct cluster *c, enum mchange_step step)
     cluster__kick(c);
 }
 
-static void join_assign_cb(struct raft_change *req, int status)
-{
-    struct cluster *c = req->data;
-
-    cluster__raft_cb_enter(c);
-    if (status != 0)
-        change_done(c, raft_to_ch(status), "promotion of %llu failed: %s",
-                    (unsigned long long)c->change->id, raft_strerror(status));
-    else
-        change_done(c, 0, NULL);
-    cluster__raft_cb_leave(c);
-}
-
-static void join_add_cb(struct raft_change *req, int status)
+/* The outcome of a raft change of the change in progress (inside its
+ * callback): a failure ends the change with "<what> <id> failed"; success
+ * marks `next` due, or ends the change when is_last. */
+static void change_step_done(struct raft_change *req, int status,
+                             const char *what, enum mchange_step next,
+                             bool is_last)
 {
     struct cluster *c = req->data;
     struct mchange *m = c->change;
 
     cluster__raft_cb_enter(c);
+    CH_ASSERT(m != NULL && req == &m->change_req);
     if (status != 0)
-        change_done(c, raft_to_ch(status), "adding %llu failed: %s",
+        change_done(c, raft_to_ch(status), "%s %llu failed: %s", what,
                     (unsigned long long)m->id, raft_strerror(status));
-    else if (m->role == CLUSTER_ROLE_SPARE)
+    else if (is_last)
         change_done(c, 0, NULL);
     else
-        step_due(c, MSTEP_JOIN_ASSIGN);
+        step_due(c, next);
     cluster__raft_cb_leave(c);
+}
+
+static void join_assign_cb(struct raft_change *req, int status)
+{
+    change_step_done(req, status, "promotion of", MSTEP_START, true);
+}
+
+static void join_add_cb(struct raft_change *req, int status)
+{
+    struct cluster *c = req->data;
+    bool is_spare = c->change->role == CLUSTER_ROLE_SPARE;
+
+    change_step_done(req, status, "adding", MSTEP_JOIN_ASSIGN, is_spare);
 }
 
 static void join_dir_cb(struct raft_apply *req, int status, void *result)
@@ -271,16 +277,7 @@ static void leave_dir_cb(struct raft_apply *req, int status, void *result)
 
 static void leave_remove_cb(struct raft_change *req, int status)
 {
-    struct cluster *c = req->data;
-    struct mchange *m = c->change;
-
-    cluster__raft_cb_enter(c);
-    if (status != 0)
-        change_done(c, raft_to_ch(status), "removing %llu failed: %s",
-                    (unsigned long long)m->id, raft_strerror(status));
-    else
-        step_due(c, MSTEP_LEAVE_DIR);
-    cluster__raft_cb_leave(c);
+    change_step_done(req, status, "removing", MSTEP_LEAVE_DIR, false);
 }
 
 /* The node left raft: its directory entry goes too. */
