@@ -231,6 +231,12 @@ void gw__maybe_closed(struct gw *gw);
 
 /* http.c */
 void gw__conn_accept_cb(uv_stream_t *server, int status);
+/* A new connection whose handle is initialised but not connected: the
+ * caller accepts (or, in tests, opens a descriptor) into c->tcp, then
+ * calls gw__conn_start, or gw__conn_close on failure. NULL: no memory. */
+struct gw_conn *gw__conn_new(struct gw *gw);
+/* Starts reading HTTP requests on a connected c. */
+void gw__conn_start(struct gw_conn *c);
 void gw__conn_write(struct gw_conn *c, const void *p, size_t n);
 void gw__conn_flush(struct gw_conn *c);
 void gw__conn_close(struct gw_conn *c);

@@ -351,21 +351,13 @@ static void handle_read(struct gw_conn *c, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-void gw__conn_accept_cb(uv_stream_t *server, int status)
+struct gw_conn *gw__conn_new(struct gw *gw)
 {
-    struct gw *gw = server->data;
-    struct gw_conn *c;
+    struct gw_conn *c = ch_calloc(1, sizeof *c);
     int rv;
 
-    if (status != 0) {
-        log_warn("gw", "accept failed err=%s", uv_strerror(status));
-        return;
-    }
-    c = ch_calloc(1, sizeof *c);
-    if (c == NULL) {
-        log_error("gw", "out of memory accepting a connection");
-        return;
-    }
+    if (c == NULL)
+        return NULL;
     c->gw = gw;
     c->id = ++gw->next_conn_id;
     c->state = GW_CONN_OPEN;
@@ -380,6 +372,33 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     ch_queue_insert_head(&gw->conns, &c->link);
     gw->metrics.connections_total++;
     gw->metrics.connections_current++;
+    return c;
+}
+
+void gw__conn_start(struct gw_conn *c)
+{
+    CH_ASSERT(c->state == GW_CONN_OPEN && !c->reading);
+    (void)uv_tcp_nodelay(&c->tcp, 1); /* best effort: latency */
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    gw__conn_update_reading(c);
+}
+
+void gw__conn_accept_cb(uv_stream_t *server, int status)
+{
+    struct gw *gw = server->data;
+    struct gw_conn *c;
+    int rv;
+
+    if (status != 0) {
+        log_warn("gw", "accept failed err=%s", uv_strerror(status));
+        return;
+    }
+    c = gw__conn_new(gw);
+    if (c == NULL) {
+        log_error("gw", "out of memory accepting a connection");
+        return;
+    }
     rv = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rv == 0 && gw->metrics.connections_current > gw->cfg.max_connections) {
         gw->metrics.connections_refused++;
@@ -397,10 +416,7 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
         gw__conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    gw__conn_update_reading(c);
+    gw__conn_start(c);
 }
 
 /* ---- HTTP parsing ---- */

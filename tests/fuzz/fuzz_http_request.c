@@ -78,36 +78,26 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* gw__conn_accept_cb, with uv_tcp_open instead of uv_accept. */
+/* As gw__conn_accept_cb, with uv_tcp_open instead of uv_accept. */
 static uint64_t conn_open(int fd)
 {
-    struct gw_conn *c = calloc(1, sizeof *c);
+    struct gw_conn *c = gw__conn_new(gw);
 
     FUZZ_CHECK(c != NULL);
-    c->gw = gw;
-    c->id = ++gw->next_conn_id;
-    ch_map_init(&c->cursors);
-    FUZZ_CHECK(uv_tcp_init(&loop, &c->tcp) == 0);
     FUZZ_CHECK(uv_tcp_open(&c->tcp, fd) == 0);
-    c->tcp.data = c;
-    c->refs = 1;
-    c->next = gw->conns;
-    if (gw->conns != NULL)
-        gw->conns->prev = c;
-    gw->conns = c;
-    gw->metrics.connections_total++;
-    gw->metrics.connections_current++;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    gw__conn_update_reading(c);
+    gw__conn_start(c);
     return c->id;
 }
 
 static struct gw_conn *conn_find(uint64_t id)
 {
-    for (struct gw_conn *c = gw->conns; c != NULL; c = c->next)
+    struct ch_queue *e;
+
+    CH_QUEUE_FOREACH (e, &gw->conns) {
+        struct gw_conn *c = CH_QUEUE_DATA(e, struct gw_conn, link);
         if (c->id == id)
             return c;
+    }
     return NULL;
 }
 
@@ -138,7 +128,7 @@ static bool turn(int peer)
 
     uv_run(&loop, UV_RUN_NOWAIT);
     busy = fake_cluster_step(cl);
-    if (gw->pump_list != NULL) {
+    if (!ch_queue_empty(&gw->pumps)) {
         gw__sub_run_pumps(gw);
         busy = true;
     }
@@ -219,8 +209,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A lingering connection waits for the linger timer: close it now. */
     if (conn_find(id) != NULL) {
         struct gw_conn *c = conn_find(id);
-        FUZZ_CHECK(c->lingering || c->close_after_write || c->req_busy ||
-                   c->is_ws);
+        FUZZ_CHECK(c->state == GW_CONN_LINGERING ||
+                   c->state == GW_CONN_DRAINING || c->req_busy || c->is_ws);
         gw__conn_close(c);
     }
     for (i = 0; i < 10 * MAX_PUMPS &&
@@ -231,7 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Everything released. */
     FUZZ_CHECK(conn_find(id) == NULL);
     FUZZ_CHECK(fake_cluster_idle(cl));
-    FUZZ_CHECK(gw->conns == NULL && gw->pump_list == NULL);
+    FUZZ_CHECK(ch_queue_empty(&gw->conns) && ch_queue_empty(&gw->pumps));
     FUZZ_CHECK(gw->index.n_entries == 0);
     FUZZ_CHECK(gw->metrics.connections_current == 0 &&
                gw->metrics.ws_connections_current == 0);
