@@ -259,7 +259,7 @@ static int check_record(const struct snap_record *r, uint64_t applied)
     switch (r->db) {
     case STORE_DB_TOPICS:
         if (!ch_valid_topic(r->key.p, r->key.n) ||
-            r->value.n != TOPIC_REC_BYTES)
+            !store__topic_rec_valid(r->value.p, r->value.n))
             return CH_ECORRUPT;
         return 0;
     case STORE_DB_MSGS:

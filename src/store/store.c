@@ -126,11 +126,25 @@ static void topic_rec_encode(const struct topic_rec *t, unsigned char *p)
     put_be64_signed(p + 32, t->bytes);
 }
 
+bool store__topic_rec_valid(const void *v, size_t n)
+{
+    const unsigned char *p = v;
+    int64_t first, last, count;
+
+    if (n != TOPIC_REC_BYTES || store__get_be64(p) == 0)
+        return false;
+    first = get_be64_signed(p + 8);
+    last = get_be64_signed(p + 16);
+    count = get_be64_signed(p + 24);
+    return first >= 1 && last >= first - 1 && last < INT64_MAX && count >= 0 &&
+           count <= last - first + 1 && get_be64_signed(p + 32) >= 0;
+}
+
 static int topic_rec_decode(const MDB_val *v, struct topic_rec *t)
 {
     const unsigned char *p = v->mv_data;
 
-    if (v->mv_size != TOPIC_REC_BYTES)
+    if (!store__topic_rec_valid(v->mv_data, v->mv_size))
         return CH_ECORRUPT;
     t->id = store__get_be64(p);
     t->first_seq = get_be64_signed(p + 8);

@@ -64,6 +64,11 @@ struct store_txn {
 };
 
 /* Translates an MDB code to CH_* and keeps `what: <mdb text>` in errmsg. */
+/* True when p[0..n) is a topic record that obeys its invariants: id >= 1,
+ * first_seq >= 1, first_seq - 1 <= last_seq < INT64_MAX,
+ * 0 <= count <= last_seq - first_seq + 1, bytes >= 0. Records come from
+ * the disk and from snapshots: damage is reported, never asserted. */
+bool store__topic_rec_valid(const void *p, size_t n);
 int store__err_from_mdb(struct store *s, int mdb_rc, const char *what);
 
 void store__put_be64(unsigned char *p, uint64_t v);
