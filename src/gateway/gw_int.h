@@ -112,6 +112,7 @@ struct gw_http_req {
     bool last_was_value;
     bool complete;
     bool too_large;
+    bool is_nomem; /* an allocation failed while taking it (503) */
     bool keep_alive;
     bool upgrade;
 };
@@ -202,6 +203,9 @@ struct gw {
     struct store *store;
     uv_tcp_t listener;
     bool listening;
+    uv_tcp_t refuse_tcp;    /* closes a connection there is no memory for */
+    bool is_refusing;       /* refuse_tcp is closing */
+    bool is_accept_pending; /* another waits for refuse_tcp */
     uint64_t next_conn_id;
     struct ch_queue conns; /* struct gw_conn, newest first */
     struct ch_map index;   /* path -> struct gw_index_entry */

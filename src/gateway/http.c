@@ -384,6 +384,44 @@ void gw__conn_start(struct gw_conn *c)
     gw__conn_update_reading(c);
 }
 
+static void refuse_closed(uv_handle_t *h)
+{
+    struct gw *gw = h->data;
+
+    CH_ASSERT(gw->is_refusing);
+    gw->is_refusing = false;
+    gw->n_handles_open--;
+    if (gw->is_accept_pending && gw->listening) {
+        gw->is_accept_pending = false;
+        gw__conn_accept_cb((uv_stream_t *)&gw->listener, 0);
+    }
+    gw__maybe_closed(gw);
+}
+
+/* A connection that cannot be served (no memory for it) is accepted into
+ * the gateway's spare handle and closed: libuv stops polling a listener
+ * until its pending connection is accepted, so leaving it would stop the
+ * gateway accepting for good. One at a time; a second waits for the
+ * first's close. */
+static void refuse_pending(struct gw *gw, uv_stream_t *server)
+{
+    int rv;
+
+    if (gw->is_refusing) {
+        gw->is_accept_pending = true;
+        return;
+    }
+    rv = uv_tcp_init(gw->loop, &gw->refuse_tcp);
+    CH_ASSERT(rv == 0); /* no socket is created: it cannot fail */
+    gw->refuse_tcp.data = gw;
+    gw->is_refusing = true;
+    gw->n_handles_open++;
+    rv = uv_accept(server, (uv_stream_t *)&gw->refuse_tcp);
+    if (rv != 0)
+        log_warn("gw", "accept failed err=%s", uv_strerror(rv));
+    uv_close((uv_handle_t *)&gw->refuse_tcp, refuse_closed);
+}
+
 void gw__conn_accept_cb(uv_stream_t *server, int status)
 {
     struct gw *gw = server->data;
@@ -396,7 +434,9 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     }
     c = gw__conn_new(gw);
     if (c == NULL) {
-        log_error("gw", "out of memory accepting a connection");
+        gw->metrics.connections_refused++;
+        log_error("gw", "out of memory accepting a connection; refused");
+        refuse_pending(gw, server);
         return;
     }
     rv = uv_accept(server, (uv_stream_t *)&c->tcp);
@@ -433,8 +473,17 @@ static void req_reset(struct gw_http_req *r)
     r->last_was_value = false;
     r->complete = false;
     r->too_large = false;
+    r->is_nomem = false;
     r->keep_alive = false;
     r->upgrade = false;
+}
+
+/* An allocation failed while taking the request: not the client's fault,
+ * answered 503 instead of 400 (http_process). */
+static int nomem(struct gw_http_req *r)
+{
+    r->is_nomem = true;
+    return -1;
 }
 
 static int on_message_begin(http_parser *p)
@@ -455,7 +504,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
     struct gw_conn *c = p->data;
     if (count_header_bytes(c, n) != 0)
         return -1;
-    return ch_buf_append(&c->req.url, at, n) == 0 ? 0 : -1;
+    return ch_buf_append(&c->req.url, at, n) == 0 ? 0 : nomem(&c->req);
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
@@ -469,11 +518,11 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         /* A new header: terminate the previous pair. */
         if (r->n_headers > 0 && (ch_buf_append(&r->hdr_names, "", 1) != 0 ||
                                  ch_buf_append(&r->hdr_values, "", 1) != 0))
-            return -1;
+            return nomem(r);
         r->n_headers++;
         r->last_was_value = false;
     }
-    return ch_buf_append(&r->hdr_names, at, n) == 0 ? 0 : -1;
+    return ch_buf_append(&r->hdr_names, at, n) == 0 ? 0 : nomem(r);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
@@ -482,7 +531,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     if (count_header_bytes(c, n) != 0)
         return -1;
     c->req.last_was_value = true;
-    return ch_buf_append(&c->req.hdr_values, at, n) == 0 ? 0 : -1;
+    return ch_buf_append(&c->req.hdr_values, at, n) == 0 ? 0 : nomem(&c->req);
 }
 
 static int on_headers_complete(http_parser *p)
@@ -492,7 +541,7 @@ static int on_headers_complete(http_parser *p)
 
     if (r->n_headers > 0 && (ch_buf_append(&r->hdr_names, "", 1) != 0 ||
                              ch_buf_append(&r->hdr_values, "", 1) != 0))
-        return -1;
+        return nomem(r);
     r->method = p->method;
     r->keep_alive = http_should_keep_alive(p) != 0;
     if ((p->flags & F_CONTENTLENGTH) &&
@@ -510,7 +559,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
         r->too_large = true;
         return 0; /* keep parsing; the body is dropped, answer is 413 */
     }
-    return ch_buf_append(&r->body, at, n) == 0 ? 0 : -1;
+    return ch_buf_append(&r->body, at, n) == 0 ? 0 : nomem(r);
 }
 
 static int on_message_complete(http_parser *p)
@@ -674,7 +723,9 @@ static void http_process(struct gw_conn *c)
             http_parser_pause(&c->parser, 0);
         } else if (err != HPE_OK) {
             c->req.keep_alive = false;
-            if (c->req.header_bytes > CH_MAX_HTTP_HEADER_BYTES)
+            if (c->req.is_nomem)
+                gw__http_error(c, 503, "out of memory");
+            else if (c->req.header_bytes > CH_MAX_HTTP_HEADER_BYTES)
                 gw__http_error(c, 431, "request headers too large");
             else
                 gw__http_error(c, 400, "bad HTTP request: %s",

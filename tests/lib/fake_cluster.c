@@ -37,6 +37,8 @@ struct cluster {
     size_t n_admins, cap_admins;
     int64_t time;
     unsigned n_link_accepts;
+    int publish_status;        /* non-zero: the step fails publishes so */
+    const char *health_reason; /* NULL: healthy */
     struct cluster_metrics metrics;
 };
 
@@ -90,12 +92,29 @@ static bool step_publishes(struct cluster *c)
     /* Callbacks may publish again: they queue into fresh arrays. */
     c->pubs = NULL;
     c->n_pubs = c->cap_pubs = 0;
+    if (c->publish_status != 0) {
+        /* Not committed (or outcome unknown): nothing is applied. */
+        ch_batch_enc_reset(&c->enc);
+        for (size_t i = 0; i < n_pubs; i++)
+            pubs[i].cb(pubs[i].arg, c->publish_status, NULL);
+        c->metrics.publishes_failed += n_pubs;
+        free(pubs);
+        return true;
+    }
     rv = ch_batch_enc_finish(&c->enc, c->time, FAKE_DEDUP_WINDOW_S, malloc,
                              &entry, &entry_n);
     if (rv != 0)
         fail("ch_batch_enc_finish", rv);
     ch_batch_enc_reset(&c->enc);
     rv = ch_cmd_decode(entry, entry_n, &cmd);
+    if (rv == CH_ENOMEM) {
+        /* As a node that cannot apply: the outcome stays unknown. */
+        for (size_t i = 0; i < n_pubs; i++)
+            pubs[i].cb(pubs[i].arg, CH_EUNKNOWN, NULL);
+        free(entry);
+        free(pubs);
+        return true;
+    }
     if (rv != 0 || cmd.type != CH_CMD_PUBLISH || cmd.n_msgs != n_pubs)
         fail("decoding our own batch", rv ? rv : CH_ECORRUPT);
     results = calloc(n_pubs, sizeof *results);
@@ -104,6 +123,15 @@ static bool step_publishes(struct cluster *c)
     index = store_applied_index(c->store) + 1;
     rv = store_apply_publish(c->store, index, cmd.time, cmd.dedup_window_s,
                              cmd.msgs, cmd.n_msgs, results, &skipped);
+    if (rv == CH_ENOMEM) {
+        for (size_t i = 0; i < n_pubs; i++)
+            pubs[i].cb(pubs[i].arg, CH_EUNKNOWN, NULL);
+        ch_cmd_free(&cmd);
+        free(results);
+        free(entry);
+        free(pubs);
+        return true;
+    }
     if (rv != 0 || skipped)
         fail("store_apply_publish", rv ? rv : CH_EIO);
     c->metrics.entries_applied++;
@@ -306,14 +334,22 @@ bool cluster_is_leader(struct cluster *c)
 
 bool cluster_is_healthy(struct cluster *c)
 {
-    (void)c;
-    return true;
+    return c->health_reason == NULL;
 }
 
 const char *cluster_health_reason(struct cluster *c)
 {
-    (void)c;
-    return NULL;
+    return c->health_reason;
+}
+
+void fake_cluster_set_publish_status(struct cluster *c, int status)
+{
+    c->publish_status = status;
+}
+
+void fake_cluster_set_health(struct cluster *c, const char *reason)
+{
+    c->health_reason = reason;
 }
 
 void cluster_get_metrics(struct cluster *c, struct cluster_metrics *out)

@@ -22,5 +22,11 @@ bool fake_cluster_step(struct cluster *c);
 bool fake_cluster_idle(struct cluster *c);
 /* Node links the gateway handed over (each is closed at once). */
 unsigned fake_cluster_link_accepts(struct cluster *c);
+/* From the next step on, publishes are answered with `status` (0: they
+ * commit again) and not applied. */
+void fake_cluster_set_publish_status(struct cluster *c, int status);
+/* NULL: healthy; else the reason cluster_health_reason() gives (borrowed,
+ * must stay valid). */
+void fake_cluster_set_health(struct cluster *c, const char *reason);
 
 #endif

@@ -1,0 +1,372 @@
+/* Unit tests of the gateway's connections and HTTP/1.1 (src/gateway/
+ * http.c), in process against the stand-in cluster (tests/lib/
+ * gw_harness.h): keep-alive and pipelining answered in order; Connection:
+ * close drains, then the connection closes; a request split into single
+ * bytes; bad requests (400), bodies over the limit (413), headers at and
+ * over CH_MAX_HTTP_HEADER_BYTES (431); a client that leaves while its
+ * publish is pending still gets the answer; --max-connections at its
+ * limit; node-link upgrades handed over to the cluster; every allocation
+ * failing in turn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "lib/gw_harness.h"
+#include "lib/heap.h"
+
+static int setup(void **state)
+{
+    struct gw_fx *f = calloc(1, sizeof *f);
+
+    assert_non_null(f);
+    test_heap_setup();
+    gwfx_start(f, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct gw_fx *f = *state;
+
+    gwfx_stop(f);
+    free(f);
+    test_heap_tear_down();
+    return 0;
+}
+
+static const char health[] =
+    "GET /admin/healthcheck HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* Several requests in one write, answered in order on one connection. */
+static void test_http_pipelined_in_order(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hclient h;
+    struct hresp r;
+    static const char reqs[] =
+        "GET /admin/healthcheck HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET /nothing-here HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET /admin/topics/never/written HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET /admin/healthcheck HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const int want[] = {200, 404, 404, 200};
+
+    hc_connect(f, &h);
+    hc_sends(&h, reqs);
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(hc_response(&h, &r));
+        assert_int_equal(r.status, want[i]);
+        assert_true(r.keep_alive);
+        hresp_free(&r);
+    }
+    assert_false(h.is_eof);
+    hc_close(&h);
+}
+
+/* Connection: close is answered, then the server closes. */
+static void test_http_connection_close_drains(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hclient h;
+    struct hresp r;
+
+    hc_connect(f, &h);
+    hc_sends(&h, "GET /admin/healthcheck HTTP/1.1\r\nHost: t\r\n"
+                 "Connection: close\r\n\r\n");
+    assert_true(hc_response(&h, &r));
+    assert_int_equal(r.status, 200);
+    assert_false(r.keep_alive);
+    assert_non_null(strstr(r.body, "\"status\":\"ok\""));
+    hresp_free(&r);
+    assert_true(hc_wait_eof(&h));
+    hc_close(&h);
+}
+
+/* A request that arrives one byte per read (the connection keeps the
+ * partial request in its own buffer). */
+static void test_http_request_byte_by_byte(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hclient h;
+    struct hresp r;
+
+    hc_connect(f, &h);
+    for (size_t i = 0; i < sizeof health - 1; i++) {
+        hc_send(&h, health + i, 1);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_true(hc_response(&h, &r));
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    hc_close(&h);
+}
+
+static void test_http_garbage_is_400(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hclient h;
+    struct hresp r;
+
+    hc_connect(f, &h);
+    hc_sends(&h, "BLAH BLAH\r\n\r\n");
+    assert_true(hc_response(&h, &r));
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "\"error\""));
+    hresp_free(&r);
+    assert_true(hc_wait_eof(&h));
+    hc_close(&h);
+}
+
+/* Request headers: at CH_MAX_HTTP_HEADER_BYTES they are read, one byte
+ * more is 431. */
+static void test_http_header_limit(void **state)
+{
+    struct gw_fx *f = *state;
+    static const char line[] = "GET /x HTTP/1.1\r\n";
+    size_t cap = CH_MAX_HTTP_HEADER_BYTES + 256;
+    char *req = malloc(cap);
+    struct hclient h;
+    struct hresp r;
+
+    assert_non_null(req);
+    for (int over = 0; over <= 1; over++) {
+        /* The parser counts the URL, header names and values. */
+        size_t fill = CH_MAX_HTTP_HEADER_BYTES - 2 /* "/x" */ - 4 /* "Host" */ -
+                      1 /* "t" */ - 3 /* "X-A" */ + (size_t)over;
+        size_t n = 0;
+
+        n += (size_t)snprintf(req + n, cap - n, "%sHost: t\r\nX-A: ", line);
+        memset(req + n, 'a', fill);
+        n += fill;
+        n += (size_t)snprintf(req + n, cap - n, "\r\n\r\n");
+        hc_connect(f, &h);
+        hc_send(&h, req, n);
+        assert_true(hc_response(&h, &r));
+        if (over)
+            assert_int_equal(r.status, 431);
+        else
+            assert_int_equal(r.status, 404); /* read whole: no such path */
+        hresp_free(&r);
+        hc_close(&h);
+    }
+    free(req);
+}
+
+/* A body over --max-message-bytes is refused with 413 (from its
+ * Content-Length); one at the limit is taken. */
+static void test_http_body_limit(void **state)
+{
+    struct gw_fx *f = *state;
+    struct gw_fx_options o = {1024, 0, 0};
+    char body[1026];
+    struct hresp r;
+
+    gwfx_stop(f);
+    gwfx_start(f, &o);
+    memset(body, 'b', sizeof body);
+    body[1024] = '\0';
+    assert_true(
+        hc_request(f, "POST", "/api/message/lim?userId=u", NULL, body, &r));
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    body[1024] = 'b';
+    body[1025] = '\0';
+    assert_true(
+        hc_request(f, "POST", "/api/message/lim?userId=u", NULL, body, &r));
+    assert_int_equal(r.status, 413);
+    hresp_free(&r);
+}
+
+/* The client half-closes right after a publish: its answer still comes
+ * once the publish is committed. */
+static void test_http_eof_with_publish_pending(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hclient h;
+    struct hresp r;
+    static const char req[] = "POST /api/message/eof?userId=u HTTP/1.1\r\n"
+                              "Host: t\r\nContent-Length: 2\r\n\r\nhi";
+
+    gwfx_hold(f, true);
+    hc_connect(f, &h);
+    hc_sends(&h, req);
+    assert_int_equal(shutdown(h.fd, SHUT_WR), 0);
+    for (int i = 0; i < 50; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(h.in_n, 0); /* nothing committed yet */
+    gwfx_hold(f, false);
+    assert_true(hc_response(&h, &r));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"sequenceId\":1"));
+    hresp_free(&r);
+    assert_true(hc_wait_eof(&h));
+    hc_close(&h);
+}
+
+/* --max-connections: that many are served, one more is closed at once,
+ * and there is room again once one leaves. */
+static void test_http_connection_limit(void **state)
+{
+    struct gw_fx *f = *state;
+    struct gw_fx_options o = {0, 0, 3};
+    struct hclient h[4];
+    struct hresp r;
+
+    gwfx_stop(f);
+    gwfx_start(f, &o);
+    for (int i = 0; i < 3; i++) {
+        hc_connect(f, &h[i]);
+        hc_sends(&h[i], health);
+        assert_true(hc_response(&h[i], &r));
+        assert_int_equal(r.status, 200);
+        hresp_free(&r);
+    }
+    hc_connect(f, &h[3]);
+    hc_sends(&h[3], health);
+    assert_false(hc_response(&h[3], &r));
+    assert_true(h[3].is_eof);
+    assert_int_equal(f->gw->metrics.connections_refused, 1);
+    hc_close(&h[3]);
+    hc_close(&h[0]);
+    for (int i = 0; i < 50 && f->gw->metrics.connections_current > 2; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    hc_connect(f, &h[0]);
+    hc_sends(&h[0], health);
+    assert_true(hc_response(&h[0], &r));
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    for (int i = 0; i < 3; i++)
+        hc_close(&h[i]);
+}
+
+static const char link_upgrade[] =
+    "GET /internal/link?from=2 HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n\r\n";
+
+/* A node link's upgrade is handed to the cluster (which owns the link's
+ * protocol); bytes after the request are refused. */
+static void test_http_link_upgrade_handed_over(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hclient h;
+    struct hresp r;
+
+    hc_connect(f, &h);
+    hc_sends(&h, link_upgrade);
+    /* The stand-in closes what it is given: the connection ends. */
+    assert_true(hc_wait_eof(&h));
+    assert_int_equal(h.in_n, 0); /* the gateway itself answered nothing */
+    assert_int_equal(fake_cluster_link_accepts(f->cl), 1);
+    hc_close(&h);
+
+    /* Frames before the answer (RFC 6455 §4.1 forbids them), in the same
+     * read as the request: 400, nothing handed over. */
+    {
+        char both[sizeof link_upgrade + 8];
+        size_t n = sizeof link_upgrade - 1;
+
+        memcpy(both, link_upgrade, n);
+        memcpy(both + n, "\x82\x80xxxx", 6);
+        hc_connect(f, &h);
+        hc_send(&h, both, n + 6);
+        assert_true(hc_response(&h, &r));
+        assert_int_equal(r.status, 400);
+        hresp_free(&r);
+        assert_int_equal(fake_cluster_link_accepts(f->cl), 1);
+        hc_close(&h);
+    }
+}
+
+/* No memory for a new connection: it is closed, and the gateway keeps
+ * accepting (libuv stops polling a listener whose pending connection is
+ * never accepted). */
+static void test_http_accept_survives_no_memory(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hclient a, b, h;
+    struct hresp r;
+
+    test_heap_fault_config(0, 2); /* the next two allocations fail */
+    hc_connect(f, &a);
+    hc_connect(f, &b);
+    for (int i = 0; i < 20 && test_heap_fault_hits() < 2; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    test_heap_fault_off();
+    assert_int_equal(test_heap_fault_hits(), 2);
+    assert_int_equal(f->gw->metrics.connections_refused, 2);
+    assert_true(hc_wait_eof(&a));
+    assert_true(hc_wait_eof(&b));
+    hc_close(&a);
+    hc_close(&b);
+    hc_connect(f, &h);
+    hc_sends(&h, health);
+    assert_true(hc_response(&h, &r));
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    hc_close(&h);
+}
+
+/* Every allocation of a REST publish and a replay fails in turn: an error
+ * answer or the right one, never a crash or a leak. */
+static void test_http_each_allocation_fails(void **state)
+{
+    unsigned i;
+
+    (void)state;
+    for (i = 0; i < 500; i++) {
+        struct gw_fx *f;
+        struct hresp r;
+        unsigned hits;
+
+        setup((void **)&f);
+        test_heap_fault_config((int)i, 1);
+        if (hc_request(f, "POST", "/api/message/oom?userId=u", NULL, "x", &r)) {
+            if (!(r.status == 200 || r.status >= 500))
+                fail_msg("fault %u: POST answered %d %s", i, r.status, r.body);
+            hresp_free(&r);
+        }
+        if (hc_request(f, "GET", "/api/message/oom", NULL, NULL, &r)) {
+            if (!(r.status == 200 || r.status >= 500))
+                fail_msg("fault %u: GET answered %d %s", i, r.status, r.body);
+            hresp_free(&r);
+        }
+        hits = test_heap_fault_hits();
+        test_heap_fault_off();
+        teardown((void **)&f);
+        if (hits == 0)
+            break;
+    }
+    print_message("allocation faults tried: %u\n", i);
+    assert_true(i > 5 && i < 500);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_http_pipelined_in_order),
+        T(test_http_connection_close_drains),
+        T(test_http_request_byte_by_byte),
+        T(test_http_garbage_is_400),
+        T(test_http_header_limit),
+        T(test_http_body_limit),
+        T(test_http_eof_with_publish_pending),
+        T(test_http_connection_limit),
+        T(test_http_link_upgrade_handed_over),
+        T(test_http_accept_survives_no_memory),
+#undef T
+        cmocka_unit_test(test_http_each_allocation_fails),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
