@@ -147,9 +147,10 @@ struct gw_conn {
     struct ch_buf wbuf;
     uv_write_t wreq;
     bool writing;             /* a uv_write of wbuf is in flight */
-    bool is_failed;           /* out of memory in a callback: the pump
-                                 closes it (never from inside the index
-                                 walk of gw__sub_applied) */
+    bool is_failed;           /* out of memory while the index is walked
+                                 (gw__sub_applied) or the pump holds a
+                                 subscription: the next pump closes it */
+    bool is_pumping;          /* gw__sub_pump is running for it */
     uint64_t linger_until_ms; /* LINGERING: then closed regardless */
     uv_shutdown_t shutdown_req;
 

@@ -25,7 +25,7 @@ size_t gw__conn_queued(struct gw_conn *c)
 
 bool gw__conn_has_room(struct gw_conn *c)
 {
-    return gw__conn_queued(c) < c->gw->cfg.max_conn_buffer;
+    return !c->is_failed && gw__conn_queued(c) < c->gw->cfg.max_conn_buffer;
 }
 
 void gw__conn_write(struct gw_conn *c, const void *p, size_t n)
@@ -146,9 +146,10 @@ void gw__conn_close(struct gw_conn *c)
 {
     if (gw__conn_closing(c))
         return;
-    if (c->gw->is_delivering) {
-        /* Inside the walk of the subscription index: its entries must not
-         * change under it. The pump closes the connection. */
+    if (c->gw->is_delivering || c->is_pumping) {
+        /* Inside the walk of the subscription index, or the pump holds one
+         * of its subscriptions: they must not be freed under them. The
+         * next pump closes the connection. */
         c->is_failed = true;
         gw__sub_schedule_pump(c);
         return;

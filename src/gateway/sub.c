@@ -189,6 +189,10 @@ void gw__sub_run_pumps(struct gw *gw)
             gw__conn_close(c); /* failed inside the delivery walk */
         if (!gw__conn_closing(c)) {
             gw__sub_pump(c);
+            if (c->is_failed)
+                gw__conn_close(c); /* a send failed inside the pump */
+        }
+        if (!gw__conn_closing(c)) {
             gw__conn_flush(c);
             gw__conn_update_reading(c);
         }
@@ -467,9 +471,11 @@ void gw__sub_pump(struct gw_conn *c)
         return;
     }
     ch_buf_init(&scratch);
+    c->is_pumping = true; /* a failed send defers the close: is_failed */
     rv = pump_replays(c, t, &scratch);
     if (rv == 0)
         rv = pump_cursors(c, t, &scratch);
+    c->is_pumping = false;
     store_read_end(t);
     ch_buf_free(&scratch);
     if (rv != 0) {

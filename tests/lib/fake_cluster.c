@@ -39,6 +39,7 @@ struct cluster {
     unsigned n_link_accepts;
     int publish_status;        /* non-zero: the step fails publishes so */
     const char *health_reason; /* NULL: healthy */
+    bool is_unseen;            /* applied without the applied callback */
     struct cluster_metrics metrics;
 };
 
@@ -148,7 +149,7 @@ static bool step_publishes(struct cluster *c)
         else
             c->metrics.publishes_committed++;
     }
-    if (c->applied_cb != NULL)
+    if (c->applied_cb != NULL && !c->is_unseen)
         c->applied_cb(c->applied_arg, cmd.msgs, results, n_pubs);
     for (size_t i = 0; i < n_pubs; i++)
         pubs[i].cb(pubs[i].arg, 0, &results[i]);
@@ -350,6 +351,17 @@ void fake_cluster_set_publish_status(struct cluster *c, int status)
 void fake_cluster_set_health(struct cluster *c, const char *reason)
 {
     c->health_reason = reason;
+}
+
+void fake_cluster_set_unseen(struct cluster *c, bool is_unseen)
+{
+    c->is_unseen = is_unseen;
+}
+
+void fake_cluster_restored(struct cluster *c)
+{
+    if (c->restored_cb != NULL)
+        c->restored_cb(c->restored_arg);
 }
 
 void cluster_get_metrics(struct cluster *c, struct cluster_metrics *out)

@@ -28,5 +28,11 @@ void fake_cluster_set_publish_status(struct cluster *c, int status);
 /* NULL: healthy; else the reason cluster_health_reason() gives (borrowed,
  * must stay valid). */
 void fake_cluster_set_health(struct cluster *c, const char *reason);
+/* From the next step on, publishes are applied to the store without the
+ * applied callback (true), as entries a snapshot brings: the gateway
+ * learns of them only through fake_cluster_restored(). */
+void fake_cluster_set_unseen(struct cluster *c, bool is_unseen);
+/* Calls the restored callback, as after a snapshot was installed. */
+void fake_cluster_restored(struct cluster *c);
 
 #endif

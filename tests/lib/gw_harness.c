@@ -106,6 +106,11 @@ void gwfx_stop(struct gw_fx *f)
 {
     bool closed = false;
 
+    for (size_t i = 0; i < GWFX_MAX_CLIENTS; i++) {
+        if (f->clients[i] != NULL)
+            ch_wsconn_close(f->clients[i]);
+        f->clients[i] = NULL;
+    }
     /* What the stand-in still holds is answered before the gateway goes. */
     f->is_holding = false;
     for (int i = 0; i < 100 && !fake_cluster_idle(f->cl); i++)
@@ -133,6 +138,22 @@ void gwfx_hold(struct gw_fx *f, bool is_holding)
     f->is_holding = is_holding;
     if (!is_holding)
         uv_idle_start(&f->idle, idle_cb);
+}
+
+/* ---- WebSocket clients ---- */
+
+/* Replaces `old` by `now` in the fixture's client list. */
+static void track(struct gw_fx *f, struct ch_wsconn *now, struct ch_wsconn *old)
+{
+    for (size_t i = 0; i < GWFX_MAX_CLIENTS; i++) {
+        if (f->clients[i] == old) {
+            f->clients[i] = now;
+            return;
+        }
+    }
+    if (old != NULL)
+        fail_msg("client %p not tracked", (void *)old);
+    fail_msg("more than %d clients open", GWFX_MAX_CLIENTS);
 }
 
 /* ---- the HTTP client ---- */
@@ -403,6 +424,7 @@ static void wc_closed(struct ch_wsconn *ws, int status, const char *why)
     w->is_closed = true;
     w->close_status = status;
     w->close_code = ch_wsconn_close_code(ws);
+    track(w->f, NULL, ws);
     w->ws = NULL;
 }
 
@@ -424,6 +446,7 @@ void wc_connect(struct gw_fx *f, struct wclient *w, const char *path)
     assert_int_equal(
         ch_wsconn_connect(&f->x, f->addr, NULL, path, &cfg, &wc_cbs, w, &w->ws),
         0);
+    track(f, w->ws, NULL);
     assert_true(wc_wait(w, 1));
     assert_non_null(strstr(w->msgs[0], "#connected"));
 }
@@ -466,8 +489,10 @@ bool wc_wait_closed(struct wclient *w)
 
 void wc_close(struct wclient *w)
 {
-    if (w->ws != NULL)
+    if (w->ws != NULL) {
+        track(w->f, NULL, w->ws);
         ch_wsconn_close(w->ws);
+    }
     w->ws = NULL;
     for (size_t i = 0; i < w->n_msgs; i++)
         free(w->msgs[i]);

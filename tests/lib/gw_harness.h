@@ -18,6 +18,7 @@
 #include "lib/fake_cluster.h"
 
 #define GWFX_WAIT_MS 5000
+#define GWFX_MAX_CLIENTS 16
 
 struct gw_fx_options {
     size_t max_message_bytes; /* 0: the default */
@@ -34,6 +35,9 @@ struct gw_fx {
     char addr[64]; /* 127.0.0.1:<port> */
     int port;
     struct ch_wsctx x; /* for the WebSocket clients */
+    /* Clients not closed yet: a failed test leaves them behind (its stack
+     * is gone), gwfx_stop closes them without callbacks. */
+    struct ch_wsconn *clients[GWFX_MAX_CLIENTS];
     uv_check_t commit; /* steps the stand-in once per loop turn */
     uv_idle_t idle;    /* keeps the poll from blocking while it has work */
     bool is_holding;   /* publishes wait (no commit) */
