@@ -41,19 +41,35 @@ void ch_heap_set(const struct ch_heap *heap)
     current_heap = heap != NULL ? heap : &libc_heap;
 }
 
+/* Allocations that failed: any thread may fail one. */
+static unsigned long n_failures;
+
+static void *counted(void *p, size_t size)
+{
+    if (p == NULL && size > 0)
+        __atomic_add_fetch(&n_failures, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
 void *ch_malloc(size_t size)
 {
-    return current_heap->malloc(current_heap->data, size);
+    return counted(current_heap->malloc(current_heap->data, size), size);
 }
 
 void *ch_calloc(size_t nmemb, size_t size)
 {
-    return current_heap->calloc(current_heap->data, nmemb, size);
+    return counted(current_heap->calloc(current_heap->data, nmemb, size),
+                   nmemb * size);
 }
 
 void *ch_realloc(void *ptr, size_t size)
 {
-    return current_heap->realloc(current_heap->data, ptr, size);
+    return counted(current_heap->realloc(current_heap->data, ptr, size), size);
+}
+
+unsigned long ch_alloc_failures(void)
+{
+    return __atomic_load_n(&n_failures, __ATOMIC_RELAXED);
 }
 
 void ch_free(void *ptr)

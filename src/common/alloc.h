@@ -3,9 +3,10 @@
  * allocation to run the out-of-memory paths (tests/lib/heap.h).
  *
  * Memory from ch_malloc/ch_calloc/ch_realloc is freed with ch_free, never
- * with free(). Memory that libraries allocate themselves (jansson's
- * json_dumps, msgpack-c's sbuffer, raft_malloc, getaddrinfo) is freed with
- * the library's own function. The default heap is libc's. */
+ * with free(). Memory that libraries allocate themselves (msgpack-c's
+ * sbuffer, raft_malloc, getaddrinfo; jansson's where the gateway has not
+ * routed it here, see gw_create) is freed with the library's own
+ * function. The default heap is libc's. */
 #ifndef CHORUS_COMMON_ALLOC_H
 #define CHORUS_COMMON_ALLOC_H
 
@@ -32,6 +33,10 @@ __attribute__((malloc, warn_unused_result)) void *ch_calloc(size_t nmemb,
                                                             size_t size);
 __attribute__((warn_unused_result)) void *ch_realloc(void *ptr, size_t size);
 void ch_free(void *ptr);
+/* How many allocations failed so far (in any thread): a library that
+ * reports running out of memory as something else (jansson's parser says
+ * "syntax error") is told apart by this count changing. */
+unsigned long ch_alloc_failures(void);
 /* Copy of the NUL-terminated s, or NULL on no memory. */
 __attribute__((malloc, warn_unused_result)) char *ch_strdup(const char *s);
 

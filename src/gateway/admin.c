@@ -10,19 +10,6 @@
 
 #include <jansson.h>
 
-static void respond_json_value(struct gw_conn *c, int status, json_t *v)
-{
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
-
-    json_decref(v);
-    if (text == NULL) {
-        gw__http_error(c, 500, "out of memory");
-        return;
-    }
-    gw__http_respond_json(c, status, text);
-    free(text);
-}
-
 static const char *role_name(int role)
 {
     switch (role) {
@@ -38,35 +25,31 @@ static const char *role_name(int role)
 static void handle_cluster(struct gw_conn *c)
 {
     struct cluster_status st;
-    json_t *o = json_object();
     json_t *members = json_array();
 
     cluster_get_status(c->gw->cluster, &st);
-    for (unsigned i = 0; i < st.n_members; i++) {
-        json_t *m = json_object();
-        json_object_set_new(m, "id",
-                            json_integer((json_int_t)st.members[i].id));
-        json_object_set_new(m, "raft", json_string(st.members[i].raft));
-        json_object_set_new(m, "http",
-                            st.members[i].http[0]
-                                ? json_string(st.members[i].http)
-                                : json_null());
-        json_object_set_new(m, "role",
-                            json_string(role_name(st.members[i].role)));
-        json_array_append_new(members, m);
+    for (unsigned i = 0; members != NULL && i < st.n_members; i++) {
+        const struct cluster_member *mb = &st.members[i];
+        json_t *m = json_pack(
+            "{s:I,s:s,s:s?,s:s}", "id", (json_int_t)mb->id, "raft", mb->raft,
+            "http", mb->http[0] ? mb->http : NULL, "role", role_name(mb->role));
+        if (m == NULL || json_array_append_new(members, m) != 0) {
+            json_decref(members);
+            members = NULL;
+        }
     }
-    json_object_set_new(o, "id", json_integer((json_int_t)st.id));
-    json_object_set_new(o, "state", json_string(st.state));
-    json_object_set_new(o, "term", json_integer((json_int_t)st.term));
-    json_object_set_new(o, "leader",
-                        st.leader_id ? json_integer((json_int_t)st.leader_id)
-                                     : json_null());
-    json_object_set_new(o, "commitIndex",
-                        json_integer((json_int_t)st.commit_index));
-    json_object_set_new(o, "appliedIndex",
-                        json_integer((json_int_t)st.applied_index));
-    json_object_set_new(o, "members", members);
-    respond_json_value(c, 200, o);
+    if (members == NULL) {
+        gw__respond_value(c, 200, NULL);
+        return;
+    }
+    gw__respond_value(
+        c, 200,
+        json_pack("{s:I,s:s,s:I,s:o,s:I,s:I,s:o}", "id", (json_int_t)st.id,
+                  "state", st.state, "term", (json_int_t)st.term, "leader",
+                  st.leader_id ? json_integer((json_int_t)st.leader_id)
+                               : json_null(),
+                  "commitIndex", (json_int_t)st.commit_index, "appliedIndex",
+                  (json_int_t)st.applied_index, "members", members));
 }
 
 static void change_done(void *arg, int status, const char *text)
@@ -118,12 +101,16 @@ static bool json_id(json_t *o, const char *name, uint64_t *out, bool required)
 static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
 {
     json_t *body = NULL;
-    json_error_t err;
     uint64_t id = 0;
     int rv;
 
     if (c->req.body.len > 0) {
-        body = json_loadb(c->req.body.data, c->req.body.len, 0, &err);
+        bool is_nomem;
+        body = gw__json_load(c->req.body.data, c->req.body.len, &is_nomem);
+        if (body == NULL && is_nomem) {
+            gw__http_error(c, 503, "out of memory");
+            return;
+        }
         if (body == NULL || !json_is_object(body)) {
             json_decref(body);
             gw__http_error(c, 400, "body must be a JSON object");
@@ -131,6 +118,10 @@ static void handle_change(struct gw_conn *c, const char *op, size_t op_n)
         }
     } else {
         body = json_object();
+        if (body == NULL) {
+            gw__http_error(c, 503, "out of memory");
+            return;
+        }
     }
     if (op_n == 4 && strncmp(op, "join", 4) == 0) {
         const char *raft = json_string_value(json_object_get(body, "raft"));
@@ -181,48 +172,65 @@ static void handle_health(struct gw_conn *c)
 {
     struct cluster_status st;
     const char *reason = cluster_health_reason(c->gw->cluster);
-    bool ok = reason == NULL;
-    json_t *o = json_object();
+    json_t *leader;
 
     cluster_get_status(c->gw->cluster, &st);
-    json_object_set_new(o, "status", json_string(ok ? "ok" : "unavailable"));
-    if (!ok)
-        json_object_set_new(o, "reason", json_string(reason));
-    json_object_set_new(o, "id", json_integer((json_int_t)st.id));
-    json_object_set_new(o, "state", json_string(st.state));
-    json_object_set_new(o, "leader",
-                        st.leader_id ? json_integer((json_int_t)st.leader_id)
-                                     : json_null());
-    respond_json_value(c, ok ? 200 : 503, o);
+    leader =
+        st.leader_id ? json_integer((json_int_t)st.leader_id) : json_null();
+    if (reason == NULL)
+        gw__respond_value(c, 200,
+                          json_pack("{s:s,s:I,s:s,s:o}", "status", "ok", "id",
+                                    (json_int_t)st.id, "state", st.state,
+                                    "leader", leader));
+    else
+        gw__respond_value(c, 503,
+                          json_pack("{s:s,s:s,s:I,s:s,s:o}", "status",
+                                    "unavailable", "reason", reason, "id",
+                                    (json_int_t)st.id, "state", st.state,
+                                    "leader", leader));
 }
 
 static json_t *topic_json(const char *path, size_t path_n,
                           const struct store_topic *t)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "path", json_stringn(path, path_n));
-    json_object_set_new(o, "count", json_integer(t->count));
-    json_object_set_new(o, "firstSequenceId", json_integer(t->first_seq));
-    json_object_set_new(o, "lastSequenceId", json_integer(t->last_seq));
-    json_object_set_new(o, "bytes", json_integer(t->bytes));
-    return o;
+    return json_pack("{s:s%,s:I,s:I,s:I,s:I}", "path", path, path_n, "count",
+                     (json_int_t)t->count, "firstSequenceId",
+                     (json_int_t)t->first_seq, "lastSequenceId",
+                     (json_int_t)t->last_seq, "bytes", (json_int_t)t->bytes);
 }
+
+struct topic_list {
+    json_t *arr;
+    bool is_nomem;
+};
 
 static int list_cb(void *arg, const char *path, size_t path_n,
                    const struct store_topic *t)
 {
-    return json_array_append_new(arg, topic_json(path, path_n, t)) == 0 ? 0 : 1;
+    struct topic_list *tl = arg;
+    json_t *o = topic_json(path, path_n, t);
+
+    if (o == NULL || json_array_append_new(tl->arr, o) != 0) {
+        tl->is_nomem = true;
+        return 1; /* stop: the answer would be incomplete */
+    }
+    return 0;
 }
 
 static void handle_topics(struct gw_conn *c, const char *query)
 {
     char prefix[CH_MAX_TOPIC_BYTES + 2] = "";
+    struct topic_list tl = {NULL, false};
     struct store_txn *t;
-    json_t *arr, *o;
     size_t pn;
     int rv;
 
-    if (gw__query_get(query, "prefix", prefix, sizeof prefix)) {
+    rv = gw__query_get(query, "prefix", prefix, sizeof prefix);
+    if (rv < 0) {
+        gw__http_error(c, 400, "bad prefix");
+        return;
+    }
+    if (rv > 0) {
         pn = strlen(prefix);
         if (pn > 0 && !(pn == 1 && prefix[0] == '/') &&
             !ch_valid_topic(prefix, pn)) {
@@ -231,20 +239,27 @@ static void handle_topics(struct gw_conn *c, const char *query)
         }
     }
     pn = strlen(prefix);
-    arr = json_array();
+    tl.arr = json_array();
+    if (tl.arr == NULL) {
+        gw__respond_value(c, 200, NULL);
+        return;
+    }
     rv = store_read_begin(c->gw->store, &t);
     if (rv == 0) {
-        rv = store_topics_list(t, prefix, pn, list_cb, arr);
+        rv = store_topics_list(t, prefix, pn, list_cb, &tl);
         store_read_end(t);
     }
     if (rv != 0) {
-        json_decref(arr);
+        json_decref(tl.arr);
         gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
         return;
     }
-    o = json_object();
-    json_object_set_new(o, "topics", arr);
-    respond_json_value(c, 200, o);
+    if (tl.is_nomem) {
+        json_decref(tl.arr);
+        gw__respond_value(c, 200, NULL);
+        return;
+    }
+    gw__respond_value(c, 200, json_pack("{s:o}", "topics", tl.arr));
 }
 
 static void handle_topic(struct gw_conn *c, const char *path, size_t path_n)
@@ -271,7 +286,7 @@ static void handle_topic(struct gw_conn *c, const char *path, size_t path_n)
         gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
         return;
     }
-    respond_json_value(c, 200, topic_json(path, path_n, &info));
+    gw__respond_value(c, 200, topic_json(path, path_n, &info));
 }
 
 /* The metric table: written once, used for Prometheus text and JSON. */
@@ -314,10 +329,14 @@ static void handle_metrics(struct gw_conn *c, bool json)
     if (json) {
         o = json_object();
 #define X_JSON(name, type, value)                                              \
-    json_object_set_new(o, name, json_integer((json_int_t)(value)));
+    if (o != NULL && json_object_set_new(                                      \
+                         o, name, json_integer((json_int_t)(value))) != 0) {   \
+        json_decref(o);                                                        \
+        o = NULL;                                                              \
+    }
         GW_METRICS(X_JSON)
 #undef X_JSON
-        respond_json_value(c, 200, o);
+        gw__respond_value(c, 200, o); /* NULL: out of memory */
         return;
     }
     ch_buf_init(&b);
@@ -332,7 +351,7 @@ static void handle_metrics(struct gw_conn *c, bool json)
     return;
 oom:
     ch_buf_free(&b);
-    gw__http_error(c, 500, "out of memory");
+    gw__http_error(c, 503, "out of memory");
 }
 
 void gw__admin_handle(struct gw_conn *c)

@@ -16,6 +16,7 @@ int gw_create(uv_loop_t *loop, const struct gw_config *cfg,
 {
     struct gw *gw = ch_calloc(1, sizeof *gw);
 
+    gw__json_use_heap();
     if (gw == NULL) {
         snprintf(errmsg, CH_ERRMSG_SIZE, "out of memory");
         return CH_ENOMEM;

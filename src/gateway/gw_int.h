@@ -294,11 +294,23 @@ void gw__sub_restored(void *arg);
  * (after '?') or "". */
 const char *gw__url_split(const struct gw_http_req *r, size_t *path_n);
 /* Percent-decodes query parameter `name` into out (NUL-terminated).
- * Returns true if present. */
-bool gw__query_get(const char *query, const char *name, char *out,
-                   size_t out_size);
-
+ * Returns 1 if present, 0 if absent, -1 if present but not representable
+ * (a NUL byte in it, or longer than out_size - 1): a bad request. */
+int gw__query_get(const char *query, const char *name, char *out,
+                  size_t out_size);
 void gw__rest_handle(struct gw_conn *c);
 void gw__admin_handle(struct gw_conn *c);
+/* json.c */
+struct json_t;
+/* Routes jansson's allocations through the heap hook (gw_create). */
+void gw__json_use_heap(void);
+/* Parses n bytes of JSON text; NULL on failure, with *is_nomem telling
+ * running out of memory (503) from bad input (400). */
+struct json_t *gw__json_load(const char *p, size_t n, bool *is_nomem);
+/* Appends the compact JSON text of v to out. Returns 0 or CH_ENOMEM. */
+int gw__json_dump(const struct json_t *v, struct ch_buf *out);
+/* Answers v (taken: released here) as JSON with status; v NULL means
+ * building it ran out of memory: 503 instead. */
+void gw__respond_value(struct gw_conn *c, int status, struct json_t *v);
 
 #endif

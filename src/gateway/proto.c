@@ -99,13 +99,17 @@ int gw_proto_parse(const char *frame, size_t len, size_t max_body,
             return GW_PARSE_BAD_SEND;
         }
         if (cmd->header.n > 0) {
-            json_error_t err;
+            bool is_nomem;
             json_t *j;
             if (cmd->header.n > CH_MAX_HEADER_BYTES) {
                 *why = "header too large";
                 return GW_PARSE_BAD_REQUEST;
             }
-            j = json_loadb(cmd->header.p, cmd->header.n, 0, &err);
+            j = gw__json_load(cmd->header.p, cmd->header.n, &is_nomem);
+            if (j == NULL && is_nomem) {
+                *why = "out of memory: not committed";
+                return GW_PARSE_BAD_SEND;
+            }
             if (j == NULL || !json_is_object(j)) {
                 json_decref(j);
                 *why = "bad header JSON: want an object";

@@ -33,40 +33,43 @@ static int hexval(char ch)
     return -1;
 }
 
-bool gw__query_get(const char *query, const char *name, char *out,
-                   size_t out_size)
+int gw__query_get(const char *query, const char *name, char *out,
+                  size_t out_size)
 {
     size_t name_n = strlen(name);
     const char *p = query;
 
+    CH_ASSERT(out_size > 0);
     while (*p != '\0') {
         const char *end = strchr(p, '&');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > name_n && strncmp(p, name, name_n) == 0 && p[name_n] == '=') {
+        if (len >= name_n && strncmp(p, name, name_n) == 0 &&
+            (len == name_n || p[name_n] == '=')) {
             size_t o = 0;
-            for (size_t i = name_n + 1; i < len && o + 1 < out_size; i++) {
-                if (p[i] == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 &&
+            for (size_t i = name_n + 1; i < len; i++) {
+                char ch = p[i];
+                if (ch == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 &&
                     hexval(p[i + 2]) >= 0) {
-                    out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+                    ch = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
                     i += 2;
-                } else if (p[i] == '+') {
-                    out[o++] = ' ';
-                } else {
-                    out[o++] = p[i];
+                } else if (ch == '+') {
+                    ch = ' ';
                 }
+                /* Cut or with a NUL inside, it is not the value sent. */
+                if (ch == '\0' || o + 1 >= out_size) {
+                    out[0] = '\0';
+                    return -1;
+                }
+                out[o++] = ch;
             }
             out[o] = '\0';
-            return true;
-        }
-        if (len == name_n && strncmp(p, name, name_n) == 0) {
-            out[0] = '\0';
-            return true;
+            return 1;
         }
         p += len;
         if (*p == '&')
             p++;
     }
-    return false;
+    return 0;
 }
 
 /* An in-flight REST publish. */
@@ -109,17 +112,18 @@ static void rest_publish_cb(void *arg, int status,
     gw__conn_unref(c);
 }
 
-/* Builds the header JSON object from X-Guble-* / X-Chorus-* headers. */
-static char *headers_json(const struct gw_http_req *r)
+/* Builds the header JSON object from X-Guble-* / X-Chorus-* headers into
+ * out (left empty when there are none). Returns 0 or CH_ENOMEM. */
+static int headers_json(const struct gw_http_req *r, struct ch_buf *out)
 {
     const char *n = r->hdr_names.data;
     const char *v = r->hdr_values.data;
     json_t *obj = json_object();
-    char *out = NULL;
+    int rv = 0;
 
     if (obj == NULL)
-        return NULL;
-    for (size_t i = 0; i < r->n_headers; i++) {
+        return CH_ENOMEM;
+    for (size_t i = 0; i < r->n_headers && rv == 0; i++) {
         const char *name = NULL;
         if (strncasecmp(n, "x-guble-", 8) == 0)
             name = n + 8;
@@ -127,17 +131,14 @@ static char *headers_json(const struct gw_http_req *r)
             name = n + 9;
         if (name != NULL && *name != '\0' &&
             json_object_set_new(obj, name, json_string(v)) != 0)
-            goto out;
+            rv = CH_ENOMEM;
         n += strlen(n) + 1;
         v += strlen(v) + 1;
     }
-    if (json_object_size(obj) == 0)
-        out = strdup(""); /* freed with free(), like json_dumps */
-    else
-        out = json_dumps(obj, JSON_COMPACT);
-out:
+    if (rv == 0 && json_object_size(obj) > 0)
+        rv = gw__json_dump(obj, out);
     json_decref(obj);
-    return out;
+    return rv;
 }
 
 static void rest_publish(struct gw_conn *c, const char *path, size_t path_n,
@@ -147,25 +148,26 @@ static void rest_publish(struct gw_conn *c, const char *path, size_t path_n,
     char msgid[CH_MAX_ID_BYTES + 2] = "";
     struct rest_pub *rp;
     struct ch_msg m;
-    char *hdr;
+    struct ch_buf hdr;
     int rv;
 
-    if (gw__query_get(query, "userId", user, sizeof user) &&
-        !ch_valid_id(user, strlen(user))) {
+    rv = gw__query_get(query, "userId", user, sizeof user);
+    if (rv < 0 || (rv > 0 && !ch_valid_id(user, strlen(user)))) {
         gw__http_error(c, 400, "bad userId");
         return;
     }
-    if (gw__query_get(query, "messageId", msgid, sizeof msgid) &&
-        msgid[0] != '\0' && !ch_valid_id(msgid, strlen(msgid))) {
+    rv = gw__query_get(query, "messageId", msgid, sizeof msgid);
+    if (rv < 0 ||
+        (rv > 0 && msgid[0] != '\0' && !ch_valid_id(msgid, strlen(msgid)))) {
         gw__http_error(c, 400, "bad messageId");
         return;
     }
-    hdr = headers_json(&c->req);
+    ch_buf_init(&hdr);
     rp = ch_calloc(1, sizeof *rp);
-    if (hdr == NULL || rp == NULL) {
-        free(hdr);
+    if (rp == NULL || headers_json(&c->req, &hdr) != 0) {
+        ch_buf_free(&hdr);
         ch_free(rp);
-        gw__http_error(c, 500, "out of memory");
+        gw__http_error(c, 503, "out of memory");
         return;
     }
     rp->conn = c;
@@ -181,13 +183,13 @@ static void rest_publish(struct gw_conn *c, const char *path, size_t path_n,
     m.app.n = 4;
     m.msgid.p = msgid;
     m.msgid.n = strlen(msgid);
-    m.header.p = hdr;
-    m.header.n = strlen(hdr);
+    m.header.p = hdr.data;
+    m.header.n = hdr.len;
     m.body.p = c->req.body.data ? c->req.body.data : "";
     m.body.n = c->req.body.len;
     c->gw->metrics.publishes++;
     rv = cluster_publish(c->gw->cluster, &m, rest_publish_cb, rp);
-    free(hdr);
+    ch_buf_free(&hdr);
     if (rv != 0) {
         ch_free(rp);
         c->gw->metrics.publish_errors++;
@@ -202,38 +204,41 @@ struct replay_json {
     int rv;
 };
 
+/* One stored message as REST JSON (docs/protocol.md "REST"); NULL when
+ * out of memory (json_pack fails whole, never a message with fields
+ * missing). */
 static json_t *msg_to_json(const struct ch_msg *m)
 {
-    json_t *o = json_object();
-    json_t *headers = NULL;
+    bool is_text = ch_valid_utf8(m->body.p, m->body.n);
+    json_t *headers = NULL, *body;
 
-    if (o == NULL)
-        return NULL;
+    /* Stored headers are JSON objects (checked when published): failing
+     * to load one is running out of memory, not a reason to drop it. */
     if (m->header.n > 0)
         headers = json_loadb(m->header.p, m->header.n, 0, NULL);
-    if (headers == NULL)
+    else
         headers = json_object();
-    json_object_set_new(o, "path", json_stringn(m->path.p, m->path.n));
-    json_object_set_new(o, "sequenceId", json_integer(m->seq));
-    json_object_set_new(o, "userId", json_stringn(m->user.p, m->user.n));
-    json_object_set_new(o, "applicationId", json_stringn(m->app.p, m->app.n));
-    json_object_set_new(o, "messageId", json_stringn(m->msgid.p, m->msgid.n));
-    json_object_set_new(o, "time", json_integer(m->time));
-    json_object_set_new(o, "headers", headers);
-    if (ch_valid_utf8(m->body.p, m->body.n)) {
-        json_object_set_new(o, "body", json_stringn(m->body.p, m->body.n));
+    if (headers == NULL)
+        return NULL;
+    if (is_text) {
+        body = json_stringn(m->body.p, m->body.n);
     } else {
         size_t cap = 4 * ((m->body.n + 2) / 3) + 1;
         unsigned char *b64 = ch_malloc(cap);
         if (b64 == NULL) {
-            json_decref(o);
+            json_decref(headers);
             return NULL;
         }
         EVP_EncodeBlock(b64, (const unsigned char *)m->body.p, (int)m->body.n);
-        json_object_set_new(o, "bodyBase64", json_string((char *)b64));
+        body = json_string((char *)b64);
         ch_free(b64);
     }
-    return o;
+    return json_pack("{s:s%,s:I,s:s%,s:s%,s:s%,s:I,s:o,s:o}", "path", m->path.p,
+                     m->path.n, "sequenceId", (json_int_t)m->seq, "userId",
+                     m->user.p, m->user.n, "applicationId", m->app.p, m->app.n,
+                     "messageId", m->msgid.p, m->msgid.n, "time",
+                     (json_int_t)m->time, "headers", headers,
+                     is_text ? "body" : "bodyBase64", body);
 }
 
 static int replay_json_cb(void *arg, const struct ch_msg *m)
@@ -255,16 +260,17 @@ static void rest_replay(struct gw_conn *c, const char *path, size_t path_n,
     long long from = 1, limit = CH_REST_DEFAULT_LIMIT;
     struct replay_json rj = {NULL, 0};
     struct store_txn *t;
-    char *text;
     int rv;
 
-    if (gw__query_get(query, "from", num, sizeof num) &&
-        (!ch_parse_i64(num, strlen(num), &from) || from < 0)) {
+    rv = gw__query_get(query, "from", num, sizeof num);
+    if (rv < 0 ||
+        (rv > 0 && (!ch_parse_i64(num, strlen(num), &from) || from < 0))) {
         gw__http_error(c, 400, "bad from: want a number >= 0");
         return;
     }
-    if (gw__query_get(query, "limit", num, sizeof num) &&
-        (!ch_parse_i64(num, strlen(num), &limit) || limit < 1)) {
+    rv = gw__query_get(query, "limit", num, sizeof num);
+    if (rv < 0 ||
+        (rv > 0 && (!ch_parse_i64(num, strlen(num), &limit) || limit < 1))) {
         gw__http_error(c, 400, "bad limit: want a number >= 1");
         return;
     }
@@ -272,7 +278,7 @@ static void rest_replay(struct gw_conn *c, const char *path, size_t path_n,
         limit = CH_REST_MAX_LIMIT;
     rj.arr = json_array();
     if (rj.arr == NULL) {
-        gw__http_error(c, 500, "out of memory");
+        gw__http_error(c, 503, "out of memory");
         return;
     }
     rv = store_read_begin(c->gw->store, &t);
@@ -285,17 +291,13 @@ static void rest_replay(struct gw_conn *c, const char *path, size_t path_n,
         rv = rj.rv;
     if (rv != 0) {
         json_decref(rj.arr);
-        gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
+        if (rv == CH_ENOMEM)
+            gw__http_error(c, 503, "out of memory");
+        else
+            gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
         return;
     }
-    text = json_dumps(rj.arr, JSON_COMPACT);
-    json_decref(rj.arr);
-    if (text == NULL) {
-        gw__http_error(c, 500, "out of memory");
-        return;
-    }
-    gw__http_respond_json(c, 200, text);
-    free(text);
+    gw__respond_value(c, 200, rj.arr);
 }
 
 void gw__rest_handle(struct gw_conn *c)

@@ -624,7 +624,7 @@ static bool fault_done(void *arg)
  * never a crash, a leak or silence. */
 static void test_ws_each_allocation_fails(void **state)
 {
-    static const char *cmds[] = {"> /f m1\n\nx", "+ /f 1", "+ /g",
+    static const char *cmds[] = {"> /f m1\n{\"k\":\"v\"}\nx", "+ /f 1", "+ /g",
                                  "> /g/h m2\n\ny"};
     /* greeting, #send, fetch-start, msg, fetch-done, subscribed-to,
      * subscribed-to, #send, the live /g/h. */

@@ -1,0 +1,379 @@
+/* Unit tests of the admin API (src/gateway/admin.c) in process against
+ * the stand-in cluster (tests/lib/gw_harness.h), checked against
+ * docs/protocol.md "Admin": health with and without a reason, the cluster
+ * status, membership changes answered from the cluster's callback (and
+ * their bad bodies), topics by whole-segment prefix and one by one,
+ * Prometheus text and JSON metrics that agree, methods and unknown paths,
+ * and every allocation failing in turn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "lib/gw_harness.h"
+#include "lib/heap.h"
+
+static int setup(void **state)
+{
+    struct gw_fx *f = calloc(1, sizeof *f);
+
+    assert_non_null(f);
+    test_heap_setup();
+    gwfx_start(f, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct gw_fx *f = *state;
+
+    gwfx_stop(f);
+    free(f);
+    test_heap_tear_down();
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static json_t *request(struct gw_fx *f, const char *method, const char *path,
+                       const char *body, int status)
+{
+    struct hresp r;
+    json_error_t err;
+    json_t *v;
+
+    assert_true(hc_request(f, method, path, NULL, body, &r));
+    if (r.status != status)
+        fail_msg("%s %s: %d %s, expected %d", method, path, r.status, r.body,
+                 status);
+    v = json_loadb(r.body, r.body_n, 0, &err);
+    if (v == NULL)
+        fail_msg("%s %s: not JSON (%s): %s", method, path, err.text, r.body);
+    hresp_free(&r);
+    return v;
+}
+
+static long long int_of(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    if (!json_is_integer(v))
+        fail_msg("field %s missing or not an integer", name);
+    return json_integer_value(v);
+}
+
+static const char *str_of(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    if (!json_is_string(v))
+        fail_msg("field %s missing or not a string", name);
+    return json_string_value(v);
+}
+
+static void publish(struct gw_fx *f, const char *topic, int n)
+{
+    char path[300];
+
+    snprintf(path, sizeof path, "/api/message%s", topic);
+    for (int i = 0; i < n; i++)
+        json_decref(request(f, "POST", path, "body", 200));
+}
+
+/* Checks a complete /admin/cluster answer. */
+static void check_cluster(json_t *v)
+{
+    json_t *members = json_object_get(v, "members");
+
+    assert_int_equal(int_of(v, "id"), 1);
+    assert_string_equal(str_of(v, "state"), "leader");
+    assert_int_equal(int_of(v, "term"), 3);
+    assert_int_equal(int_of(v, "leader"), 1);
+    assert_true(int_of(v, "commitIndex") >= 0);
+    assert_true(int_of(v, "appliedIndex") >= 0);
+    assert_true(json_is_array(members));
+    assert_int_equal(json_array_size(members), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *m = json_array_get(members, i);
+        assert_int_equal(int_of(m, "id"), (long long)i + 1);
+        (void)str_of(m, "raft");
+        (void)str_of(m, "role");
+        assert_non_null(json_object_get(m, "http"));
+    }
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* 200 "ok" when healthy, 503 with the cluster's reason when not. */
+static void test_admin_health(void **state)
+{
+    struct gw_fx *f = *state;
+    json_t *v;
+
+    v = request(f, "GET", "/admin/healthcheck", NULL, 200);
+    assert_string_equal(str_of(v, "status"), "ok");
+    assert_int_equal(int_of(v, "leader"), 1);
+    assert_null(json_object_get(v, "reason"));
+    json_decref(v);
+    fake_cluster_set_health(f->cl, "no leader known");
+    v = request(f, "GET", "/admin/healthcheck", NULL, 503);
+    assert_string_equal(str_of(v, "status"), "unavailable");
+    assert_string_equal(str_of(v, "reason"), "no leader known");
+    json_decref(v);
+    fake_cluster_set_health(f->cl, NULL);
+    v = request(f, "GET", "/admin/healthcheck", NULL, 200);
+    json_decref(v);
+}
+
+static void test_admin_cluster_status(void **state)
+{
+    struct gw_fx *f = *state;
+    json_t *v;
+
+    publish(f, "/c", 2);
+    v = request(f, "GET", "/admin/cluster", NULL, 200);
+    check_cluster(v);
+    assert_int_equal(int_of(v, "appliedIndex"), 2);
+    json_decref(v);
+}
+
+/* Membership changes: answered (with the cluster as it is then) once the
+ * cluster calls back; refusals map to 400/404; bad bodies are 400 before
+ * the cluster sees them. */
+static void test_admin_membership_changes(void **state)
+{
+    struct gw_fx *f = *state;
+    static const struct {
+        const char *path, *body;
+        int status;
+    } cases[] = {
+        {"/admin/cluster/join",
+         "{\"id\":4,\"raft\":\"127.0.0.1:9004\",\"http\":\"127.0.0.1:8004\"}",
+         200},
+        {"/admin/cluster/join",
+         "{\"id\":5,\"raft\":\"a:1\",\"http\":\"b:2\",\"role\":\"spare\"}",
+         200},
+        {"/admin/cluster/leave", "{\"id\":2}", 200},
+        {"/admin/cluster/leave", "{\"id\":9}", 404}, /* not a member */
+        {"/admin/cluster/transfer", "{}", 200},
+        {"/admin/cluster/transfer", "", 200},
+        {"/admin/cluster/transfer", "{\"id\":3}", 200},
+        /* Refused before the cluster is asked. */
+        {"/admin/cluster/join", "{\"id\":4,\"raft\":\"a:1\"}", 400},
+        {"/admin/cluster/join",
+         "{\"id\":4,\"raft\":\"a:1\",\"http\":\"b:2\",\"role\":\"king\"}", 400},
+        {"/admin/cluster/join", "{\"id\":0,\"raft\":\"a:1\",\"http\":\"b:2\"}",
+         400},
+        {"/admin/cluster/leave", "{}", 400},
+        {"/admin/cluster/leave", "{\"id\":-1}", 400},
+        {"/admin/cluster/leave", "{\"id\":\"2\"}", 400},
+        {"/admin/cluster/leave", "[2]", 400},
+        {"/admin/cluster/leave", "{\"id\":", 400},
+        {"/admin/cluster/transfer", "{\"id\":1.5}", 400},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *v =
+            request(f, "POST", cases[i].path, cases[i].body, cases[i].status);
+        if (cases[i].status == 200)
+            check_cluster(v);
+        else
+            (void)str_of(v, "error");
+        json_decref(v);
+    }
+    /* A long address is refused whole, never cut. */
+    {
+        char body[1024];
+        char addr[CH_MAX_ADDR_BYTES + 2];
+        json_t *v;
+        memset(addr, 'a', sizeof addr - 1);
+        addr[sizeof addr - 1] = '\0';
+        snprintf(body, sizeof body,
+                 "{\"id\":6,\"raft\":\"%s\",\"http\":\"b:2\"}", addr);
+        v = request(f, "POST", "/admin/cluster/join", body, 400);
+        json_decref(v);
+    }
+}
+
+/* Topics under a prefix match whole segments; one topic by path; a topic
+ * never written is 404. */
+static void test_admin_topics(void **state)
+{
+    struct gw_fx *f = *state;
+    json_t *v, *topics;
+
+    publish(f, "/a/b", 3);
+    publish(f, "/a/c", 1);
+    publish(f, "/ab", 1);
+    v = request(f, "GET", "/admin/topics?prefix=/a", NULL, 200);
+    topics = json_object_get(v, "topics");
+    assert_int_equal(json_array_size(topics), 2);
+    assert_string_equal(str_of(json_array_get(topics, 0), "path"), "/a/b");
+    assert_int_equal(int_of(json_array_get(topics, 0), "count"), 3);
+    assert_string_equal(str_of(json_array_get(topics, 1), "path"), "/a/c");
+    json_decref(v);
+    v = request(f, "GET", "/admin/topics", NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(v, "topics")), 3);
+    json_decref(v);
+    v = request(f, "GET", "/admin/topics?prefix=/", NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(v, "topics")), 3);
+    json_decref(v);
+    json_decref(request(f, "GET", "/admin/topics?prefix=a//b", NULL, 400));
+
+    v = request(f, "GET", "/admin/topics/a/b", NULL, 200);
+    assert_string_equal(str_of(v, "path"), "/a/b");
+    assert_int_equal(int_of(v, "count"), 3);
+    assert_int_equal(int_of(v, "firstSequenceId"), 1);
+    assert_int_equal(int_of(v, "lastSequenceId"), 3);
+    assert_true(int_of(v, "bytes") >= 3 * 4);
+    json_decref(v);
+    v = request(f, "GET", "/admin/topics/never", NULL, 404);
+    assert_non_null(strstr(str_of(v, "error"), "never written"));
+    json_decref(v);
+    json_decref(request(f, "GET", "/admin/topics/a/../b", NULL, 400));
+}
+
+/* The Prometheus text and the JSON give the same figures. */
+static void test_admin_metrics(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hresp r;
+    json_t *v;
+    const char *line;
+
+    publish(f, "/m", 4);
+    assert_true(hc_request(f, "GET", "/metrics", NULL, NULL, &r));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "# TYPE chorus_publishes_total counter\n"));
+    line = strstr(r.body, "\nchorus_publishes_total ");
+    assert_non_null(line);
+    assert_int_equal(strtoll(line + 24, NULL, 10), 4);
+    line = strstr(r.body, "\nchorus_publishes_committed_total ");
+    assert_non_null(line);
+    assert_int_equal(strtoll(line + 34, NULL, 10), 4);
+    assert_non_null(strstr(r.body, "\nchorus_healthy 1\n"));
+    hresp_free(&r);
+    v = request(f, "GET", "/admin/metrics", NULL, 200);
+    assert_int_equal(int_of(v, "chorus_publishes_total"), 4);
+    assert_int_equal(int_of(v, "chorus_publishes_committed_total"), 4);
+    assert_int_equal(int_of(v, "chorus_healthy"), 1);
+    assert_int_equal(json_object_size(v), 23);
+    json_decref(v);
+}
+
+/* Wrong methods are 405, unknown admin paths 404, all as JSON errors. */
+static void test_admin_methods_and_paths(void **state)
+{
+    struct gw_fx *f = *state;
+    static const struct {
+        const char *method, *path;
+        int status;
+    } cases[] = {
+        {"POST", "/admin/healthcheck", 405}, {"DELETE", "/admin/cluster", 405},
+        {"GET", "/admin/cluster/join", 405}, {"PUT", "/admin/topics", 405},
+        {"POST", "/admin/topics/a", 405},    {"POST", "/metrics", 405},
+        {"GET", "/admin/nothing", 404},      {"GET", "/admin/cluster/", 404},
+        {"GET", "/admin/topics/", 404},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *v =
+            request(f, cases[i].method, cases[i].path, NULL, cases[i].status);
+        (void)str_of(v, "error");
+        json_decref(v);
+    }
+}
+
+/* Each admin answer with each allocation failing in turn: complete, or a
+ * 5xx JSON error (or the connection closed), never an answer with fields
+ * missing, a crash or a leak. */
+static void test_admin_each_allocation_fails(void **state)
+{
+    static const struct {
+        const char *method, *path, *body;
+    } reqs[] = {
+        {"GET", "/admin/cluster", NULL},
+        {"GET", "/admin/healthcheck", NULL},
+        {"GET", "/admin/topics?prefix=/t", NULL},
+        {"GET", "/admin/topics/t/1", NULL},
+        {"GET", "/admin/metrics", NULL},
+        {"GET", "/metrics", NULL},
+        {"POST", "/admin/cluster/leave", "{\"id\":2}"},
+    };
+    const size_t n = sizeof reqs / sizeof reqs[0];
+    unsigned i, tried = 0;
+
+    (void)state;
+    for (size_t k = 0; k < n; k++) {
+        for (i = 0; i < 1000; i++) {
+            struct gw_fx *f;
+            struct hresp r;
+            bool has;
+            unsigned hits;
+
+            setup((void **)&f);
+            publish(f, "/t/1", 1);
+            publish(f, "/t/2", 1);
+            test_heap_fault_config((int)i, 1);
+            has = hc_request(f, reqs[k].method, reqs[k].path, NULL,
+                             reqs[k].body, &r);
+            hits = test_heap_fault_hits();
+            test_heap_fault_off();
+            if (has && r.status == 200 && strcmp(reqs[k].path, "/metrics")) {
+                json_t *v = json_loadb(r.body, r.body_n, 0, NULL);
+                if (v == NULL)
+                    fail_msg("%s with fault %u: 200 and not JSON: %s",
+                             reqs[k].path, i, r.body);
+                if (k == 0 || k == 6)
+                    check_cluster(v);
+                else if (k == 1)
+                    assert_string_equal(str_of(v, "status"), "ok");
+                else if (k == 2)
+                    assert_int_equal(
+                        json_array_size(json_object_get(v, "topics")), 2);
+                else if (k == 3)
+                    assert_int_equal(json_object_size(v), 5);
+                else if (k == 4)
+                    assert_int_equal(json_object_size(v), 23);
+                json_decref(v);
+            } else if (has && r.status == 200) {
+                assert_non_null(strstr(r.body, "\nchorus_healthy 1\n"));
+            } else if (has && r.status < 500) {
+                fail_msg("%s with fault %u: %d %s", reqs[k].path, i, r.status,
+                         r.body);
+            }
+            if (has)
+                hresp_free(&r);
+            teardown((void **)&f);
+            tried++;
+            if (hits == 0)
+                break;
+        }
+        assert_true(i > 0 && i < 1000);
+    }
+    print_message("allocation faults tried: %u\n", tried);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_admin_health),
+        T(test_admin_cluster_status),
+        T(test_admin_membership_changes),
+        T(test_admin_topics),
+        T(test_admin_metrics),
+        T(test_admin_methods_and_paths),
+#undef T
+        cmocka_unit_test(test_admin_each_allocation_fails),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

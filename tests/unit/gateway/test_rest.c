@@ -1,0 +1,336 @@
+/* Unit tests of the REST API (src/gateway/rest.c) in process against the
+ * stand-in cluster (tests/lib/gw_harness.h), checked against
+ * docs/protocol.md "REST": a publish answered after commit with the
+ * #send JSON, X-Guble-/X-Chorus- headers, replays with from and limit
+ * (capped at CH_REST_MAX_LIMIT), binary bodies as bodyBase64, the
+ * de-dup of a repeated messageId, bad requests, publishes the cluster
+ * refuses, and every allocation failing in turn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "lib/gw_harness.h"
+#include "lib/heap.h"
+
+static int setup(void **state)
+{
+    struct gw_fx *f = calloc(1, sizeof *f);
+
+    assert_non_null(f);
+    test_heap_setup();
+    gwfx_start(f, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct gw_fx *f = *state;
+
+    gwfx_stop(f);
+    free(f);
+    test_heap_tear_down();
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* A request whose answer must have `status`; returns the body as JSON
+ * (the caller releases it). */
+static json_t *request(struct gw_fx *f, const char *method, const char *path,
+                       const char *headers, const char *body, int status)
+{
+    struct hresp r;
+    json_error_t err;
+    json_t *v;
+
+    assert_true(hc_request(f, method, path, headers, body, &r));
+    if (r.status != status)
+        fail_msg("%s %s: %d %s, expected %d", method, path, r.status, r.body,
+                 status);
+    v = json_loadb(r.body, r.body_n, 0, &err);
+    if (v == NULL)
+        fail_msg("%s %s: not JSON (%s): %s", method, path, err.text, r.body);
+    hresp_free(&r);
+    return v;
+}
+
+static long long int_of(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    if (!json_is_integer(v))
+        fail_msg("field %s missing or not an integer", name);
+    return json_integer_value(v);
+}
+
+static const char *str_of(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    if (!json_is_string(v))
+        fail_msg("field %s missing or not a string", name);
+    return json_string_value(v);
+}
+
+static void publish(struct gw_fx *f, const char *topic, int n)
+{
+    char path[300];
+
+    snprintf(path, sizeof path, "/api/message%s?userId=u", topic);
+    for (int i = 0; i < n; i++)
+        json_decref(request(f, "POST", path, NULL, "x", 200));
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* A publish is answered after commit with the #send JSON; the replay
+ * gives every field, headers from X-Guble-/X-Chorus- included. */
+static void test_rest_publish_then_replay(void **state)
+{
+    struct gw_fx *f = *state;
+    json_t *v, *m;
+
+    v = request(f, "POST", "/api/message/r/s?userId=alice&messageId=m-1",
+                "X-Guble-Color: red\r\nX-Chorus-Size: 9\r\nX-Other: no\r\n",
+                "hello", 200);
+    assert_int_equal(int_of(v, "sequenceId"), 1);
+    assert_string_equal(str_of(v, "path"), "/r/s");
+    assert_string_equal(str_of(v, "publisherMessageId"), "m-1");
+    assert_true(int_of(v, "messagePublishingTime") > 0);
+    json_decref(v);
+
+    v = request(f, "GET", "/api/message/r/s", NULL, NULL, 200);
+    assert_true(json_is_array(v));
+    assert_int_equal(json_array_size(v), 1);
+    m = json_array_get(v, 0);
+    assert_string_equal(str_of(m, "path"), "/r/s");
+    assert_int_equal(int_of(m, "sequenceId"), 1);
+    assert_string_equal(str_of(m, "userId"), "alice");
+    assert_string_equal(str_of(m, "applicationId"), "rest");
+    assert_string_equal(str_of(m, "messageId"), "m-1");
+    assert_true(int_of(m, "time") > 0);
+    assert_string_equal(str_of(m, "body"), "hello");
+    assert_string_equal(str_of(json_object_get(m, "headers"), "Color"), "red");
+    assert_string_equal(str_of(json_object_get(m, "headers"), "Size"), "9");
+    assert_int_equal(json_object_size(json_object_get(m, "headers")), 2);
+    json_decref(v);
+}
+
+/* from and limit select the range; limit is capped at CH_REST_MAX_LIMIT;
+ * a topic never written gives []. */
+static void test_rest_replay_range(void **state)
+{
+    struct gw_fx *f = *state;
+    const int n = CH_REST_MAX_LIMIT + 20;
+    struct wclient w;
+    json_t *v;
+
+    /* Many at once over WebSocket: one answer per publish, in order. */
+    wc_connect(f, &w, "/stream");
+    for (int i = 0; i < n; i++)
+        wc_send(&w, "> /many\n\nm");
+    assert_true(wc_wait(&w, 1 + (size_t)n));
+    wc_close(&w);
+
+    v = request(f, "GET", "/api/message/many?from=5&limit=3", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 3);
+    assert_int_equal(int_of(json_array_get(v, 0), "sequenceId"), 5);
+    assert_int_equal(int_of(json_array_get(v, 2), "sequenceId"), 7);
+    json_decref(v);
+    v = request(f, "GET", "/api/message/many", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), CH_REST_DEFAULT_LIMIT);
+    json_decref(v);
+    v = request(f, "GET", "/api/message/many?from=0&limit=1000000", NULL, NULL,
+                200);
+    assert_int_equal(json_array_size(v), CH_REST_MAX_LIMIT);
+    assert_int_equal(int_of(json_array_get(v, 0), "sequenceId"), 1);
+    json_decref(v);
+    v = request(f, "GET", "/api/message/many?from=10015", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), n - 10014);
+    json_decref(v);
+    v = request(f, "GET", "/api/message/never/written", NULL, NULL, 200);
+    assert_true(json_is_array(v));
+    assert_int_equal(json_array_size(v), 0);
+    json_decref(v);
+}
+
+/* A body that is not UTF-8 comes back as bodyBase64. */
+static void test_rest_binary_body_base64(void **state)
+{
+    struct gw_fx *f = *state;
+    struct wclient w;
+    json_t *v, *m;
+
+    wc_connect(f, &w, "/stream");
+    /* A binary frame: header empty, body 0xff 0x00 0x01. */
+    assert_int_equal(ch_wsconn_send(w.ws, true, "> /bin\n\n\xff\x00\x01", 11),
+                     0);
+    assert_true(wc_wait(&w, 2));
+    wc_close(&w);
+    v = request(f, "GET", "/api/message/bin", NULL, NULL, 200);
+    m = json_array_get(v, 0);
+    assert_non_null(m);
+    assert_null(json_object_get(m, "body"));
+    assert_string_equal(str_of(m, "bodyBase64"), "/wAB");
+    json_decref(v);
+}
+
+/* The same (path, user, messageId) again is not stored twice: the answer
+ * carries the original sequenceId. */
+static void test_rest_repeated_message_id(void **state)
+{
+    struct gw_fx *f = *state;
+    json_t *v;
+
+    publish(f, "/d", 2);
+    for (int i = 0; i < 2; i++) {
+        v = request(f, "POST", "/api/message/d?userId=u&messageId=once", NULL,
+                    "x", 200);
+        assert_int_equal(int_of(v, "sequenceId"), 3);
+        json_decref(v);
+    }
+    v = request(f, "GET", "/api/message/d", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 3);
+    json_decref(v);
+}
+
+/* Bad paths, ids and numbers: 400; other methods 405; other URLs 404; a
+ * body over --max-message-bytes 413. Each answer is a JSON error. */
+static void test_rest_bad_requests(void **state)
+{
+    struct gw_fx *f = *state;
+    static const struct {
+        const char *method, *path;
+        int status;
+    } cases[] = {
+        {"POST", "/api/message/a//b", 400},
+        {"POST", "/api/message/a/../b", 400},
+        {"POST", "/api/message/a?userId=bad%20user", 400},
+        {"POST", "/api/message/a?messageId=%00", 400},
+        {"GET", "/api/message/a?from=-1", 400},
+        {"GET", "/api/message/a?from=x", 400},
+        {"GET", "/api/message/a?limit=0", 400},
+        /* Longer than any number: refused, not cut to a shorter one. */
+        {"GET", "/api/message/a?from=10000000000000000000000000000000000001",
+         400},
+        {"PUT", "/api/message/a", 405},
+        {"DELETE", "/api/message/a", 405},
+        {"GET", "/api/messages/a", 404},
+        {"GET", "/api/message/", 400}, /* "/" is not a topic */
+    };
+    json_t *v;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        v = request(f, cases[i].method, cases[i].path, NULL, "x",
+                    cases[i].status);
+        assert_non_null(json_object_get(v, "error"));
+        json_decref(v);
+    }
+    v = request(f, "GET", "/api/message/a", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 0); /* nothing was stored */
+    json_decref(v);
+}
+
+/* A publish the cluster does not commit: 503 saying "not committed" or
+ * "outcome unknown" (docs/protocol.md "REST"). */
+static void test_rest_publish_refused(void **state)
+{
+    struct gw_fx *f = *state;
+    json_t *v;
+
+    fake_cluster_set_publish_status(f->cl, CH_ENOTLEADER);
+    v = request(f, "POST", "/api/message/x", NULL, "b", 503);
+    assert_non_null(strstr(str_of(v, "error"), "not committed"));
+    json_decref(v);
+    fake_cluster_set_publish_status(f->cl, CH_ETIMEDOUT);
+    v = request(f, "POST", "/api/message/x", NULL, "b", 503);
+    assert_non_null(strstr(str_of(v, "error"), "outcome unknown"));
+    json_decref(v);
+    fake_cluster_set_publish_status(f->cl, 0);
+    v = request(f, "POST", "/api/message/x", NULL, "b", 200);
+    assert_int_equal(int_of(v, "sequenceId"), 1);
+    json_decref(v);
+}
+
+/* Publish (with headers) and replay with each allocation failing in turn:
+ * the right answer or a 5xx JSON error, never a crash, a leak or an
+ * answer with fields missing. */
+static void test_rest_each_allocation_fails(void **state)
+{
+    unsigned i;
+
+    (void)state;
+    for (i = 0; i < 1000; i++) {
+        struct gw_fx *f;
+        struct hresp pub, get;
+        bool has_pub, has_get;
+        unsigned hits;
+
+        setup((void **)&f);
+        test_heap_fault_config((int)i, 1);
+        has_pub = hc_request(f, "POST", "/api/message/oom?messageId=a",
+                             "X-Guble-K: v\r\n", "x", &pub);
+        has_get = hc_request(f, "GET", "/api/message/oom", NULL, NULL, &get);
+        hits = test_heap_fault_hits();
+        test_heap_fault_off();
+        if (has_pub) {
+            if (pub.status == 200) {
+                json_t *v = json_loadb(pub.body, pub.body_n, 0, NULL);
+                assert_non_null(v);
+                assert_int_equal(int_of(v, "sequenceId"), 1);
+                json_decref(v);
+            } else if (pub.status < 500) {
+                fail_msg("fault %u: POST %d %s", i, pub.status, pub.body);
+            }
+            hresp_free(&pub);
+        }
+        if (has_get) {
+            json_t *v = json_loadb(get.body, get.body_n, 0, NULL);
+            assert_non_null(v);
+            if (get.status == 200) {
+                json_t *m = json_array_get(v, 0);
+                if (m != NULL) {
+                    /* Complete, or not there at all. */
+                    assert_int_equal(json_object_size(m), 8);
+                    assert_string_equal(str_of(m, "body"), "x");
+                    assert_string_equal(
+                        str_of(json_object_get(m, "headers"), "K"), "v");
+                }
+            } else if (get.status < 500) {
+                fail_msg("fault %u: GET %d %s", i, get.status, get.body);
+            }
+            json_decref(v);
+            hresp_free(&get);
+        }
+        teardown((void **)&f);
+        if (hits == 0)
+            break;
+    }
+    print_message("allocation faults tried: %u\n", i);
+    assert_true(i > 10 && i < 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_rest_publish_then_replay),
+        T(test_rest_replay_range),
+        T(test_rest_binary_body_base64),
+        T(test_rest_repeated_message_id),
+        T(test_rest_bad_requests),
+        T(test_rest_publish_refused),
+#undef T
+        cmocka_unit_test(test_rest_each_allocation_fails),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
