@@ -1068,7 +1068,7 @@ static int cmd_tail(const struct ctl *ctl)
             goto out;
         }
         rv = ch_wsc_recv(ws, CTL_TAIL_POLL_MS, &is_binary, &data, &n);
-        if (rv == CH_ETIMEDOUT || rv == CH_ESHUTDOWN)
+        if (rv == CH_ETIMEDOUT)
             continue;
         if (rv != 0) {
             rv = fail("%s: %s", ctl->server, ch_wsc_errmsg(ws));

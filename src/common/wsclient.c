@@ -32,6 +32,7 @@ struct ch_wsc {
     size_t max_msg_bytes; /* limit for one received message */
     struct ch_queue msgs; /* received and not taken, owned */
     bool is_open;         /* the upgrade succeeded */
+    bool is_sending;      /* what was sent is not all written yet */
     int end_status;       /* why the connection ended, 0 while it works */
     char errmsg[CH_ERRMSG_SIZE];
 };
@@ -81,9 +82,17 @@ static void on_closed(struct ch_wsconn *ws, int status, const char *why)
     }
 }
 
+static void on_drained(struct ch_wsconn *ws)
+{
+    struct ch_wsc *c = ch_wsconn_data(ws);
+
+    c->is_sending = false;
+}
+
 static const struct ch_wsconn_cbs wsc_cbs = {
     .open = on_open,
     .message = on_message,
+    .drained = on_drained,
     .closed = on_closed,
 };
 
@@ -130,9 +139,12 @@ static bool is_open(const struct ch_wsc *c)
     return c->is_open;
 }
 
+/* Written to the socket: also when the connection ended right after
+ * (e.g. the peer's answer to it was over our limit), which is not a
+ * failure of the send. */
 static bool is_sent(const struct ch_wsc *c)
 {
-    return c->ws != NULL && ch_wsconn_queued(c->ws) == 0;
+    return !c->is_sending || (c->ws != NULL && ch_wsconn_queued(c->ws) == 0);
 }
 
 static bool has_msg(const struct ch_wsc *c)
@@ -212,6 +224,7 @@ int ch_wsc_send(struct ch_wsc *c, bool is_binary, const void *data, size_t n,
         return CH_EIO;
     }
     rv = ch_wsconn_send(c->ws, is_binary, data, n);
+    c->is_sending = rv == 0;
     if (rv != 0) {
         snprintf(c->errmsg, sizeof(c->errmsg), "%s",
                  rv == CH_ENOMEM ? "out of memory" : "connection closed");
@@ -226,12 +239,15 @@ int ch_wsc_recv(struct ch_wsc *c, int timeout_ms, bool *is_binary, char **data,
     struct wsc_msg *m;
     int rv;
 
-    c->errmsg[0] = '\0';
     if (c->ws == NULL && !has_msg(c)) {
-        snprintf(c->errmsg, sizeof(c->errmsg), "%s",
-                 c->end_status != 0 ? "connection closed" : "not connected");
+        /* Ended before this call (e.g. while sending): the same answer as
+         * if it had ended during it; errmsg still says why. */
+        if (c->end_status != 0)
+            return c->end_status;
+        snprintf(c->errmsg, sizeof(c->errmsg), "not connected");
         return CH_EIO;
     }
+    c->errmsg[0] = '\0';
     rv = run_until(c, has_msg, timeout_ms, "waiting for a message");
     if (rv != 0)
         return rv;

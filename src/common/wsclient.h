@@ -48,7 +48,8 @@ __attribute__((warn_unused_result)) int ch_wsc_send(struct ch_wsc *c,
  * tells the opcode. Returns 0, CH_ETIMEDOUT, CH_EIO (socket error,
  * connection closed by the server: the text says which, with the close
  * code), CH_ETOOBIG (message over the limit), CH_EPROTO (bad frames) or
- * CH_ENOMEM. */
+ * CH_ENOMEM; once the connection ended, after the messages received
+ * before, the same code again (also when it ended during another call). */
 __attribute__((warn_unused_result)) int ch_wsc_recv(struct ch_wsc *c,
                                                     int timeout_ms,
                                                     bool *is_binary,

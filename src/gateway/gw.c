@@ -201,6 +201,7 @@ static void close_timer_cb(uv_timer_t *t)
 void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
 {
     struct ch_queue *q;
+    bool is_flushed = true;
     int rv;
 
     gw->closing = true;
@@ -219,7 +220,15 @@ void gw_close(struct gw *gw, gw_close_cb cb, void *arg)
         return;
     }
     CH_QUEUE_FOREACH (q, &gw->conns) {
-        gw__conn_flush(CH_QUEUE_DATA(q, struct gw_conn, link));
+        struct gw_conn *c = CH_QUEUE_DATA(q, struct gw_conn, link);
+        gw__conn_flush(c);
+        is_flushed = is_flushed && !c->writing && gw__conn_queued(c) == 0;
+    }
+    if (is_flushed) {
+        /* Nothing to let go out first: close now (the close callback
+         * still comes from a handle's close, never from this call). */
+        close_timer_cb(&gw->close_timer);
+        return;
     }
     rv = uv_timer_start(&gw->close_timer, close_timer_cb, GW_CLOSE_FLUSH_MS, 0);
     CH_ASSERT(rv == 0); /* initialised in gw_start, closed only here */

@@ -1,7 +1,6 @@
 /* The cluster test fixture of cluster_fixture.h. */
 #include "cluster_fixture.h"
 
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,19 +13,12 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "lib/heap.h"
 #include "lib/loop.h"
+#include "lib/tmpdir.h"
 
 /* A snapshot per this many entries would only slow the tests. */
 #define CF_NO_SNAPSHOTS (1u << 30)
-
-static int rm_entry(const char *p, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 /* The fixture's raft_io has no async work: the FSM runs as v2 with its
  * snapshot taken in one go (begin + write). */
@@ -93,7 +85,6 @@ static void node_create(struct cluster_fx *x, unsigned i, const char *spec,
 
 void cf_start(struct cluster_fx *x, const struct cf_options *o)
 {
-    const char *tmp = getenv("TMPDIR");
     struct raft_configuration conf;
     char spec[CF_MAX_NODES * 64];
     size_t spec_n = 0;
@@ -103,9 +94,7 @@ void cf_start(struct cluster_fx *x, const struct cf_options *o)
     x->n = o->n_nodes;
     x->publish_timeout_ms = o->publish_timeout_ms;
     assert_int_equal(uv_loop_init(&x->loop), 0);
-    snprintf(x->base, sizeof x->base, "%s/chorus-cf-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    assert_non_null(mkdtemp(x->base));
+    test_tmpdir_make(x->base, sizeof x->base, "cf");
     assert_int_equal(raft_fixture_initialize(&x->f), 0);
     /* Gateways first: their addresses go into the --cluster spec, which
      * is where a node finds a member's gateway before the directory has
@@ -131,6 +120,7 @@ void cf_start(struct cluster_fx *x, const struct cf_options *o)
         cf_step(x);
     assert_true(x->nodes[0].c->is_ready);
     cf_tick(x);
+    x->is_running = true;
 }
 
 static void closed_cb(struct cluster *c, void *arg)
@@ -161,6 +151,9 @@ unsigned cf_grow(struct cluster_fx *x)
 
 void cf_stop(struct cluster_fx *x)
 {
+    if (!x->is_running)
+        return;
+    x->is_running = false;
     /* The fixture first: pending raft requests fail into the clusters,
      * which still exist. */
     raft_fixture_close(&x->f);
@@ -184,7 +177,50 @@ void cf_stop(struct cluster_fx *x)
         if (nd->store != NULL)
             store_close(nd->store);
     }
-    assert_int_equal(nftw(x->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    test_tmpdir_remove(x->base);
+}
+
+void cf_answer_cb(void *arg, int status, const char *text)
+{
+    struct cf_answer *a = arg;
+
+    a->n_fired++;
+    assert_int_equal(a->n_fired, 1);
+    a->status = status;
+    snprintf(a->text, sizeof a->text, "%s", text);
+}
+
+bool cf_answered(void *arg)
+{
+    return ((struct cf_answer *)arg)->n_fired > 0;
+}
+
+int cf_setup(void **state, size_t size)
+{
+    struct cluster_fx *x;
+
+    assert_true(size >= sizeof *x);
+    x = calloc(1, size);
+    assert_non_null(x);
+    test_heap_setup();
+    *state = x;
+    return 0;
+}
+
+int cf_teardown(void **state)
+{
+    struct cluster_fx *x = *state;
+
+    cf_stop(x);
+    free(x);
+    test_heap_tear_down();
+    return 0;
+}
+
+struct cluster *cf_node(struct cluster_fx *x, unsigned i)
+{
+    assert_true(i < x->n);
+    return x->nodes[i].c;
 }
 
 void cf_step(struct cluster_fx *x)

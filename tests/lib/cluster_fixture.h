@@ -45,8 +45,16 @@ struct cluster_fx {
     char base[256];
     unsigned n;
     unsigned publish_timeout_ms;
+    bool is_running; /* started and not stopped */
     struct cf_node nodes[CF_MAX_NODES];
 };
+
+/* cmocka set-up and tear-down for a test's fixture struct of `size`
+ * bytes whose first member is a struct cluster_fx (zeroed, not started):
+ * the test heap is counting between them; the tear-down stops the
+ * cluster if it runs and fails the test on a leak. */
+int cf_setup(void **state, size_t size);
+int cf_teardown(void **state);
 
 /* Sets up and starts the nodes; node 0 becomes leader and is ready (its
  * leader barrier applied). Fails the test on error. */
@@ -56,9 +64,11 @@ void cf_start(struct cluster_fx *x, const struct cf_options *o);
  * address "<id>"). */
 unsigned cf_grow(struct cluster_fx *x);
 /* Stops everything (fixture first: its pending callbacks fire), closes
- * the loop, removes the directories. */
+ * the loop, removes the directories. Does nothing if not running. */
 void cf_stop(struct cluster_fx *x);
 
+/* The cluster object of node i. */
+struct cluster *cf_node(struct cluster_fx *x, unsigned i);
 /* One event of everything (see the file comment). */
 void cf_step(struct cluster_fx *x);
 /* Runs each node's periodic work once. */
@@ -66,6 +76,16 @@ void cf_tick(struct cluster_fx *x);
 /* Steps (ticking every 50 fixture steps) until pred(arg) or max_steps. */
 bool cf_step_until(struct cluster_fx *x, bool (*pred)(void *), void *arg,
                    unsigned max_steps);
+
+/* The outcome of one admin request (cluster_admin_cb): record it with
+ * cf_answer_cb (arg: the struct), wait for it with cf_answered. */
+struct cf_answer {
+    unsigned n_fired; /* fails the test if it fires twice */
+    int status;
+    char text[200];
+};
+void cf_answer_cb(void *arg, int status, const char *text);
+bool cf_answered(void *arg);
 
 /* The leader's index, or n when there is none. */
 unsigned cf_leader(struct cluster_fx *x);

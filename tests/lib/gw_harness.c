@@ -2,7 +2,6 @@
 #include "gw_harness.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <setjmp.h>
@@ -17,18 +16,11 @@
 #include <cmocka.h>
 #include <http_parser.h>
 
+#include "lib/heap.h"
 #include "lib/loop.h"
+#include "lib/tmpdir.h"
 
 /* ---- the gateway ---- */
-
-static int rm_entry(const char *p, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 static void idle_cb(uv_idle_t *h)
 {
@@ -51,7 +43,6 @@ static void commit_cb(uv_check_t *h)
 
 void gwfx_start(struct gw_fx *f, const struct gw_fx_options *o)
 {
-    const char *tmp = getenv("TMPDIR");
     struct gw_config cfg;
     struct sockaddr_storage sa;
     int len = sizeof sa;
@@ -59,9 +50,7 @@ void gwfx_start(struct gw_fx *f, const struct gw_fx_options *o)
 
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    snprintf(f->dir, sizeof f->dir, "%s/chorus-gw-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    test_tmpdir_make(f->dir, sizeof f->dir, "gw");
     if (store_open(f->dir, 1ULL << 30, &f->store, errmsg) != 0)
         fail_msg("store_open: %s", errmsg);
     f->cl = fake_cluster_create(f->store);
@@ -124,7 +113,28 @@ void gwfx_stop(struct gw_fx *f)
     gw_destroy(f->gw);
     fake_cluster_destroy(f->cl);
     store_close(f->store);
-    assert_int_equal(nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    test_tmpdir_remove(f->dir);
+}
+
+int gwfx_setup(void **state)
+{
+    struct gw_fx *f = calloc(1, sizeof *f);
+
+    assert_non_null(f);
+    test_heap_setup();
+    gwfx_start(f, NULL);
+    *state = f;
+    return 0;
+}
+
+int gwfx_teardown(void **state)
+{
+    struct gw_fx *f = *state;
+
+    gwfx_stop(f);
+    free(f);
+    test_heap_tear_down();
+    return 0;
 }
 
 bool gwfx_run_until(struct gw_fx *f, bool (*pred)(void *), void *arg,
@@ -138,6 +148,42 @@ void gwfx_hold(struct gw_fx *f, bool is_holding)
     f->is_holding = is_holding;
     if (!is_holding)
         uv_idle_start(&f->idle, idle_cb);
+}
+
+json_t *hc_json(struct gw_fx *f, const char *method, const char *path,
+                const char *headers, const char *body, int status)
+{
+    struct hresp r;
+    json_error_t err;
+    json_t *v;
+
+    assert_true(hc_request(f, method, path, headers, body, &r));
+    if (r.status != status)
+        fail_msg("%s %s: %d %s, expected %d", method, path, r.status, r.body,
+                 status);
+    v = json_loadb(r.body, r.body_n, 0, &err);
+    if (v == NULL)
+        fail_msg("%s %s: not JSON (%s): %s", method, path, err.text, r.body);
+    hresp_free(&r);
+    return v;
+}
+
+long long json_int_of(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    if (!json_is_integer(v))
+        fail_msg("field %s missing or not an integer", name);
+    return json_integer_value(v);
+}
+
+const char *json_str_of(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    if (!json_is_string(v))
+        fail_msg("field %s missing or not a string", name);
+    return json_string_value(v);
 }
 
 /* ---- WebSocket clients ---- */

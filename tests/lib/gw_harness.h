@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "common/wsconn.h"
@@ -43,6 +44,11 @@ struct gw_fx {
     bool is_holding;   /* publishes wait (no commit) */
 };
 
+/* cmocka set-up and tear-down: a started fixture (default options) with
+ * the test heap counting between them (the tear-down fails the test on a
+ * leak). */
+int gwfx_setup(void **state);
+int gwfx_teardown(void **state);
 void gwfx_start(struct gw_fx *f, const struct gw_fx_options *o);
 /* Closes the gateway and every client's loop handle, the store and the
  * directory; fails the test if the loop cannot be closed. */
@@ -87,6 +93,15 @@ void hresp_free(struct hresp *r);
  * extra header lines ("Name: value\r\n..."), the response. */
 bool hc_request(struct gw_fx *f, const char *method, const char *path,
                 const char *headers, const char *body, struct hresp *r);
+
+/* One request whose answer must have `status` (else the test fails) and
+ * a JSON body, returned (json_decref it). */
+json_t *hc_json(struct gw_fx *f, const char *method, const char *path,
+                const char *headers, const char *body, int status);
+/* Field `name` of object o; fails the test if missing or of another
+ * type. */
+long long json_int_of(json_t *o, const char *name);
+const char *json_str_of(json_t *o, const char *name);
 
 /* ---- a WebSocket client ---- */
 

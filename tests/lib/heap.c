@@ -180,3 +180,20 @@ long test_heap_live(void)
 {
     return h.live - h.baseline;
 }
+
+unsigned test_heap_each_fault(void (*run)(void *arg, int i), void *arg,
+                              unsigned min_runs, unsigned max_runs)
+{
+    unsigned i;
+
+    for (i = 0; i < max_runs; i++) {
+        run(arg, (int)i);
+        /* Kept from the run: test_heap_setup resets it, tear-down not. */
+        if (h.hits == 0)
+            break;
+    }
+    print_message("allocation faults tried: %u\n", i);
+    if (i < min_runs || i >= max_runs)
+        fail_msg("%u runs: expected %u to %u", i, min_runs, max_runs);
+    return i;
+}

@@ -35,6 +35,16 @@ void test_heap_fault_config(int delay, int repeat);
 void test_heap_fault_off(void);
 /* Allocations that were failed so far. */
 unsigned test_heap_fault_hits(void);
+/* Runs run(arg, i) for i = 0, 1, 2, ...: each run sets up its world (with
+ * test_heap_setup), calls test_heap_fault_config(i, 1) once the operation
+ * under test is about to start, runs it, checks the outcome, calls
+ * test_heap_fault_off() and tears down (test_heap_tear_down: no leak).
+ * Stops after the first run in which no allocation failed: each one was
+ * failed once. Fails the test if that takes fewer than min_runs runs (the
+ * operation allocates less than expected: the test would prove nothing)
+ * or more than max_runs. Prints and returns the runs made. */
+unsigned test_heap_each_fault(void (*run)(void *arg, int i), void *arg,
+                              unsigned min_runs, unsigned max_runs);
 /* Allocations live now (made since setup and not freed). */
 long test_heap_live(void);
 

@@ -31,40 +31,17 @@ struct rec {
     struct cluster *c;     /* where it was published */
 };
 
-struct answer {
-    unsigned n_fired;
-    int status;
-    char text[200];
-};
-
 /* Outcomes live with the fixture: requests still pending when a test
  * returns are answered by its tear-down. */
 struct fx {
     struct cluster_fx cx;
-    bool is_started;
     struct rec r[2];
-    struct answer a;
+    struct cf_answer a;
 };
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-
-    assert_non_null(f);
-    test_heap_setup();
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    if (f->is_started)
-        cf_stop(&f->cx);
-    free(f);
-    test_heap_tear_down();
-    return 0;
+    return cf_setup(state, sizeof(struct fx));
 }
 
 static void start(struct fx *f, unsigned timeout_ms)
@@ -72,12 +49,11 @@ static void start(struct fx *f, unsigned timeout_ms)
     struct cf_options o = {3, 3, timeout_ms};
 
     cf_start(&f->cx, &o);
-    f->is_started = true;
 }
 
 static struct cluster *node(struct fx *f, unsigned i)
 {
-    return f->cx.nodes[i].c;
+    return cf_node(&f->cx, i);
 }
 
 static void pub_cb(void *arg, int status, const struct store_result *res)
@@ -90,16 +66,6 @@ static void pub_cb(void *arg, int status, const struct store_result *res)
     if (res != NULL)
         r->res = *res;
     r->applied_then = store_applied_index(cluster_store(r->c));
-}
-
-static void answer_cb(void *arg, int status, const char *text)
-{
-    struct answer *a = arg;
-
-    a->n_fired++;
-    assert_int_equal(a->n_fired, 1);
-    a->status = status;
-    snprintf(a->text, sizeof a->text, "%s", text);
 }
 
 static void publish(struct fx *f, unsigned on, const char *msgid, struct rec *r)
@@ -124,11 +90,6 @@ static void publish(struct fx *f, unsigned on, const char *msgid, struct rec *r)
 static bool rec_fired(void *arg)
 {
     return ((struct rec *)arg)->n_fired > 0;
-}
-
-static bool answered(void *arg)
-{
-    return ((struct answer *)arg)->n_fired > 0;
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -197,7 +158,7 @@ static void test_forward_no_leader_times_out(void **state)
 static void test_forward_admin_does_not_block_publish_expiry(void **state)
 {
     struct fx *f = *state;
-    struct answer *a = &f->a;
+    struct cf_answer *a = &f->a;
     struct rec *r = &f->r[0];
 
     start(f, 30);
@@ -206,7 +167,7 @@ static void test_forward_admin_does_not_block_publish_expiry(void **state)
     for (unsigned k = 0; k < STEPS && node(f, 1)->r->state != RAFT_CANDIDATE;
          k++)
         raft_fixture_step(&f->cx.f);
-    assert_int_equal(cluster_transfer(node(f, 1), 3, answer_cb, a), 0);
+    assert_int_equal(cluster_transfer(node(f, 1), 3, cf_answer_cb, a), 0);
     publish(f, 1, "behind", r);
     test_loop_run_for(&f->cx.loop, 60);
     cluster__tick(node(f, 1));
@@ -248,56 +209,52 @@ static void test_forward_link_lost_is_unknown(void **state)
 static void test_forward_admin_request(void **state)
 {
     struct fx *f = *state;
-    struct answer *a = &f->a;
+    struct cf_answer *a = &f->a;
 
     start(f, 0);
-    assert_int_equal(cluster_transfer(node(f, 2), 2, answer_cb, a), 0);
-    assert_true(cf_step_until(&f->cx, answered, a, STEPS));
+    assert_int_equal(cluster_transfer(node(f, 2), 2, cf_answer_cb, a), 0);
+    assert_true(cf_step_until(&f->cx, cf_answered, a, STEPS));
     assert_int_equal(a->status, 0);
+}
+
+static void forward_with_fault(void *arg, int i)
+{
+    struct fx *g;
+    struct rec *r;
+    struct ch_msg m;
+    int rv;
+
+    (void)arg;
+    setup((void **)&g);
+    start(g, 2000);
+    memset(&m, 0, sizeof m);
+    m.path.p = "/oom";
+    m.path.n = 4;
+    m.user.p = "u";
+    m.user.n = 1;
+    r = &g->r[0];
+    r->c = node(g, 1);
+    test_heap_fault_config(i, 1);
+    rv = cluster_publish(node(g, 1), &m, pub_cb, r);
+    if (rv == 0)
+        (void)cf_step_until(&g->cx, rec_fired, r, 5000);
+    else
+        assert_int_equal(rv, CH_ENOMEM);
+    test_heap_fault_off();
+    cf_teardown((void **)&g);
 }
 
 /* Every allocation of a forwarded publish fails in turn. */
 static void test_forward_each_allocation_fails(void **state)
 {
-    unsigned i;
-
     (void)state;
-    for (i = 0; i < 500; i++) {
-        struct fx *g;
-        struct rec *r;
-        struct ch_msg m;
-        unsigned hits;
-        int rv;
-
-        setup((void **)&g);
-        start(g, 2000);
-        memset(&m, 0, sizeof m);
-        m.path.p = "/oom";
-        m.path.n = 4;
-        m.user.p = "u";
-        m.user.n = 1;
-        r = &g->r[0];
-        r->c = node(g, 1);
-        test_heap_fault_config((int)i, 1);
-        rv = cluster_publish(node(g, 1), &m, pub_cb, r);
-        if (rv == 0)
-            (void)cf_step_until(&g->cx, rec_fired, r, 5000);
-        else
-            assert_int_equal(rv, CH_ENOMEM);
-        hits = test_heap_fault_hits();
-        test_heap_fault_off();
-        teardown((void **)&g);
-        if (hits == 0)
-            break;
-    }
-    print_message("allocation faults tried: %u\n", i);
-    assert_true(i > 5 && i < 500);
+    (void)test_heap_each_fault(forward_with_fault, NULL, 6, 500);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, cf_teardown)
         T(test_forward_publish_read_your_writes),
         T(test_forward_duplicate_answered_with_original),
         T(test_forward_no_leader_times_out),

@@ -14,7 +14,6 @@
  * (serializes it) synchronously; the FSM's own snapshot_finalize releases
  * both. Tests that do not exercise snapshots also set the threshold high so
  * none is taken. */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +34,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/validate.h"
+#include "lib/tmpdir.h"
 #include "store/store.h"
 
 #define N_SERVERS 3
@@ -88,15 +88,6 @@ struct fx {
 };
 
 /* ---- helpers: files ---- */
-
-static int rm_entry(const char *p, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 /* ---- helpers: FSM wrappers ---- */
 
@@ -173,7 +164,6 @@ static struct fx *fx_start(void **state, unsigned n,
                            unsigned snapshot_trailing)
 {
     struct fx *x = calloc(1, sizeof *x);
-    const char *tmp = getenv("TMPDIR");
     struct raft_configuration conf;
     char errmsg[CH_ERRMSG_SIZE];
 
@@ -181,9 +171,7 @@ static struct fx *fx_start(void **state, unsigned n,
     assert_true(n <= N_SERVERS);
     *state = x;
     x->n = n;
-    snprintf(x->base, sizeof x->base, "%s/chorus-fsm-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    assert_non_null(mkdtemp(x->base));
+    test_tmpdir_make(x->base, sizeof x->base, "fsm");
     assert_int_equal(raft_fixture_initialize(&x->f), 0);
     for (unsigned i = 0; i < n; i++) {
         struct node *nd = &x->nodes[i];
@@ -234,7 +222,7 @@ static void fx_stop(struct fx *x)
         }
         free(nd->seen);
     }
-    assert_int_equal(nftw(x->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    test_tmpdir_remove(x->base);
     free(x);
 }
 

@@ -609,48 +609,44 @@ static void test_link_client_bad_address(void **state)
     assert_false(f->is_ended);
 }
 
+static void link_with_fault(void *arg, int i)
+{
+    struct fx *g;
+    struct link_req r = publish_req(1, "/a", "x");
+
+    (void)arg;
+    setup((void **)&g);
+    g->is_fault_test = true;
+    test_heap_fault_config(i, 1);
+    g->l = lclient_create(&g->x, 7, g->up.addr, on_resp, NULL, on_state, g);
+    if (g->l != NULL && test_loop_run_until(&g->loop, is_settled, g, WAIT_MS) &&
+        g->is_open) {
+        struct link_enc enc;
+        struct ch_buf frame;
+        struct n_wait w = {&g->n_calls, 1};
+        struct n_wait wa = {&g->n_answers, 1};
+
+        link_enc_init(&enc, LINK_REQUESTS);
+        ch_buf_init(&frame);
+        if (link_enc_req(&enc, &r) == 0 && link_enc_finish(&enc, &frame) == 0 &&
+            g->l != NULL)
+            (void)lclient_send(g->l, frame.data, frame.len);
+        link_enc_close(&enc);
+        ch_buf_free(&frame);
+        (void)test_loop_run_until(&g->loop, reached, &w, 100);
+        complete_all(g);
+        (void)test_loop_run_until(&g->loop, reached, &wa, 100);
+    }
+    test_heap_fault_off();
+    teardown((void **)&g);
+}
+
 /* Every allocation of a connect, a publish and its answer fails in turn:
  * the link fails cleanly or works, and nothing leaks. */
 static void test_link_each_allocation_fails(void **state)
 {
-    unsigned i;
-
     (void)state;
-    for (i = 0; i < 1000; i++) {
-        struct fx *g;
-        struct link_req r = publish_req(1, "/a", "x");
-        unsigned hits;
-
-        setup((void **)&g);
-        g->is_fault_test = true;
-        test_heap_fault_config((int)i, 1);
-        g->l = lclient_create(&g->x, 7, g->up.addr, on_resp, NULL, on_state, g);
-        if (g->l != NULL &&
-            test_loop_run_until(&g->loop, is_settled, g, WAIT_MS) &&
-            g->is_open) {
-            struct link_enc enc;
-            struct ch_buf frame;
-
-            link_enc_init(&enc, LINK_REQUESTS);
-            ch_buf_init(&frame);
-            if (link_enc_req(&enc, &r) == 0 &&
-                link_enc_finish(&enc, &frame) == 0 && g->l != NULL)
-                (void)lclient_send(g->l, frame.data, frame.len);
-            link_enc_close(&enc);
-            ch_buf_free(&frame);
-            struct n_wait w = {&g->n_calls, 1};
-            (void)test_loop_run_until(&g->loop, reached, &w, 100);
-            complete_all(g);
-            struct n_wait wa = {&g->n_answers, 1};
-            (void)test_loop_run_until(&g->loop, reached, &wa, 100);
-        }
-        hits = test_heap_fault_hits();
-        teardown((void **)&g);
-        if (hits == 0)
-            break;
-    }
-    print_message("allocation faults tried: %u\n", i);
-    assert_true(i > 5 && i < 1000);
+    (void)test_heap_each_fault(link_with_fault, NULL, 6, 1000);
 }
 
 int main(void)

@@ -23,37 +23,13 @@
 
 #define STEPS 30000
 
-/* The outcome of one admin request. */
-struct answer {
-    unsigned n_fired;
-    int status;
-    char text[200];
-};
-
 struct fx {
     struct cluster_fx cx;
-    bool is_started;
 };
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-
-    assert_non_null(f);
-    test_heap_setup();
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    if (f->is_started)
-        cf_stop(&f->cx);
-    free(f);
-    test_heap_tear_down();
-    return 0;
+    return cf_setup(state, sizeof(struct fx));
 }
 
 static void start(struct fx *f, unsigned n_voters)
@@ -61,39 +37,23 @@ static void start(struct fx *f, unsigned n_voters)
     struct cf_options o = {n_voters, n_voters, 0};
 
     cf_start(&f->cx, &o);
-    f->is_started = true;
 }
 
 static struct cluster *node(struct fx *f, unsigned i)
 {
-    return f->cx.nodes[i].c;
+    return cf_node(&f->cx, i);
 }
 
-static void answer_cb(void *arg, int status, const char *text)
+static void wait_answer(struct fx *f, struct cf_answer *a)
 {
-    struct answer *a = arg;
-
-    a->n_fired++;
-    assert_int_equal(a->n_fired, 1); /* exactly once */
-    a->status = status;
-    snprintf(a->text, sizeof a->text, "%s", text);
-}
-
-static bool answered(void *arg)
-{
-    return ((struct answer *)arg)->n_fired > 0;
-}
-
-static void wait_answer(struct fx *f, struct answer *a)
-{
-    assert_true(cf_step_until(&f->cx, answered, a, STEPS));
+    assert_true(cf_step_until(&f->cx, cf_answered, a, STEPS));
 }
 
 /* The membership engine itself (cluster_join/leave/transfer funnel into
  * it; the fixture's raft addresses are "1", "2", ... which the public
  * calls, expecting IPv4, would refuse). */
 static int admin(struct fx *f, unsigned on, enum link_op op, uint64_t id,
-                 const char *raft, const char *http, struct answer *a)
+                 const char *raft, const char *http, struct cf_answer *a)
 {
     struct link_req r;
 
@@ -105,7 +65,7 @@ static int admin(struct fx *f, unsigned on, enum link_op op, uint64_t id,
     r.http.p = http;
     r.http.n = http != NULL ? strlen(http) : 0;
     r.role = CLUSTER_ROLE_VOTER;
-    return cluster__admin_local(node(f, on), &r, answer_cb, a);
+    return cluster__admin_local(node(f, on), &r, cf_answer_cb, a);
 }
 
 static const struct raft_server *config_find(struct cluster *c, uint64_t id)
@@ -154,7 +114,7 @@ static bool has_member3(void *arg)
 static void test_membership_join_voter(void **state)
 {
     struct fx *f = *state;
-    struct answer a = {0};
+    struct cf_answer a = {0};
     struct store_member m;
     struct applied_wait w;
     unsigned n4;
@@ -185,7 +145,7 @@ static void test_membership_join_voter(void **state)
 static void test_membership_one_change_at_a_time(void **state)
 {
     struct fx *f = *state;
-    struct answer a = {0}, b = {0};
+    struct cf_answer a = {0}, b = {0};
 
     start(f, 3);
     assert_int_equal(admin(f, 0, LINK_TRANSFER, 2, NULL, NULL, &a), 0);
@@ -202,7 +162,7 @@ static void test_membership_one_change_at_a_time(void **state)
 static void test_membership_refusals(void **state)
 {
     struct fx *f = *state;
-    struct answer a[5];
+    struct cf_answer a[5];
     static const int want[] = {CH_EBUSY, CH_ENOTFOUND, CH_ENOTFOUND, CH_EINVAL,
                                0};
 
@@ -225,12 +185,13 @@ static void test_membership_refusals(void **state)
     assert_non_null(strstr(a[1].text, "not a member"));
     /* The public calls check their arguments themselves (no callback). */
     assert_int_equal(cluster_join(node(f, 0), 5, "not-ipv4", "h:1",
-                                  CLUSTER_ROLE_VOTER, answer_cb, &a[0]),
+                                  CLUSTER_ROLE_VOTER, cf_answer_cb, &a[0]),
                      CH_EINVAL);
     assert_int_equal(cluster_join(node(f, 0), 5, "127.0.0.1:1", "no-port",
-                                  CLUSTER_ROLE_VOTER, answer_cb, &a[0]),
+                                  CLUSTER_ROLE_VOTER, cf_answer_cb, &a[0]),
                      CH_EINVAL);
-    assert_int_equal(cluster_leave(node(f, 0), 0, answer_cb, &a[0]), CH_EINVAL);
+    assert_int_equal(cluster_leave(node(f, 0), 0, cf_answer_cb, &a[0]),
+                     CH_EINVAL);
     assert_int_equal(a[0].n_fired, 1);
 }
 
@@ -239,7 +200,7 @@ static void test_membership_refusals(void **state)
 static void test_membership_leave_follower(void **state)
 {
     struct fx *f = *state;
-    struct answer a = {0};
+    struct cf_answer a = {0};
     struct store_member m;
 
     start(f, 3);
@@ -264,7 +225,7 @@ static bool leader_is_2(void *arg)
 static void test_membership_transfer(void **state)
 {
     struct fx *f = *state;
-    struct answer a = {0};
+    struct cf_answer a = {0};
 
     start(f, 3);
     assert_int_equal(admin(f, 0, LINK_TRANSFER, 2, NULL, NULL, &a), 0);
@@ -278,7 +239,7 @@ static void test_membership_transfer(void **state)
 static void test_membership_leader_leaves_itself(void **state)
 {
     struct fx *f = *state;
-    struct answer a = {0};
+    struct cf_answer a = {0};
 
     start(f, 3);
     assert_int_equal(admin(f, 0, LINK_LEAVE, 1, NULL, NULL, &a), 0);
@@ -293,7 +254,7 @@ static void test_membership_leader_leaves_itself(void **state)
 static void test_membership_leadership_lost_fails_change(void **state)
 {
     struct fx *f = *state;
-    struct answer a = {0};
+    struct cf_answer a = {0};
 
     start(f, 3);
     for (unsigned j = 1; j < 3; j++) {
@@ -308,39 +269,35 @@ static void test_membership_leadership_lost_fails_change(void **state)
 
 /* Every allocation of a transfer fails in turn: refused or done, and
  * nothing leaks. */
+static void transfer_with_fault(void *arg, int i)
+{
+    struct fx *g;
+    struct cf_answer a = {0};
+    int rv;
+
+    (void)arg;
+    setup((void **)&g);
+    start(g, 3);
+    test_heap_fault_config(i, 1);
+    rv = admin(g, 0, LINK_TRANSFER, 2, NULL, NULL, &a);
+    if (rv == 0)
+        (void)cf_step_until(&g->cx, cf_answered, &a, STEPS);
+    else
+        assert_int_equal(rv, CH_ENOMEM);
+    test_heap_fault_off();
+    cf_teardown((void **)&g);
+}
+
 static void test_membership_each_allocation_fails(void **state)
 {
-    unsigned i;
-
     (void)state;
-    for (i = 0; i < 300; i++) {
-        struct fx *g;
-        struct answer a = {0};
-        unsigned hits;
-        int rv;
-
-        setup((void **)&g);
-        start(g, 3);
-        test_heap_fault_config((int)i, 1);
-        rv = admin(g, 0, LINK_TRANSFER, 2, NULL, NULL, &a);
-        if (rv == 0)
-            (void)cf_step_until(&g->cx, answered, &a, STEPS);
-        else
-            assert_int_equal(rv, CH_ENOMEM);
-        hits = test_heap_fault_hits();
-        test_heap_fault_off();
-        teardown((void **)&g);
-        if (hits == 0)
-            break;
-    }
-    print_message("allocation faults tried: %u\n", i);
-    assert_true(i >= 1 && i < 300);
+    (void)test_heap_each_fault(transfer_with_fault, NULL, 1, 300);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, cf_teardown)
         T(test_membership_join_voter),
         T(test_membership_one_change_at_a_time),
         T(test_membership_refusals),

@@ -42,8 +42,6 @@ struct fx {
     unsigned n_republish; /* chain: publish again from the callback */
     unsigned n_counted;   /* callbacks of count_cb */
     unsigned n_count_ok;
-    bool is_started;
-    bool is_stopped;
 };
 
 static struct fx *fx_of(void **state)
@@ -53,23 +51,7 @@ static struct fx *fx_of(void **state)
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-
-    assert_non_null(f);
-    test_heap_setup();
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    if (f->is_started && !f->is_stopped)
-        cf_stop(&f->cx);
-    free(f);
-    test_heap_tear_down();
-    return 0;
+    return cf_setup(state, sizeof(struct fx));
 }
 
 static void start(struct fx *f, unsigned timeout_ms)
@@ -77,12 +59,11 @@ static void start(struct fx *f, unsigned timeout_ms)
     struct cf_options o = {3, 3, timeout_ms};
 
     cf_start(&f->cx, &o);
-    f->is_started = true;
 }
 
 static struct cluster *node(struct fx *f, unsigned i)
 {
-    return f->cx.nodes[i].c;
+    return cf_node(&f->cx, i);
 }
 
 static struct ch_msg mk(const char *path, const char *msgid, const char *body,
@@ -314,7 +295,6 @@ static void test_propose_pending_limit(void **state)
     assert_int_equal(cluster_pending(c), CH_MAX_PENDING_PUBLISHES);
     /* Shutdown answers every one of them (never proposed: not done). */
     cf_stop(&f->cx);
-    f->is_stopped = true;
     assert_int_equal(f->n_counted, CH_MAX_PENDING_PUBLISHES);
     assert_int_equal(f->n_count_ok, 0);
 }
@@ -436,55 +416,51 @@ static void test_propose_forwarded_only_on_leader(void **state)
     assert_int_equal(f->recs[0].status, 0);
 }
 
+static void propose_with_fault(void *arg, int i)
+{
+    struct fx *g;
+    struct ch_msg m = mk("/oom", "id1", "payload", 7);
+    int rv;
+
+    (void)arg;
+    setup((void **)&g);
+    cb_fx = g;
+    start(g, 0);
+    test_heap_fault_config(i, 1);
+    rv = cluster_publish(node(g, 0), &m, pub_cb, &g->recs[0]);
+    if (rv == 0) {
+        struct fired_wait w = {g, 1};
+        struct count_wait cw = {g, "/oom", 1};
+
+        (void)cf_step_until(&g->cx, fired, &w, 3000);
+        test_heap_fault_off();
+        /* Whatever the answer, the replicas agree: one that ran out of
+         * memory stops applying, it never skips the entry. */
+        (void)cf_step_until(&g->cx, all_stored, &cw, 3000);
+        (void)cf_step_until(&g->cx, same_applied, g, 3000);
+        for (unsigned k = 1; k < g->cx.n; k++)
+            assert_int_equal(topic_count(node(g, k), "/oom"),
+                             topic_count(node(g, 0), "/oom"));
+    } else {
+        assert_int_equal(rv, CH_ENOMEM);
+    }
+    test_heap_fault_off();
+    cf_teardown((void **)&g);
+}
+
 /* Every allocation of publishing, proposing and applying fails in turn:
  * a publish is refused at once or answered; replicas that could not
  * apply stop (never skip), nothing leaks. */
 static void test_propose_each_allocation_fails(void **state)
 {
-    unsigned i;
-
     (void)state;
-    for (i = 0; i < 400; i++) {
-        struct fx *g;
-        struct ch_msg m = mk("/oom", "id1", "payload", 7);
-        unsigned hits;
-        int rv;
-
-        setup((void **)&g);
-        cb_fx = g;
-        start(g, 0);
-        test_heap_fault_config((int)i, 1);
-        rv = cluster_publish(node(g, 0), &m, pub_cb, &g->recs[0]);
-        if (rv == 0) {
-            struct fired_wait w = {g, 1};
-            struct count_wait cw = {g, "/oom", 1};
-
-            (void)cf_step_until(&g->cx, fired, &w, 3000);
-            test_heap_fault_off();
-            /* Whatever the answer, the replicas agree: one that ran out of
-             * memory stops applying, it never skips the entry. */
-            (void)cf_step_until(&g->cx, all_stored, &cw, 3000);
-            (void)cf_step_until(&g->cx, same_applied, g, 3000);
-            for (unsigned k = 1; k < g->cx.n; k++)
-                assert_int_equal(topic_count(node(g, k), "/oom"),
-                                 topic_count(node(g, 0), "/oom"));
-        } else {
-            assert_int_equal(rv, CH_ENOMEM);
-        }
-        hits = test_heap_fault_hits();
-        test_heap_fault_off();
-        teardown((void **)&g);
-        if (hits == 0)
-            break;
-    }
-    print_message("allocation faults tried: %u\n", i);
-    assert_true(i > 3 && i < 400);
+    (void)test_heap_each_fault(propose_with_fault, NULL, 4, 400);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, cf_teardown)
         T(test_propose_one_entry_per_turn),
         T(test_propose_in_flight_cap),
         T(test_propose_batch_limits),

@@ -481,42 +481,39 @@ static void test_wsconn_many_connections_one_read_buffer(void **state)
 /* Every allocation of a connect, exchange and close fails in turn: the
  * failure is reported (by the call or the closed callback), the loop
  * closes and nothing leaks (tear-down checks). */
+static void exchange_with_fault(void *arg, int i)
+{
+    struct fx *g;
+    struct side *c;
+    int rv;
+
+    (void)arg;
+    setup((void **)&g);
+    g->is_fault_test = true;
+    g->srv[0].echo = true;
+    test_heap_fault_config(i, 1);
+    c = &g->cli[0];
+    c->fx = g;
+    rv = ch_wsconn_connect(&g->x, g->up.addr, NULL, "/t", &default_cfg,
+                           &side_cbs, c, &c->ws);
+    if (rv == 0 && test_loop_run_until(&g->loop, is_settled, c, WAIT_MS) &&
+        !c->is_closed) {
+        rv = ch_wsconn_send(c->ws, false, "ping", 4);
+        if (rv == 0) {
+            struct count_wait w = {c, 1};
+            (void)test_loop_run_until(&g->loop, has_msgs, &w, 200);
+        }
+    }
+    assert_true(rv == 0 || rv == CH_ENOMEM || rv == CH_EIO ||
+                rv == CH_ECONNECT);
+    test_heap_fault_off();
+    teardown((void **)&g);
+}
+
 static void test_wsconn_each_allocation_fails(void **state)
 {
-    unsigned i;
-
     (void)state;
-    for (i = 0; i < 500; i++) {
-        struct fx *g;
-        struct side *c;
-        unsigned hits;
-        int rv;
-
-        setup((void **)&g);
-        g->is_fault_test = true;
-        g->srv[0].echo = true;
-        test_heap_fault_config((int)i, 1);
-        c = &g->cli[0];
-        c->fx = g;
-        rv = ch_wsconn_connect(&g->x, g->up.addr, NULL, "/t", &default_cfg,
-                               &side_cbs, c, &c->ws);
-        if (rv == 0 && test_loop_run_until(&g->loop, is_settled, c, WAIT_MS) &&
-            !c->is_closed) {
-            rv = ch_wsconn_send(c->ws, false, "ping", 4);
-            if (rv == 0) {
-                struct count_wait w = {c, 1};
-                (void)test_loop_run_until(&g->loop, has_msgs, &w, 200);
-            }
-        }
-        assert_true(rv == 0 || rv == CH_ENOMEM || rv == CH_EIO ||
-                    rv == CH_ECONNECT);
-        hits = test_heap_fault_hits();
-        teardown((void **)&g);
-        if (hits == 0)
-            break; /* every allocation of the path was failed once */
-    }
-    print_message("allocation faults tried: %u\n", i);
-    assert_true(i > 3 && i < 500);
+    (void)test_heap_each_fault(exchange_with_fault, NULL, 4, 500);
 }
 
 /* ---- the blocking client ------------------------------------------------ */

@@ -19,63 +19,12 @@
 #include "lib/gw_harness.h"
 #include "lib/heap.h"
 
-static int setup(void **state)
-{
-    struct gw_fx *f = calloc(1, sizeof *f);
-
-    assert_non_null(f);
-    test_heap_setup();
-    gwfx_start(f, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct gw_fx *f = *state;
-
-    gwfx_stop(f);
-    free(f);
-    test_heap_tear_down();
-    return 0;
-}
-
 /* ---- helpers ------------------------------------------------------------ */
 
 static json_t *request(struct gw_fx *f, const char *method, const char *path,
                        const char *body, int status)
 {
-    struct hresp r;
-    json_error_t err;
-    json_t *v;
-
-    assert_true(hc_request(f, method, path, NULL, body, &r));
-    if (r.status != status)
-        fail_msg("%s %s: %d %s, expected %d", method, path, r.status, r.body,
-                 status);
-    v = json_loadb(r.body, r.body_n, 0, &err);
-    if (v == NULL)
-        fail_msg("%s %s: not JSON (%s): %s", method, path, err.text, r.body);
-    hresp_free(&r);
-    return v;
-}
-
-static long long int_of(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-
-    if (!json_is_integer(v))
-        fail_msg("field %s missing or not an integer", name);
-    return json_integer_value(v);
-}
-
-static const char *str_of(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-
-    if (!json_is_string(v))
-        fail_msg("field %s missing or not a string", name);
-    return json_string_value(v);
+    return hc_json(f, method, path, NULL, body, status);
 }
 
 static void publish(struct gw_fx *f, const char *topic, int n)
@@ -92,19 +41,19 @@ static void check_cluster(json_t *v)
 {
     json_t *members = json_object_get(v, "members");
 
-    assert_int_equal(int_of(v, "id"), 1);
-    assert_string_equal(str_of(v, "state"), "leader");
-    assert_int_equal(int_of(v, "term"), 3);
-    assert_int_equal(int_of(v, "leader"), 1);
-    assert_true(int_of(v, "commitIndex") >= 0);
-    assert_true(int_of(v, "appliedIndex") >= 0);
+    assert_int_equal(json_int_of(v, "id"), 1);
+    assert_string_equal(json_str_of(v, "state"), "leader");
+    assert_int_equal(json_int_of(v, "term"), 3);
+    assert_int_equal(json_int_of(v, "leader"), 1);
+    assert_true(json_int_of(v, "commitIndex") >= 0);
+    assert_true(json_int_of(v, "appliedIndex") >= 0);
     assert_true(json_is_array(members));
     assert_int_equal(json_array_size(members), 3);
     for (size_t i = 0; i < 3; i++) {
         json_t *m = json_array_get(members, i);
-        assert_int_equal(int_of(m, "id"), (long long)i + 1);
-        (void)str_of(m, "raft");
-        (void)str_of(m, "role");
+        assert_int_equal(json_int_of(m, "id"), (long long)i + 1);
+        (void)json_str_of(m, "raft");
+        (void)json_str_of(m, "role");
         assert_non_null(json_object_get(m, "http"));
     }
 }
@@ -118,14 +67,14 @@ static void test_admin_health(void **state)
     json_t *v;
 
     v = request(f, "GET", "/admin/healthcheck", NULL, 200);
-    assert_string_equal(str_of(v, "status"), "ok");
-    assert_int_equal(int_of(v, "leader"), 1);
+    assert_string_equal(json_str_of(v, "status"), "ok");
+    assert_int_equal(json_int_of(v, "leader"), 1);
     assert_null(json_object_get(v, "reason"));
     json_decref(v);
     fake_cluster_set_health(f->cl, "no leader known");
     v = request(f, "GET", "/admin/healthcheck", NULL, 503);
-    assert_string_equal(str_of(v, "status"), "unavailable");
-    assert_string_equal(str_of(v, "reason"), "no leader known");
+    assert_string_equal(json_str_of(v, "status"), "unavailable");
+    assert_string_equal(json_str_of(v, "reason"), "no leader known");
     json_decref(v);
     fake_cluster_set_health(f->cl, NULL);
     v = request(f, "GET", "/admin/healthcheck", NULL, 200);
@@ -140,7 +89,7 @@ static void test_admin_cluster_status(void **state)
     publish(f, "/c", 2);
     v = request(f, "GET", "/admin/cluster", NULL, 200);
     check_cluster(v);
-    assert_int_equal(int_of(v, "appliedIndex"), 2);
+    assert_int_equal(json_int_of(v, "appliedIndex"), 2);
     json_decref(v);
 }
 
@@ -185,7 +134,7 @@ static void test_admin_membership_changes(void **state)
         if (cases[i].status == 200)
             check_cluster(v);
         else
-            (void)str_of(v, "error");
+            (void)json_str_of(v, "error");
         json_decref(v);
     }
     /* A long address is refused whole, never cut. */
@@ -215,9 +164,9 @@ static void test_admin_topics(void **state)
     v = request(f, "GET", "/admin/topics?prefix=/a", NULL, 200);
     topics = json_object_get(v, "topics");
     assert_int_equal(json_array_size(topics), 2);
-    assert_string_equal(str_of(json_array_get(topics, 0), "path"), "/a/b");
-    assert_int_equal(int_of(json_array_get(topics, 0), "count"), 3);
-    assert_string_equal(str_of(json_array_get(topics, 1), "path"), "/a/c");
+    assert_string_equal(json_str_of(json_array_get(topics, 0), "path"), "/a/b");
+    assert_int_equal(json_int_of(json_array_get(topics, 0), "count"), 3);
+    assert_string_equal(json_str_of(json_array_get(topics, 1), "path"), "/a/c");
     json_decref(v);
     v = request(f, "GET", "/admin/topics", NULL, 200);
     assert_int_equal(json_array_size(json_object_get(v, "topics")), 3);
@@ -228,14 +177,14 @@ static void test_admin_topics(void **state)
     json_decref(request(f, "GET", "/admin/topics?prefix=a//b", NULL, 400));
 
     v = request(f, "GET", "/admin/topics/a/b", NULL, 200);
-    assert_string_equal(str_of(v, "path"), "/a/b");
-    assert_int_equal(int_of(v, "count"), 3);
-    assert_int_equal(int_of(v, "firstSequenceId"), 1);
-    assert_int_equal(int_of(v, "lastSequenceId"), 3);
-    assert_true(int_of(v, "bytes") >= 3 * 4);
+    assert_string_equal(json_str_of(v, "path"), "/a/b");
+    assert_int_equal(json_int_of(v, "count"), 3);
+    assert_int_equal(json_int_of(v, "firstSequenceId"), 1);
+    assert_int_equal(json_int_of(v, "lastSequenceId"), 3);
+    assert_true(json_int_of(v, "bytes") >= 3 * 4);
     json_decref(v);
     v = request(f, "GET", "/admin/topics/never", NULL, 404);
-    assert_non_null(strstr(str_of(v, "error"), "never written"));
+    assert_non_null(strstr(json_str_of(v, "error"), "never written"));
     json_decref(v);
     json_decref(request(f, "GET", "/admin/topics/a/../b", NULL, 400));
 }
@@ -261,9 +210,9 @@ static void test_admin_metrics(void **state)
     assert_non_null(strstr(r.body, "\nchorus_healthy 1\n"));
     hresp_free(&r);
     v = request(f, "GET", "/admin/metrics", NULL, 200);
-    assert_int_equal(int_of(v, "chorus_publishes_total"), 4);
-    assert_int_equal(int_of(v, "chorus_publishes_committed_total"), 4);
-    assert_int_equal(int_of(v, "chorus_healthy"), 1);
+    assert_int_equal(json_int_of(v, "chorus_publishes_total"), 4);
+    assert_int_equal(json_int_of(v, "chorus_publishes_committed_total"), 4);
+    assert_int_equal(json_int_of(v, "chorus_healthy"), 1);
     assert_int_equal(json_object_size(v), 23);
     json_decref(v);
 }
@@ -286,9 +235,81 @@ static void test_admin_methods_and_paths(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *v =
             request(f, cases[i].method, cases[i].path, NULL, cases[i].status);
-        (void)str_of(v, "error");
+        (void)json_str_of(v, "error");
         json_decref(v);
     }
+}
+
+/* The admin requests run with faults, and how a complete answer looks. */
+enum admin_req {
+    AR_CLUSTER,
+    AR_HEALTH,
+    AR_TOPICS,
+    AR_TOPIC,
+    AR_METRICS_JSON,
+    AR_METRICS,
+    AR_LEAVE,
+    AR_N
+};
+
+static const struct {
+    const char *method, *path, *body;
+} admin_reqs[AR_N] = {
+    [AR_CLUSTER] = {"GET", "/admin/cluster", NULL},
+    [AR_HEALTH] = {"GET", "/admin/healthcheck", NULL},
+    [AR_TOPICS] = {"GET", "/admin/topics?prefix=/t", NULL},
+    [AR_TOPIC] = {"GET", "/admin/topics/t/1", NULL},
+    [AR_METRICS_JSON] = {"GET", "/admin/metrics", NULL},
+    [AR_METRICS] = {"GET", "/metrics", NULL},
+    [AR_LEAVE] = {"POST", "/admin/cluster/leave", "{\"id\":2}"},
+};
+
+static void check_complete(enum admin_req k, const struct hresp *r)
+{
+    json_t *v;
+
+    if (k == AR_METRICS) {
+        assert_non_null(strstr(r->body, "\nchorus_healthy 1\n"));
+        return;
+    }
+    v = json_loadb(r->body, r->body_n, 0, NULL);
+    if (v == NULL)
+        fail_msg("%s: 200 and not JSON: %s", admin_reqs[k].path, r->body);
+    if (k == AR_CLUSTER || k == AR_LEAVE)
+        check_cluster(v);
+    else if (k == AR_HEALTH)
+        assert_string_equal(json_str_of(v, "status"), "ok");
+    else if (k == AR_TOPICS)
+        assert_int_equal(json_array_size(json_object_get(v, "topics")), 2);
+    else if (k == AR_TOPIC)
+        assert_int_equal(json_object_size(v), 5);
+    else if (k == AR_METRICS_JSON)
+        assert_int_equal(json_object_size(v), 23);
+    json_decref(v);
+}
+
+static void admin_with_fault(void *arg, int i)
+{
+    enum admin_req k = *(enum admin_req *)arg;
+    struct gw_fx *f;
+    struct hresp r;
+    bool has;
+
+    gwfx_setup((void **)&f);
+    publish(f, "/t/1", 1);
+    publish(f, "/t/2", 1);
+    test_heap_fault_config(i, 1);
+    has = hc_request(f, admin_reqs[k].method, admin_reqs[k].path, NULL,
+                     admin_reqs[k].body, &r);
+    test_heap_fault_off();
+    if (has && r.status == 200)
+        check_complete(k, &r);
+    else if (has && r.status < 500)
+        fail_msg("%s with fault %d: %d %s", admin_reqs[k].path, i, r.status,
+                 r.body);
+    if (has)
+        hresp_free(&r);
+    gwfx_teardown((void **)&f);
 }
 
 /* Each admin answer with each allocation failing in turn: complete, or a
@@ -296,75 +317,15 @@ static void test_admin_methods_and_paths(void **state)
  * missing, a crash or a leak. */
 static void test_admin_each_allocation_fails(void **state)
 {
-    static const struct {
-        const char *method, *path, *body;
-    } reqs[] = {
-        {"GET", "/admin/cluster", NULL},
-        {"GET", "/admin/healthcheck", NULL},
-        {"GET", "/admin/topics?prefix=/t", NULL},
-        {"GET", "/admin/topics/t/1", NULL},
-        {"GET", "/admin/metrics", NULL},
-        {"GET", "/metrics", NULL},
-        {"POST", "/admin/cluster/leave", "{\"id\":2}"},
-    };
-    const size_t n = sizeof reqs / sizeof reqs[0];
-    unsigned i, tried = 0;
-
     (void)state;
-    for (size_t k = 0; k < n; k++) {
-        for (i = 0; i < 1000; i++) {
-            struct gw_fx *f;
-            struct hresp r;
-            bool has;
-            unsigned hits;
-
-            setup((void **)&f);
-            publish(f, "/t/1", 1);
-            publish(f, "/t/2", 1);
-            test_heap_fault_config((int)i, 1);
-            has = hc_request(f, reqs[k].method, reqs[k].path, NULL,
-                             reqs[k].body, &r);
-            hits = test_heap_fault_hits();
-            test_heap_fault_off();
-            if (has && r.status == 200 && strcmp(reqs[k].path, "/metrics")) {
-                json_t *v = json_loadb(r.body, r.body_n, 0, NULL);
-                if (v == NULL)
-                    fail_msg("%s with fault %u: 200 and not JSON: %s",
-                             reqs[k].path, i, r.body);
-                if (k == 0 || k == 6)
-                    check_cluster(v);
-                else if (k == 1)
-                    assert_string_equal(str_of(v, "status"), "ok");
-                else if (k == 2)
-                    assert_int_equal(
-                        json_array_size(json_object_get(v, "topics")), 2);
-                else if (k == 3)
-                    assert_int_equal(json_object_size(v), 5);
-                else if (k == 4)
-                    assert_int_equal(json_object_size(v), 23);
-                json_decref(v);
-            } else if (has && r.status == 200) {
-                assert_non_null(strstr(r.body, "\nchorus_healthy 1\n"));
-            } else if (has && r.status < 500) {
-                fail_msg("%s with fault %u: %d %s", reqs[k].path, i, r.status,
-                         r.body);
-            }
-            if (has)
-                hresp_free(&r);
-            teardown((void **)&f);
-            tried++;
-            if (hits == 0)
-                break;
-        }
-        assert_true(i > 0 && i < 1000);
-    }
-    print_message("allocation faults tried: %u\n", tried);
+    for (enum admin_req k = 0; k < AR_N; k++)
+        (void)test_heap_each_fault(admin_with_fault, &k, 1, 1000);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, gwfx_setup, gwfx_teardown)
         T(test_admin_health),
         T(test_admin_cluster_status),
         T(test_admin_membership_changes),

@@ -19,66 +19,7 @@
 #include "lib/gw_harness.h"
 #include "lib/heap.h"
 
-static int setup(void **state)
-{
-    struct gw_fx *f = calloc(1, sizeof *f);
-
-    assert_non_null(f);
-    test_heap_setup();
-    gwfx_start(f, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct gw_fx *f = *state;
-
-    gwfx_stop(f);
-    free(f);
-    test_heap_tear_down();
-    return 0;
-}
-
 /* ---- helpers ------------------------------------------------------------ */
-
-/* A request whose answer must have `status`; returns the body as JSON
- * (the caller releases it). */
-static json_t *request(struct gw_fx *f, const char *method, const char *path,
-                       const char *headers, const char *body, int status)
-{
-    struct hresp r;
-    json_error_t err;
-    json_t *v;
-
-    assert_true(hc_request(f, method, path, headers, body, &r));
-    if (r.status != status)
-        fail_msg("%s %s: %d %s, expected %d", method, path, r.status, r.body,
-                 status);
-    v = json_loadb(r.body, r.body_n, 0, &err);
-    if (v == NULL)
-        fail_msg("%s %s: not JSON (%s): %s", method, path, err.text, r.body);
-    hresp_free(&r);
-    return v;
-}
-
-static long long int_of(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-
-    if (!json_is_integer(v))
-        fail_msg("field %s missing or not an integer", name);
-    return json_integer_value(v);
-}
-
-static const char *str_of(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-
-    if (!json_is_string(v))
-        fail_msg("field %s missing or not a string", name);
-    return json_string_value(v);
-}
 
 static void publish(struct gw_fx *f, const char *topic, int n)
 {
@@ -86,7 +27,7 @@ static void publish(struct gw_fx *f, const char *topic, int n)
 
     snprintf(path, sizeof path, "/api/message%s?userId=u", topic);
     for (int i = 0; i < n; i++)
-        json_decref(request(f, "POST", path, NULL, "x", 200));
+        json_decref(hc_json(f, "POST", path, NULL, "x", 200));
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -98,28 +39,30 @@ static void test_rest_publish_then_replay(void **state)
     struct gw_fx *f = *state;
     json_t *v, *m;
 
-    v = request(f, "POST", "/api/message/r/s?userId=alice&messageId=m-1",
+    v = hc_json(f, "POST", "/api/message/r/s?userId=alice&messageId=m-1",
                 "X-Guble-Color: red\r\nX-Chorus-Size: 9\r\nX-Other: no\r\n",
                 "hello", 200);
-    assert_int_equal(int_of(v, "sequenceId"), 1);
-    assert_string_equal(str_of(v, "path"), "/r/s");
-    assert_string_equal(str_of(v, "publisherMessageId"), "m-1");
-    assert_true(int_of(v, "messagePublishingTime") > 0);
+    assert_int_equal(json_int_of(v, "sequenceId"), 1);
+    assert_string_equal(json_str_of(v, "path"), "/r/s");
+    assert_string_equal(json_str_of(v, "publisherMessageId"), "m-1");
+    assert_true(json_int_of(v, "messagePublishingTime") > 0);
     json_decref(v);
 
-    v = request(f, "GET", "/api/message/r/s", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/r/s", NULL, NULL, 200);
     assert_true(json_is_array(v));
     assert_int_equal(json_array_size(v), 1);
     m = json_array_get(v, 0);
-    assert_string_equal(str_of(m, "path"), "/r/s");
-    assert_int_equal(int_of(m, "sequenceId"), 1);
-    assert_string_equal(str_of(m, "userId"), "alice");
-    assert_string_equal(str_of(m, "applicationId"), "rest");
-    assert_string_equal(str_of(m, "messageId"), "m-1");
-    assert_true(int_of(m, "time") > 0);
-    assert_string_equal(str_of(m, "body"), "hello");
-    assert_string_equal(str_of(json_object_get(m, "headers"), "Color"), "red");
-    assert_string_equal(str_of(json_object_get(m, "headers"), "Size"), "9");
+    assert_string_equal(json_str_of(m, "path"), "/r/s");
+    assert_int_equal(json_int_of(m, "sequenceId"), 1);
+    assert_string_equal(json_str_of(m, "userId"), "alice");
+    assert_string_equal(json_str_of(m, "applicationId"), "rest");
+    assert_string_equal(json_str_of(m, "messageId"), "m-1");
+    assert_true(json_int_of(m, "time") > 0);
+    assert_string_equal(json_str_of(m, "body"), "hello");
+    assert_string_equal(json_str_of(json_object_get(m, "headers"), "Color"),
+                        "red");
+    assert_string_equal(json_str_of(json_object_get(m, "headers"), "Size"),
+                        "9");
     assert_int_equal(json_object_size(json_object_get(m, "headers")), 2);
     json_decref(v);
 }
@@ -140,23 +83,23 @@ static void test_rest_replay_range(void **state)
     assert_true(wc_wait(&w, 1 + (size_t)n));
     wc_close(&w);
 
-    v = request(f, "GET", "/api/message/many?from=5&limit=3", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/many?from=5&limit=3", NULL, NULL, 200);
     assert_int_equal(json_array_size(v), 3);
-    assert_int_equal(int_of(json_array_get(v, 0), "sequenceId"), 5);
-    assert_int_equal(int_of(json_array_get(v, 2), "sequenceId"), 7);
+    assert_int_equal(json_int_of(json_array_get(v, 0), "sequenceId"), 5);
+    assert_int_equal(json_int_of(json_array_get(v, 2), "sequenceId"), 7);
     json_decref(v);
-    v = request(f, "GET", "/api/message/many", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/many", NULL, NULL, 200);
     assert_int_equal(json_array_size(v), CH_REST_DEFAULT_LIMIT);
     json_decref(v);
-    v = request(f, "GET", "/api/message/many?from=0&limit=1000000", NULL, NULL,
+    v = hc_json(f, "GET", "/api/message/many?from=0&limit=1000000", NULL, NULL,
                 200);
     assert_int_equal(json_array_size(v), CH_REST_MAX_LIMIT);
-    assert_int_equal(int_of(json_array_get(v, 0), "sequenceId"), 1);
+    assert_int_equal(json_int_of(json_array_get(v, 0), "sequenceId"), 1);
     json_decref(v);
-    v = request(f, "GET", "/api/message/many?from=10015", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/many?from=10015", NULL, NULL, 200);
     assert_int_equal(json_array_size(v), n - 10014);
     json_decref(v);
-    v = request(f, "GET", "/api/message/never/written", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/never/written", NULL, NULL, 200);
     assert_true(json_is_array(v));
     assert_int_equal(json_array_size(v), 0);
     json_decref(v);
@@ -175,11 +118,11 @@ static void test_rest_binary_body_base64(void **state)
                      0);
     assert_true(wc_wait(&w, 2));
     wc_close(&w);
-    v = request(f, "GET", "/api/message/bin", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/bin", NULL, NULL, 200);
     m = json_array_get(v, 0);
     assert_non_null(m);
     assert_null(json_object_get(m, "body"));
-    assert_string_equal(str_of(m, "bodyBase64"), "/wAB");
+    assert_string_equal(json_str_of(m, "bodyBase64"), "/wAB");
     json_decref(v);
 }
 
@@ -192,12 +135,12 @@ static void test_rest_repeated_message_id(void **state)
 
     publish(f, "/d", 2);
     for (int i = 0; i < 2; i++) {
-        v = request(f, "POST", "/api/message/d?userId=u&messageId=once", NULL,
+        v = hc_json(f, "POST", "/api/message/d?userId=u&messageId=once", NULL,
                     "x", 200);
-        assert_int_equal(int_of(v, "sequenceId"), 3);
+        assert_int_equal(json_int_of(v, "sequenceId"), 3);
         json_decref(v);
     }
-    v = request(f, "GET", "/api/message/d", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/d", NULL, NULL, 200);
     assert_int_equal(json_array_size(v), 3);
     json_decref(v);
 }
@@ -229,12 +172,12 @@ static void test_rest_bad_requests(void **state)
     json_t *v;
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        v = request(f, cases[i].method, cases[i].path, NULL, "x",
+        v = hc_json(f, cases[i].method, cases[i].path, NULL, "x",
                     cases[i].status);
         assert_non_null(json_object_get(v, "error"));
         json_decref(v);
     }
-    v = request(f, "GET", "/api/message/a", NULL, NULL, 200);
+    v = hc_json(f, "GET", "/api/message/a", NULL, NULL, 200);
     assert_int_equal(json_array_size(v), 0); /* nothing was stored */
     json_decref(v);
 }
@@ -247,17 +190,62 @@ static void test_rest_publish_refused(void **state)
     json_t *v;
 
     fake_cluster_set_publish_status(f->cl, CH_ENOTLEADER);
-    v = request(f, "POST", "/api/message/x", NULL, "b", 503);
-    assert_non_null(strstr(str_of(v, "error"), "not committed"));
+    v = hc_json(f, "POST", "/api/message/x", NULL, "b", 503);
+    assert_non_null(strstr(json_str_of(v, "error"), "not committed"));
     json_decref(v);
     fake_cluster_set_publish_status(f->cl, CH_ETIMEDOUT);
-    v = request(f, "POST", "/api/message/x", NULL, "b", 503);
-    assert_non_null(strstr(str_of(v, "error"), "outcome unknown"));
+    v = hc_json(f, "POST", "/api/message/x", NULL, "b", 503);
+    assert_non_null(strstr(json_str_of(v, "error"), "outcome unknown"));
     json_decref(v);
     fake_cluster_set_publish_status(f->cl, 0);
-    v = request(f, "POST", "/api/message/x", NULL, "b", 200);
-    assert_int_equal(int_of(v, "sequenceId"), 1);
+    v = hc_json(f, "POST", "/api/message/x", NULL, "b", 200);
+    assert_int_equal(json_int_of(v, "sequenceId"), 1);
     json_decref(v);
+}
+
+static void rest_with_fault(void *arg, int i)
+{
+    struct gw_fx *f;
+    struct hresp pub, get;
+    bool has_pub, has_get;
+
+    (void)arg;
+    gwfx_setup((void **)&f);
+    test_heap_fault_config(i, 1);
+    has_pub = hc_request(f, "POST", "/api/message/oom?messageId=a",
+                         "X-Guble-K: v\r\n", "x", &pub);
+    has_get = hc_request(f, "GET", "/api/message/oom", NULL, NULL, &get);
+    test_heap_fault_off();
+    if (has_pub) {
+        if (pub.status == 200) {
+            json_t *v = json_loadb(pub.body, pub.body_n, 0, NULL);
+            assert_non_null(v);
+            assert_int_equal(json_int_of(v, "sequenceId"), 1);
+            json_decref(v);
+        } else if (pub.status < 500) {
+            fail_msg("fault %d: POST %d %s", i, pub.status, pub.body);
+        }
+        hresp_free(&pub);
+    }
+    if (has_get) {
+        json_t *v = json_loadb(get.body, get.body_n, 0, NULL);
+        assert_non_null(v);
+        if (get.status == 200) {
+            json_t *m = json_array_get(v, 0);
+            if (m != NULL) {
+                /* Complete, or not there at all. */
+                assert_int_equal(json_object_size(m), 8);
+                assert_string_equal(json_str_of(m, "body"), "x");
+                assert_string_equal(
+                    json_str_of(json_object_get(m, "headers"), "K"), "v");
+            }
+        } else if (get.status < 500) {
+            fail_msg("fault %d: GET %d %s", i, get.status, get.body);
+        }
+        json_decref(v);
+        hresp_free(&get);
+    }
+    gwfx_teardown((void **)&f);
 }
 
 /* Publish (with headers) and replay with each allocation failing in turn:
@@ -265,63 +253,14 @@ static void test_rest_publish_refused(void **state)
  * answer with fields missing. */
 static void test_rest_each_allocation_fails(void **state)
 {
-    unsigned i;
-
     (void)state;
-    for (i = 0; i < 1000; i++) {
-        struct gw_fx *f;
-        struct hresp pub, get;
-        bool has_pub, has_get;
-        unsigned hits;
-
-        setup((void **)&f);
-        test_heap_fault_config((int)i, 1);
-        has_pub = hc_request(f, "POST", "/api/message/oom?messageId=a",
-                             "X-Guble-K: v\r\n", "x", &pub);
-        has_get = hc_request(f, "GET", "/api/message/oom", NULL, NULL, &get);
-        hits = test_heap_fault_hits();
-        test_heap_fault_off();
-        if (has_pub) {
-            if (pub.status == 200) {
-                json_t *v = json_loadb(pub.body, pub.body_n, 0, NULL);
-                assert_non_null(v);
-                assert_int_equal(int_of(v, "sequenceId"), 1);
-                json_decref(v);
-            } else if (pub.status < 500) {
-                fail_msg("fault %u: POST %d %s", i, pub.status, pub.body);
-            }
-            hresp_free(&pub);
-        }
-        if (has_get) {
-            json_t *v = json_loadb(get.body, get.body_n, 0, NULL);
-            assert_non_null(v);
-            if (get.status == 200) {
-                json_t *m = json_array_get(v, 0);
-                if (m != NULL) {
-                    /* Complete, or not there at all. */
-                    assert_int_equal(json_object_size(m), 8);
-                    assert_string_equal(str_of(m, "body"), "x");
-                    assert_string_equal(
-                        str_of(json_object_get(m, "headers"), "K"), "v");
-                }
-            } else if (get.status < 500) {
-                fail_msg("fault %u: GET %d %s", i, get.status, get.body);
-            }
-            json_decref(v);
-            hresp_free(&get);
-        }
-        teardown((void **)&f);
-        if (hits == 0)
-            break;
-    }
-    print_message("allocation faults tried: %u\n", i);
-    assert_true(i > 10 && i < 1000);
+    (void)test_heap_each_fault(rest_with_fault, NULL, 11, 1000);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, gwfx_setup, gwfx_teardown)
         T(test_rest_publish_then_replay),
         T(test_rest_replay_range),
         T(test_rest_binary_body_base64),

@@ -21,27 +21,6 @@
 #include "lib/gw_harness.h"
 #include "lib/heap.h"
 
-static int setup(void **state)
-{
-    struct gw_fx *f = calloc(1, sizeof *f);
-
-    assert_non_null(f);
-    test_heap_setup();
-    gwfx_start(f, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct gw_fx *f = *state;
-
-    gwfx_stop(f);
-    free(f);
-    test_heap_tear_down();
-    return 0;
-}
-
 /* ---- helpers ------------------------------------------------------------ */
 
 static void publish(struct wclient *w, const char *path, const char *msgid,
@@ -618,11 +597,7 @@ static bool fault_done(void *arg)
     return fw->count[0] >= fw->want || fw->count[1] > 0 || fw->count[2];
 }
 
-/* Publish, replay and live delivery with each allocation failing in turn
- * (the server's and the test client's: both share the heap hook): every
- * run ends with the answers, an error answer or a closed connection —
- * never a crash, a leak or silence. */
-static void test_ws_each_allocation_fails(void **state)
+static void ws_with_fault(void *arg, int i)
 {
     static const char *cmds[] = {"> /f m1\n{\"k\":\"v\"}\nx", "+ /f 1", "+ /g",
                                  "> /g/h m2\n\ny"};
@@ -633,56 +608,55 @@ static void test_ws_each_allocation_fails(void **state)
         .max_msg_bytes = 1 << 20,
         .max_write_bytes = 64 * 1024,
     };
-    unsigned i;
+    struct gw_fx *f;
+    struct ch_wsconn *ws = NULL;
+    size_t count[3] = {0, 0, 0};
+    struct fault_wait fw = {count, want};
+    bool ok = true;
 
-    (void)state;
-    for (i = 0; i < 2000; i++) {
-        struct gw_fx *f;
-        struct ch_wsconn *ws = NULL;
-        size_t count[3] = {0, 0, 0};
-        struct fault_wait fw = {count, want};
-        unsigned hits;
-        bool ok = true;
-
-        setup((void **)&f);
-        test_heap_fault_config((int)i, 1);
-        if (ch_wsconn_connect(&f->x, f->addr, NULL, "/stream", &cfg, &fault_cbs,
-                              count, &ws) != 0) {
-            ws = NULL;
-            ok = false;
-        }
-        for (size_t k = 0; ok && k < sizeof cmds / sizeof cmds[0]; k++) {
-            /* Commands after the greeting (the connection is open). */
-            struct fault_wait open = {count, 1};
-            if (!gwfx_run_until(f, fault_done, &open, GWFX_WAIT_MS))
-                fail_msg("fault %u: no greeting, no close", i);
-            if (count[2] || count[1] > 0)
-                break;
-            if (ch_wsconn_send(ws, false, cmds[k], strlen(cmds[k])) != 0)
-                ok = false;
-        }
-        if (ok && !count[2] &&
-            !gwfx_run_until(f, fault_done, &fw, GWFX_WAIT_MS))
-            fail_msg("fault %u: %zu of %zu answers, no error, no close", i,
-                     count[0], want);
-        if (ok && !count[2] && count[1] == 0)
-            assert_int_equal(count[0], want);
-        hits = test_heap_fault_hits();
-        test_heap_fault_off();
-        if (ws != NULL && !count[2])
-            ch_wsconn_close(ws);
-        teardown((void **)&f);
-        if (hits == 0)
-            break;
+    (void)arg;
+    gwfx_setup((void **)&f);
+    test_heap_fault_config(i, 1);
+    if (ch_wsconn_connect(&f->x, f->addr, NULL, "/stream", &cfg, &fault_cbs,
+                          count, &ws) != 0) {
+        ws = NULL;
+        ok = false;
     }
-    print_message("allocation faults tried: %u\n", i);
-    assert_true(i > 10 && i < 2000);
+    for (size_t k = 0; ok && k < sizeof cmds / sizeof cmds[0]; k++) {
+        /* Commands after the greeting (the connection is open). */
+        struct fault_wait open = {count, 1};
+        if (!gwfx_run_until(f, fault_done, &open, GWFX_WAIT_MS))
+            fail_msg("fault %d: no greeting, no close", i);
+        if (count[2] || count[1] > 0)
+            break;
+        if (ch_wsconn_send(ws, false, cmds[k], strlen(cmds[k])) != 0)
+            ok = false;
+    }
+    if (ok && !count[2] && !gwfx_run_until(f, fault_done, &fw, GWFX_WAIT_MS))
+        fail_msg("fault %d: %zu of %zu answers, no error, no close", i,
+                 count[0], want);
+    if (ok && !count[2] && count[1] == 0)
+        assert_int_equal(count[0], want);
+    test_heap_fault_off();
+    if (ws != NULL && !count[2])
+        ch_wsconn_close(ws);
+    gwfx_teardown((void **)&f);
+}
+
+/* Publish, replay and live delivery with each allocation failing in turn
+ * (the server's and the test client's: both share the heap hook): every
+ * run ends with the answers, an error answer or a closed connection —
+ * never a crash, a leak or silence. */
+static void test_ws_each_allocation_fails(void **state)
+{
+    (void)state;
+    (void)test_heap_each_fault(ws_with_fault, NULL, 11, 2000);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, gwfx_setup, gwfx_teardown)
         T(test_ws_answers_in_publish_order),
         T(test_ws_publish_error_texts),
         T(test_ws_unanswered_publish_limit),

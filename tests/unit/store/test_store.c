@@ -1,7 +1,6 @@
 /* Unit tests of the store (src/store): apply, reads, topic listing,
  * de-dup, member directory, reopen, snapshots. Each test uses a fresh
  * temporary directory. */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +17,7 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/limits.h"
+#include "lib/tmpdir.h"
 #include "store/store.h"
 
 #define MAP_BYTES (64ULL * 1024 * 1024)
@@ -30,25 +30,13 @@ struct fx {
     uint64_t index; /* last raft index used */
 };
 
-static int rm_entry(const char *p, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
     char errmsg[CH_ERRMSG_SIZE];
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "%s/chorus-store-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    test_tmpdir_make(f->dir, sizeof f->dir, "store");
     /* a missing directory with a missing parent: open creates both */
     snprintf(f->path, sizeof(f->path), "%s/a/b", f->dir);
     assert_int_equal(store_open(f->path, MAP_BYTES, &f->s, errmsg), 0);
@@ -61,7 +49,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     store_close(f->s);
-    assert_int_equal(nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
