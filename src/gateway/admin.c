@@ -251,7 +251,7 @@ static void handle_topics(struct gw_conn *c, const char *query)
     }
     if (rv != 0) {
         json_decref(tl.arr);
-        gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
+        gw__http_store_error(c, rv);
         return;
     }
     if (tl.is_nomem) {
@@ -283,7 +283,7 @@ static void handle_topic(struct gw_conn *c, const char *path, size_t path_n)
         return;
     }
     if (rv != 0) {
-        gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
+        gw__http_store_error(c, rv);
         return;
     }
     gw__respond_value(c, 200, topic_json(path, path_n, &info));

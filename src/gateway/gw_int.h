@@ -260,6 +260,9 @@ void gw__http_respond(struct gw_conn *c, int status, const char *ctype,
 void gw__http_respond_json(struct gw_conn *c, int status, const char *json);
 void gw__http_error(struct gw_conn *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A store read that failed with rv: 503 when out of memory (it may pass),
+ * else 500. */
+void gw__http_store_error(struct gw_conn *c, int rv);
 const char *gw__http_header(const struct gw_http_req *r, const char *name);
 
 /* ws.c */

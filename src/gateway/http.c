@@ -683,6 +683,15 @@ oom:
     gw__conn_close(c);
 }
 
+void gw__http_store_error(struct gw_conn *c, int rv)
+{
+    CH_ASSERT(rv != 0);
+    if (rv == CH_ENOMEM)
+        gw__http_error(c, 503, "out of memory");
+    else
+        gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
+}
+
 static void dispatch(struct gw_conn *c)
 {
     const char *url = c->req.url.data ? c->req.url.data : "";

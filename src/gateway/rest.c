@@ -291,10 +291,7 @@ static void rest_replay(struct gw_conn *c, const char *path, size_t path_n,
         rv = rj.rv;
     if (rv != 0) {
         json_decref(rj.arr);
-        if (rv == CH_ENOMEM)
-            gw__http_error(c, 503, "out of memory");
-        else
-            gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
+        gw__http_store_error(c, rv);
         return;
     }
     gw__respond_value(c, 200, rj.arr);
