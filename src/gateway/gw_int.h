@@ -269,6 +269,9 @@ const char *gw__http_header(const struct gw_http_req *r, const char *name);
 int gw__ws_upgrade(struct gw_conn *c);
 void gw__ws_recv(struct gw_conn *c);
 void gw__ws_send_text(struct gw_conn *c, const char *p, size_t n);
+/* Sends the error text, then closes with 1011: the connection's delivery
+ * state cannot be trusted any more (never from inside the index walk). */
+void gw__ws_fail(struct gw_conn *c, const char *text, size_t n);
 void gw__ws_send_frame(struct gw_conn *c, const char *p, size_t n, bool binary);
 
 /* proto.c */

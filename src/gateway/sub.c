@@ -258,11 +258,16 @@ int gw__sub_add(struct gw_conn *c, const struct gw_cmd *cmd)
         /* Live only: from the head of the exact path on. */
         if (cursor_get(c, s->path, s->path_n) == NULL) {
             struct store_txn *t;
-            int64_t last = 0;
-            if (store_read_begin(c->gw->store, &t) == 0) {
-                last = topic_last(t, s->path, s->path_n);
-                store_read_end(t);
+            int64_t last;
+            /* Without the head the cursor would start at 1: the whole
+             * history would follow the next live message. */
+            rv = store_read_begin(c->gw->store, &t);
+            if (rv != 0) {
+                sub_free(c, s);
+                return rv;
             }
+            last = topic_last(t, s->path, s->path_n);
+            store_read_end(t);
             if (cursor_create(c, s->path, s->path_n, last + 1) == NULL) {
                 sub_free(c, s);
                 return CH_ENOMEM;
@@ -467,7 +472,7 @@ void gw__sub_pump(struct gw_conn *c)
     if (rv != 0) {
         log_error("gw", "store read failed conn=%llu err=%s",
                   (unsigned long long)c->id, ch_strerror(rv));
-        gw__ws_send_text(c, "!error-server-internal store read failed", 40);
+        gw__ws_fail(c, "!error-server-internal store read failed", 40);
         return;
     }
     ch_buf_init(&scratch);
@@ -479,9 +484,13 @@ void gw__sub_pump(struct gw_conn *c)
     store_read_end(t);
     ch_buf_free(&scratch);
     if (rv != 0) {
+        /* What was sent of the failed slice is not recorded in the
+         * cursor: going on would repeat or skip messages. The client
+         * resumes from the last sequenceId it got (docs/protocol.md
+         * "Answers"). */
         log_error("gw", "replay failed conn=%llu err=%s",
                   (unsigned long long)c->id, ch_strerror(rv));
-        gw__ws_send_text(c, "!error-server-internal replay failed", 36);
+        gw__ws_fail(c, "!error-server-internal replay failed", 36);
     }
 }
 
@@ -583,7 +592,10 @@ void gw__sub_restored(void *arg)
     struct gw *gw = arg;
 
     /* The store jumped ahead (snapshot from the leader): every cursor
-     * re-reads from the store; the pump finds out what is new. */
+     * re-reads from the store; the pump finds out what is new. A subtopic
+     * that first appeared within the snapshot has no cursor and is not
+     * looked for: the old heads are gone, so where to start it is unknown
+     * (docs/protocol.md "Delivery guarantees", known exception). */
     struct ch_queue *q;
 
     CH_QUEUE_FOREACH (q, &gw->conns) {

@@ -243,3 +243,9 @@ void gw__ws_send_text(struct gw_conn *c, const char *p, size_t n)
 {
     gw__ws_send_frame(c, p, n, false);
 }
+
+void gw__ws_fail(struct gw_conn *c, const char *text, size_t n)
+{
+    gw__ws_send_text(c, text, n);
+    send_close(c, CH_WS_CLOSE_INTERNAL);
+}

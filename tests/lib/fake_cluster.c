@@ -22,6 +22,7 @@ struct fake_admin {
     cluster_admin_cb cb;
     void *arg;
     int status;
+    const char *text;
 };
 
 struct cluster {
@@ -40,6 +41,14 @@ struct cluster {
     int publish_status;        /* non-zero: the step fails publishes so */
     const char *health_reason; /* NULL: healthy */
     bool is_unseen;            /* applied without the applied callback */
+    int publish_refusal;       /* non-zero: cluster_publish refuses so */
+    uint64_t leader_id;        /* cluster_get_status */
+    const char *state;
+    int admin_refusal;      /* non-zero: membership requests refused so */
+    int admin_status;       /* non-zero: ... and answered so */
+    const char *admin_text; /* with this text */
+    unsigned n_admin_requests;
+    struct fake_admin_req last_admin;
     struct cluster_metrics metrics;
 };
 
@@ -57,6 +66,8 @@ struct cluster *fake_cluster_create(struct store *store)
         return NULL;
     c->store = store;
     c->time = FAKE_TIME0;
+    c->leader_id = 1;
+    c->state = "leader";
     ch_batch_enc_init(&c->enc);
     return c;
 }
@@ -170,8 +181,7 @@ static bool step_admins(struct cluster *c)
     c->admins = NULL;
     c->n_admins = c->cap_admins = 0;
     for (size_t i = 0; i < n; i++)
-        admins[i].cb(admins[i].arg, admins[i].status,
-                     admins[i].status == CH_ENOTFOUND ? "no such member" : "");
+        admins[i].cb(admins[i].arg, admins[i].status, admins[i].text);
     free(admins);
     return true;
 }
@@ -210,6 +220,8 @@ int cluster_publish(struct cluster *c, const struct ch_msg *m,
 {
     int rv;
 
+    if (c->publish_refusal != 0)
+        return c->publish_refusal;
     if (c->n_pubs >= FAKE_MAX_PENDING)
         return CH_EFULL;
     if (c->n_pubs == c->cap_pubs) {
@@ -241,6 +253,14 @@ int cluster_publish_forwarded(struct cluster *c, const struct ch_msg *m,
 static int queue_admin(struct cluster *c, int status, cluster_admin_cb cb,
                        void *arg)
 {
+    const char *text = status == CH_ENOTFOUND ? "no such member" : "";
+
+    if (c->admin_refusal != 0)
+        return c->admin_refusal;
+    if (c->admin_status != 0) {
+        status = c->admin_status;
+        text = c->admin_text != NULL ? c->admin_text : "";
+    }
     if (c->n_admins == c->cap_admins) {
         size_t cap = c->cap_admins ? c->cap_admins * 2 : 8;
         struct fake_admin *p = realloc(c->admins, cap * sizeof *p);
@@ -252,8 +272,17 @@ static int queue_admin(struct cluster *c, int status, cluster_admin_cb cb,
     c->admins[c->n_admins].cb = cb;
     c->admins[c->n_admins].arg = arg;
     c->admins[c->n_admins].status = status;
+    c->admins[c->n_admins].text = text;
     c->n_admins++;
     return 0;
+}
+
+static void note_admin(struct cluster *c, enum fake_admin_op op, uint64_t id)
+{
+    c->n_admin_requests++;
+    memset(&c->last_admin, 0, sizeof c->last_admin);
+    c->last_admin.op = op;
+    c->last_admin.id = id;
 }
 
 /* Members 1..3 exist; others are "not found" (answered asynchronously). */
@@ -265,6 +294,10 @@ static int member_status(uint64_t id)
 int cluster_join(struct cluster *c, uint64_t id, const char *raft,
                  const char *http, int role, cluster_admin_cb cb, void *arg)
 {
+    note_admin(c, FAKE_ADMIN_JOIN, id);
+    snprintf(c->last_admin.raft, sizeof c->last_admin.raft, "%s", raft);
+    snprintf(c->last_admin.http, sizeof c->last_admin.http, "%s", http);
+    c->last_admin.role = role;
     if (id == 0 || strlen(raft) > CH_MAX_ADDR_BYTES ||
         strlen(http) > CH_MAX_ADDR_BYTES || role < CLUSTER_ROLE_VOTER ||
         role > CLUSTER_ROLE_SPARE)
@@ -275,6 +308,7 @@ int cluster_join(struct cluster *c, uint64_t id, const char *raft,
 int cluster_leave(struct cluster *c, uint64_t id, cluster_admin_cb cb,
                   void *arg)
 {
+    note_admin(c, FAKE_ADMIN_LEAVE, id);
     if (id == 0)
         return CH_EINVAL;
     return queue_admin(c, member_status(id), cb, arg);
@@ -283,6 +317,7 @@ int cluster_leave(struct cluster *c, uint64_t id, cluster_admin_cb cb,
 int cluster_transfer(struct cluster *c, uint64_t id, cluster_admin_cb cb,
                      void *arg)
 {
+    note_admin(c, FAKE_ADMIN_TRANSFER, id);
     return queue_admin(c, id == 0 ? 0 : member_status(id), cb, arg);
 }
 
@@ -311,9 +346,9 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
 {
     memset(out, 0, sizeof *out);
     out->id = 1;
-    out->state = "leader";
+    out->state = c->state;
     out->term = 3;
-    out->leader_id = 1;
+    out->leader_id = c->leader_id;
     out->commit_index = store_applied_index(c->store);
     out->applied_index = out->commit_index;
     out->n_members = 3;
@@ -329,8 +364,7 @@ void cluster_get_status(struct cluster *c, struct cluster_status *out)
 
 bool cluster_is_leader(struct cluster *c)
 {
-    (void)c;
-    return true;
+    return c->leader_id == 1; /* this node is 1 */
 }
 
 bool cluster_is_healthy(struct cluster *c)
@@ -362,6 +396,34 @@ void fake_cluster_restored(struct cluster *c)
 {
     if (c->restored_cb != NULL)
         c->restored_cb(c->restored_arg);
+}
+
+void fake_cluster_set_publish_refusal(struct cluster *c, int rv)
+{
+    c->publish_refusal = rv;
+}
+
+void fake_cluster_set_leader(struct cluster *c, uint64_t leader_id,
+                             const char *state)
+{
+    c->leader_id = leader_id;
+    c->state = state;
+}
+
+void fake_cluster_set_admin_outcome(struct cluster *c, int refusal, int status,
+                                    const char *text)
+{
+    c->admin_refusal = refusal;
+    c->admin_status = status;
+    c->admin_text = text;
+}
+
+unsigned fake_cluster_admin_requests(struct cluster *c,
+                                     struct fake_admin_req *last)
+{
+    if (last != NULL)
+        *last = c->last_admin;
+    return c->n_admin_requests;
 }
 
 void cluster_get_metrics(struct cluster *c, struct cluster_metrics *out)

@@ -9,6 +9,7 @@
 #define CHORUS_TESTS_LIB_FAKE_CLUSTER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cluster/cluster.h"
 
@@ -34,5 +35,37 @@ void fake_cluster_set_health(struct cluster *c, const char *reason);
 void fake_cluster_set_unseen(struct cluster *c, bool is_unseen);
 /* Calls the restored callback, as after a snapshot was installed. */
 void fake_cluster_restored(struct cluster *c);
+/* From now on cluster_publish refuses at once with `rv` (CH_EFULL,
+ * CH_ENOTLEADER, CH_ESHUTDOWN...; 0: publishes are taken again). */
+void fake_cluster_set_publish_refusal(struct cluster *c, int rv);
+/* The leader cluster_get_status reports (0: none known) and this node's
+ * state (borrowed, must stay valid); by default 1 and "leader". */
+void fake_cluster_set_leader(struct cluster *c, uint64_t leader_id,
+                             const char *state);
+/* Membership requests (join/leave/transfer) from now on: refused at once
+ * with `refusal` if non-zero; else taken, and answered at the next step
+ * with `status` and `text` (borrowed) if `status` is non-zero. Both 0:
+ * the default (members 1..3 exist, others are "not found"). */
+void fake_cluster_set_admin_outcome(struct cluster *c, int refusal, int status,
+                                    const char *text);
+
+/* The last membership request the cluster was given (taken or refused by
+ * the stand-in itself). */
+enum fake_admin_op {
+    FAKE_ADMIN_NONE,
+    FAKE_ADMIN_JOIN,
+    FAKE_ADMIN_LEAVE,
+    FAKE_ADMIN_TRANSFER,
+};
+struct fake_admin_req {
+    enum fake_admin_op op;
+    uint64_t id;
+    char raft[CH_MAX_ADDR_BYTES + 1]; /* join */
+    char http[CH_MAX_ADDR_BYTES + 1]; /* join */
+    int role;                         /* join: CLUSTER_ROLE_* */
+};
+/* Membership requests seen so far; *last (if not NULL) gets the last. */
+unsigned fake_cluster_admin_requests(struct cluster *c,
+                                     struct fake_admin_req *last);
 
 #endif

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include "lib/heap.h"
 #include "lib/loop.h"
 #include "lib/tmpdir.h"
+
+static void hc_abandon(uv_poll_t *p);
 
 /* ---- the gateway ---- */
 
@@ -48,6 +51,9 @@ void gwfx_start(struct gw_fx *f, const struct gw_fx_options *o)
     int len = sizeof sa;
     char errmsg[CH_ERRMSG_SIZE] = "";
 
+    /* As chorusd: a write to a connection the client closed is an error
+     * (EPIPE) the gateway handles, not the end of the process. */
+    signal(SIGPIPE, SIG_IGN);
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     test_tmpdir_make(f->dir, sizeof f->dir, "gw");
@@ -99,6 +105,9 @@ void gwfx_stop(struct gw_fx *f)
         if (f->clients[i] != NULL)
             ch_wsconn_close(f->clients[i]);
         f->clients[i] = NULL;
+        if (f->hpolls[i] != NULL)
+            hc_abandon(f->hpolls[i]);
+        f->hpolls[i] = NULL;
     }
     /* What the stand-in still holds is answered before the gateway goes. */
     f->is_holding = false;
@@ -213,7 +222,7 @@ static void poll_cb(uv_poll_t *p, int status, int events)
     (void)status;
     (void)events;
     /* A poll being closed may still report once; its client has moved on. */
-    if (uv_is_closing((uv_handle_t *)p) || h->poll != p)
+    if (h == NULL || uv_is_closing((uv_handle_t *)p) || h->poll != p)
         return;
     hc_read(h);
 }
@@ -221,6 +230,34 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 static void poll_closed(uv_handle_t *h)
 {
     free(h);
+}
+
+/* Replaces `old` by `now` in the fixture's list of raw HTTP clients. */
+static void hc_track(struct gw_fx *f, uv_poll_t *now, uv_poll_t *old)
+{
+    for (size_t i = 0; i < GWFX_MAX_CLIENTS; i++) {
+        if (f->hpolls[i] == old) {
+            f->hpolls[i] = now;
+            return;
+        }
+    }
+    if (old != NULL)
+        fail_msg("HTTP client %p not tracked", (void *)old);
+    fail_msg("more than %d HTTP clients open", GWFX_MAX_CLIENTS);
+}
+
+/* Closes the socket of a client a failed test left behind (its struct
+ * hclient is gone with the test's stack: never touched). */
+static void hc_abandon(uv_poll_t *p)
+{
+    uv_os_fd_t fd;
+
+    p->data = NULL;
+    if (uv_fileno((uv_handle_t *)p, &fd) != 0)
+        fd = -1;
+    uv_close((uv_handle_t *)p, poll_closed);
+    if (fd >= 0)
+        close(fd);
 }
 
 void hc_connect(struct gw_fx *f, struct hclient *h)
@@ -242,6 +279,7 @@ void hc_connect(struct gw_fx *f, struct hclient *h)
     assert_int_equal(uv_poll_init(&f->loop, h->poll, h->fd), 0);
     h->poll->data = h;
     assert_int_equal(uv_poll_start(h->poll, UV_READABLE, poll_cb), 0);
+    hc_track(f, h->poll, NULL);
     /* Loopback: the handshake completes as the loop accepts. */
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
@@ -393,9 +431,19 @@ bool hc_wait_eof(struct hclient *h)
     return gwfx_run_until(h->f, is_eof, h, GWFX_WAIT_MS);
 }
 
+void hc_set_reading(struct hclient *h, bool on)
+{
+    assert_non_null(h->poll);
+    if (on && !h->is_eof)
+        assert_int_equal(uv_poll_start(h->poll, UV_READABLE, poll_cb), 0);
+    else if (!on)
+        assert_int_equal(uv_poll_stop(h->poll), 0);
+}
+
 void hc_close(struct hclient *h)
 {
     if (h->poll != NULL) {
+        hc_track(h->f, NULL, h->poll);
         uv_close((uv_handle_t *)h->poll, poll_closed);
         h->poll = NULL;
     }

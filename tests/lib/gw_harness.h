@@ -39,6 +39,8 @@ struct gw_fx {
     /* Clients not closed yet: a failed test leaves them behind (its stack
      * is gone), gwfx_stop closes them without callbacks. */
     struct ch_wsconn *clients[GWFX_MAX_CLIENTS];
+    /* Raw HTTP clients not closed yet, by their poll handle: likewise. */
+    uv_poll_t *hpolls[GWFX_MAX_CLIENTS];
     uv_check_t commit; /* steps the stand-in once per loop turn */
     uv_idle_t idle;    /* keeps the poll from blocking while it has work */
     bool is_holding;   /* publishes wait (no commit) */
@@ -87,6 +89,9 @@ void hc_sends(struct hclient *h, const char *s);
 bool hc_response(struct hclient *h, struct hresp *r);
 /* Waits until the server closed the connection. */
 bool hc_wait_eof(struct hclient *h);
+/* Stops (false) or resumes (true) reading the socket: what the server
+ * writes then waits in the kernel's buffers. */
+void hc_set_reading(struct hclient *h, bool on);
 void hc_close(struct hclient *h);
 void hresp_free(struct hresp *r);
 /* One request on a fresh connection: method, path, body (may be NULL),

@@ -3,8 +3,11 @@
  * docs/protocol.md "Admin": health with and without a reason, the cluster
  * status, membership changes answered from the cluster's callback (and
  * their bad bodies), topics by whole-segment prefix and one by one,
- * Prometheus text and JSON metrics that agree, methods and unknown paths,
- * and every allocation failing in turn. */
+ * Prometheus text and JSON metrics that agree (and the text format line by
+ * line), no leader known, what membership requests hand to the cluster
+ * and how its outcomes map to statuses (409, 503, 400), prefixes next to
+ * keys that sort between a topic and its subtopics, methods and unknown
+ * paths, and every allocation failing in turn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -322,6 +325,233 @@ static void test_admin_each_allocation_fails(void **state)
         (void)test_heap_each_fault(admin_with_fault, &k, 1, 1000);
 }
 
+/* No leader known: health is 503 with the reason and "leader": null; the
+ * cluster status says the same; the metrics agree. */
+static void test_admin_no_leader(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hresp r;
+    json_t *v;
+
+    fake_cluster_set_leader(f->cl, 0, "follower");
+    fake_cluster_set_health(f->cl, "no leader known");
+    v = request(f, "GET", "/admin/healthcheck", NULL, 503);
+    assert_string_equal(json_str_of(v, "status"), "unavailable");
+    assert_string_equal(json_str_of(v, "reason"), "no leader known");
+    assert_string_equal(json_str_of(v, "state"), "follower");
+    assert_int_equal(json_int_of(v, "id"), 1);
+    assert_true(json_is_null(json_object_get(v, "leader")));
+    assert_int_equal(json_object_size(v), 5);
+    json_decref(v);
+    v = request(f, "GET", "/admin/cluster", NULL, 200);
+    assert_true(json_is_null(json_object_get(v, "leader")));
+    assert_string_equal(json_str_of(v, "state"), "follower");
+    json_decref(v);
+    assert_true(hc_request(f, "GET", "/metrics", NULL, NULL, &r));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\nchorus_healthy 0\n"));
+    assert_non_null(strstr(r.body, "\nchorus_raft_leader_id 0\n"));
+    hresp_free(&r);
+    /* Another node leads: this one is healthy again and names it. */
+    fake_cluster_set_leader(f->cl, 3, "follower");
+    fake_cluster_set_health(f->cl, NULL);
+    v = request(f, "GET", "/admin/healthcheck", NULL, 200);
+    assert_int_equal(json_int_of(v, "leader"), 3);
+    assert_int_equal(json_object_size(v), 4);
+    json_decref(v);
+}
+
+/* What reaches the cluster: join's id, addresses and role (voter by
+ * default); leave's id; transfer's id (0 without one). Bad bodies never
+ * reach it. Its outcomes map to statuses: 409 for a change already
+ * running, 503 for no leader, refusals at once 503, with its text. */
+static void test_admin_membership_outcomes(void **state)
+{
+    struct gw_fx *f = *state;
+    static const struct {
+        const char *role;
+        int want;
+    } roles[] = {
+        {"", CLUSTER_ROLE_VOTER},
+        {",\"role\":\"voter\"", CLUSTER_ROLE_VOTER},
+        {",\"role\":\"standby\"", CLUSTER_ROLE_STANDBY},
+        {",\"role\":\"spare\"", CLUSTER_ROLE_SPARE},
+    };
+    struct fake_admin_req req;
+    unsigned n;
+    char body[256];
+    json_t *v;
+
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(body, sizeof body,
+                 "{\"id\":7,\"raft\":\"10.0.0.7:9007\",\"http\":"
+                 "\"node7:8007\"%s}",
+                 roles[i].role);
+        json_decref(request(f, "POST", "/admin/cluster/join", body, 200));
+        n = fake_cluster_admin_requests(f->cl, &req);
+        assert_int_equal(n, i + 1);
+        assert_int_equal(req.op, FAKE_ADMIN_JOIN);
+        assert_int_equal(req.id, 7);
+        assert_string_equal(req.raft, "10.0.0.7:9007");
+        assert_string_equal(req.http, "node7:8007");
+        assert_int_equal(req.role, roles[i].want);
+    }
+    json_decref(request(f, "POST", "/admin/cluster/leave", "{\"id\":3}", 200));
+    assert_int_equal(fake_cluster_admin_requests(f->cl, &req), 5);
+    assert_int_equal(req.op, FAKE_ADMIN_LEAVE);
+    assert_int_equal(req.id, 3);
+    json_decref(request(f, "POST", "/admin/cluster/transfer", NULL, 200));
+    assert_int_equal(fake_cluster_admin_requests(f->cl, &req), 6);
+    assert_int_equal(req.op, FAKE_ADMIN_TRANSFER);
+    assert_int_equal(req.id, 0);
+    json_decref(
+        request(f, "POST", "/admin/cluster/transfer", "{\"id\":2}", 200));
+    assert_int_equal(fake_cluster_admin_requests(f->cl, &req), 7);
+    assert_int_equal(req.id, 2);
+
+    /* Refused before the cluster is asked. */
+    json_decref(request(f, "POST", "/admin/cluster/join",
+                        "{\"id\":7,\"raft\":\"a:1\",\"http\":\"b:2\","
+                        "\"role\":\"boss\"}",
+                        400));
+    json_decref(request(f, "POST", "/admin/cluster/leave", "{\"id\":0}", 400));
+    json_decref(request(f, "POST", "/admin/cluster/transfer", "nope", 400));
+    assert_int_equal(fake_cluster_admin_requests(f->cl, NULL), 7);
+
+    /* The cluster's answers. */
+    fake_cluster_set_admin_outcome(f->cl, 0, CH_EBUSY,
+                                   "another membership change is running");
+    v = request(f, "POST", "/admin/cluster/leave", "{\"id\":2}", 409);
+    assert_string_equal(json_str_of(v, "error"),
+                        "another membership change is running");
+    json_decref(v);
+    fake_cluster_set_admin_outcome(f->cl, 0, CH_ENOTLEADER, "");
+    v = request(f, "POST", "/admin/cluster/transfer", "{}", 503);
+    assert_true(strlen(json_str_of(v, "error")) > 0); /* ch_strerror */
+    json_decref(v);
+    fake_cluster_set_admin_outcome(f->cl, 0, CH_EINVAL, "bad address");
+    v = request(f, "POST", "/admin/cluster/join",
+                "{\"id\":8,\"raft\":\"a:1\",\"http\":\"b:2\"}", 400);
+    assert_string_equal(json_str_of(v, "error"), "bad address");
+    json_decref(v);
+    fake_cluster_set_admin_outcome(f->cl, CH_ESHUTDOWN, 0, NULL);
+    v = request(f, "POST", "/admin/cluster/leave", "{\"id\":2}", 503);
+    json_decref(v);
+    fake_cluster_set_admin_outcome(f->cl, CH_EINVAL, 0, NULL);
+    v = request(f, "POST", "/admin/cluster/leave", "{\"id\":2}", 400);
+    json_decref(v);
+    fake_cluster_set_admin_outcome(f->cl, 0, 0, NULL);
+    assert_int_equal(fake_cluster_admin_requests(f->cl, NULL), 12);
+    /* The connection of a refused change stays usable. */
+    json_decref(request(f, "POST", "/admin/cluster/leave", "{\"id\":2}", 200));
+}
+
+/* /metrics is Prometheus text: for every metric a "# TYPE name
+ * counter|gauge" line, then "name value"; names unique; the same names and
+ * values as /admin/metrics. */
+static void test_admin_metrics_text_format(void **state)
+{
+    struct gw_fx *f = *state;
+    struct hresp r;
+    json_t *js;
+    char *save = NULL;
+    size_t n = 0;
+    const char *type_name = NULL;
+
+    publish(f, "/mt", 2);
+    js = request(f, "GET", "/admin/metrics", NULL, 200);
+    assert_true(hc_request(f, "GET", "/metrics", NULL, NULL, &r));
+    assert_int_equal(r.status, 200);
+    assert_true(r.body_n > 0 && r.body[r.body_n - 1] == '\n');
+    for (char *line = strtok_r(r.body, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char name[128], kind[16], rest[2];
+        unsigned long long value;
+        if (type_name == NULL) {
+            if (sscanf(line, "# TYPE %127s %15s %1s", name, kind, rest) != 2)
+                fail_msg("not a TYPE line: \"%s\"", line);
+            assert_true(strcmp(kind, "counter") == 0 ||
+                        strcmp(kind, "gauge") == 0);
+            assert_true(strncmp(name, "chorus_", 7) == 0);
+            if (strcmp(kind, "counter") == 0)
+                assert_true(strlen(name) > 6 &&
+                            strcmp(name + strlen(name) - 6, "_total") == 0);
+            type_name = strstr(line, name);
+            continue;
+        }
+        if (sscanf(line, "%127s %llu %1s", name, &value, rest) != 2 ||
+            strspn(strchr(line, ' ') + 1, "0123456789") !=
+                strlen(strchr(line, ' ') + 1))
+            fail_msg("not a sample line: \"%s\"", line);
+        assert_memory_equal(type_name, name, strlen(name));
+        /* The JSON has the same name (once: JSON keys are unique), and the
+         * same value but for the figures the requests themselves move. */
+        assert_true(json_is_integer(json_object_get(js, name)));
+        if (strcmp(name, "chorus_http_requests_total") != 0 &&
+            strcmp(name, "chorus_bytes_out_total") != 0 &&
+            strcmp(name, "chorus_connections_total") != 0)
+            assert_int_equal(json_int_of(js, name), (long long)value);
+        json_object_del(js, name); /* a second sample would not find it */
+        type_name = NULL;
+        n++;
+    }
+    assert_null(type_name);
+    assert_int_equal(n, 23);
+    assert_int_equal(json_object_size(js), 0);
+    json_decref(js);
+    hresp_free(&r);
+}
+
+/* Prefixes match whole segments at every depth, and a topic path itself
+ * is a prefix of its own subtopics only. */
+static void test_admin_topics_prefix_segments(void **state)
+{
+    struct gw_fx *f = *state;
+    static const struct {
+        const char *prefix;
+        const char *want; /* the paths, space-separated */
+    } cases[] = {
+        /* "/x-a" and "/x.b" sort between "/x" and "/x/y": skipped, and
+         * the listing goes on. */
+        {"/x", "/x /x/y /x/y/z /x/yz"},
+        {"/x-a", "/x-a"},
+        {"/x/y", "/x/y /x/y/z"},
+        {"/x/y/z", "/x/y/z"},
+        {"/x/yz", "/x/yz"},
+        {"/x/y/z/w", ""},
+        {"/xy", "/xy"},
+        {"/q", ""},
+    };
+
+    publish(f, "/x", 1);
+    publish(f, "/x-a", 1);
+    publish(f, "/x.b", 1);
+    publish(f, "/x/y", 1);
+    publish(f, "/x/y/z", 2);
+    publish(f, "/x/yz", 1);
+    publish(f, "/xy", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[300], got[300] = "";
+        json_t *v, *topics;
+
+        snprintf(path, sizeof path, "/admin/topics?prefix=%s", cases[i].prefix);
+        v = request(f, "GET", path, NULL, 200);
+        topics = json_object_get(v, "topics");
+        assert_true(json_is_array(topics));
+        for (size_t k = 0; k < json_array_size(topics); k++) {
+            json_t *t = json_array_get(topics, k);
+            if (k > 0)
+                strcat(got, " ");
+            strcat(got, json_str_of(t, "path"));
+            assert_int_equal(json_object_size(t), 5);
+        }
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("prefix %s: \"%s\", expected \"%s\"", cases[i].prefix, got,
+                     cases[i].want);
+        json_decref(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +562,10 @@ int main(void)
         T(test_admin_topics),
         T(test_admin_metrics),
         T(test_admin_methods_and_paths),
+        T(test_admin_no_leader),
+        T(test_admin_membership_outcomes),
+        T(test_admin_metrics_text_format),
+        T(test_admin_topics_prefix_segments),
 #undef T
         cmocka_unit_test(test_admin_each_allocation_fails),
     };

@@ -3,8 +3,10 @@
  * docs/protocol.md "REST": a publish answered after commit with the
  * #send JSON, X-Guble-/X-Chorus- headers, replays with from and limit
  * (capped at CH_REST_MAX_LIMIT), binary bodies as bodyBase64, the
- * de-dup of a repeated messageId, bad requests, publishes the cluster
- * refuses, and every allocation failing in turn. */
+ * de-dup of a repeated messageId, the defaults (user "anonymous", no
+ * messageId, the exact path), bad requests, bodies over the limit (413),
+ * publishes the cluster refuses (at once or when committing), and every
+ * allocation failing in turn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -257,6 +259,96 @@ static void test_rest_each_allocation_fails(void **state)
     (void)test_heap_each_fault(rest_with_fault, NULL, 11, 1000);
 }
 
+/* Without userId/messageId a publish is from "anonymous" with an empty
+ * messageId; a replay reads the exact path (not its subtopics) and from
+ * beyond the last message gives []. */
+static void test_rest_defaults_and_exact_path(void **state)
+{
+    struct gw_fx *f = *state;
+    json_t *v, *m;
+
+    v = hc_json(f, "POST", "/api/message/p", NULL, "one", 200);
+    assert_int_equal(json_int_of(v, "sequenceId"), 1);
+    assert_string_equal(json_str_of(v, "publisherMessageId"), "");
+    json_decref(v);
+    json_decref(hc_json(f, "POST", "/api/message/p/sub", NULL, "two", 200));
+    /* An empty body is a message too. */
+    json_decref(hc_json(f, "POST", "/api/message/p", NULL, NULL, 200));
+    v = hc_json(f, "GET", "/api/message/p", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 2);
+    m = json_array_get(v, 0);
+    assert_string_equal(json_str_of(m, "userId"), "anonymous");
+    assert_string_equal(json_str_of(m, "messageId"), "");
+    assert_string_equal(json_str_of(m, "path"), "/p");
+    assert_int_equal(json_object_size(json_object_get(m, "headers")), 0);
+    assert_int_equal(json_object_size(m), 8);
+    m = json_array_get(v, 1);
+    assert_int_equal(json_int_of(m, "sequenceId"), 2);
+    assert_string_equal(json_str_of(m, "body"), "");
+    json_decref(v);
+    v = hc_json(f, "GET", "/api/message/p?from=3", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 0);
+    json_decref(v);
+    v = hc_json(f, "GET", "/api/message/p/sub?limit=1", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 1);
+    assert_string_equal(json_str_of(json_array_get(v, 0), "body"), "two");
+    json_decref(v);
+}
+
+/* Publishes refused at once by the cluster (full, no leader, shutting
+ * down) and those whose leadership was lost: 503, "not committed" or
+ * "outcome unknown"; nothing stored. */
+static void test_rest_publish_refused_at_once(void **state)
+{
+    struct gw_fx *f = *state;
+    static const int refusals[] = {CH_EFULL, CH_ENOTLEADER, CH_ESHUTDOWN};
+    json_t *v;
+
+    for (size_t i = 0; i < 3; i++) {
+        fake_cluster_set_publish_refusal(f->cl, refusals[i]);
+        v = hc_json(f, "POST", "/api/message/y", NULL, "b", 503);
+        assert_non_null(strstr(json_str_of(v, "error"), "not committed"));
+        json_decref(v);
+    }
+    fake_cluster_set_publish_refusal(f->cl, 0);
+    fake_cluster_set_publish_status(f->cl, CH_EUNKNOWN);
+    v = hc_json(f, "POST", "/api/message/y", NULL, "b", 503);
+    assert_non_null(strstr(json_str_of(v, "error"), "leadership lost"));
+    assert_non_null(strstr(json_str_of(v, "error"), "outcome unknown"));
+    json_decref(v);
+    fake_cluster_set_publish_status(f->cl, 0);
+    v = hc_json(f, "GET", "/api/message/y", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 0);
+    json_decref(v);
+    assert_int_equal(f->gw->metrics.publish_errors, 4);
+}
+
+/* A body over --max-message-bytes: 413 with a JSON error, nothing stored;
+ * one at the limit is taken. */
+static void test_rest_body_over_limit_413(void **state)
+{
+    struct gw_fx *f = *state;
+    const struct gw_fx_options o = {.max_message_bytes = 100};
+    char body[102];
+    json_t *v;
+
+    gwfx_stop(f);
+    gwfx_start(f, &o);
+    memset(body, 'b', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    v = hc_json(f, "POST", "/api/message/big", NULL, body, 413);
+    assert_non_null(strstr(json_str_of(v, "error"), "too large"));
+    json_decref(v);
+    body[100] = '\0';
+    v = hc_json(f, "POST", "/api/message/big", NULL, body, 200);
+    assert_int_equal(json_int_of(v, "sequenceId"), 1);
+    json_decref(v);
+    v = hc_json(f, "GET", "/api/message/big", NULL, NULL, 200);
+    assert_int_equal(json_array_size(v), 1);
+    assert_int_equal(strlen(json_str_of(json_array_get(v, 0), "body")), 100);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +359,9 @@ int main(void)
         T(test_rest_repeated_message_id),
         T(test_rest_bad_requests),
         T(test_rest_publish_refused),
+        T(test_rest_defaults_and_exact_path),
+        T(test_rest_publish_refused_at_once),
+        T(test_rest_body_over_limit_413),
 #undef T
         cmocka_unit_test(test_rest_each_allocation_fails),
     };

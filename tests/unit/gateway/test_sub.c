@@ -7,7 +7,11 @@
  * -N and N M, cancel, the subscription limit, a reader that stops reading
  * catching up from the store with the output held at its limit, the
  * unanswered-publish limit, a restored store re-read, frames over the
- * limit, bad commands, and every allocation failing in turn. */
+ * limit, bad commands, the greeting and bad user ids, publishes refused at
+ * once, the same path subscribed twice, a start id beyond the end, a
+ * replay held back by its reader with messages committed meanwhile, and
+ * every allocation failing in turn (also while a live subscription is
+ * set up). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -374,6 +378,76 @@ static void test_ws_replay_handover_while_publishing(void **state)
     wc_close(&p);
 }
 
+struct replay_full {
+    struct gw_fx *f;
+    size_t limit;
+};
+
+static bool replay_held(void *arg)
+{
+    struct replay_full *rf = arg;
+    struct gw_conn *c = subscriber_conn(rf->f);
+
+    return c != NULL && c->n_replays == 1 && gw__conn_queued(c) >= rf->limit;
+}
+
+/* Messages committed while a replay is held back (its reader does not
+ * read) and none after: once the reader reads again, the replay hands
+ * over to live and those messages come from the store, in order, without
+ * waiting for another message. */
+static void test_ws_replay_handover_then_quiet(void **state)
+{
+    const struct gw_fx_options o = {.max_conn_buffer = 64 * 1024};
+    const size_t body_n = 16 * 1024, n = 1000, k = 5;
+    struct gw_fx *f = *state;
+    struct replay_full rf = {f, 64 * 1024};
+    char *frame = malloc(body_n + 64);
+    struct wclient s, p;
+    long long want = 1;
+    int len;
+
+    gwfx_stop(f);
+    gwfx_start(f, &o);
+    assert_non_null(frame);
+    len = snprintf(frame, body_n + 64, "> /q\n\n");
+    memset(frame + len, 'q', body_n);
+    frame[(size_t)len + body_n] = '\0';
+    wc_connect(f, &p, "/stream/user/pub");
+    /* 16 MB: more than the kernel buffers between the two ends hold. */
+    for (size_t i = 0; i < n; i++) {
+        wc_send(&p, frame);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_true(wc_wait(&p, 1 + n));
+    wc_connect(f, &s, "/stream");
+    ch_wsconn_set_reading(s.ws, false);
+    wc_send(&s, "+ /q 1");
+    assert_true(gwfx_run_until(f, replay_held, &rf, GWFX_WAIT_MS));
+    for (size_t i = 0; i < k; i++)
+        publish(&p, "/q", NULL, "late");
+    assert_true(wc_wait(&p, 1 + n + k));
+    spin(f, 20);
+    assert_int_equal(subscriber_conn(f)->n_replays, 1); /* still held */
+    ch_wsconn_set_reading(s.ws, true);
+    /* fetch-start, fetch-done, subscribed-to and every message once. */
+    assert_true(wc_wait(&s, 1 + 3 + n + k));
+    expect_prefix(&s, 1, "#fetch-start /q 1000");
+    for (size_t i = 2; i < s.n_msgs; i++) {
+        char path[300];
+        long long seq;
+        if (!msg_of(s.msgs[i], path, sizeof path, &seq))
+            continue;
+        if (seq != want)
+            fail_msg("message %zu: sequenceId %lld, expected %lld", i, seq,
+                     want);
+        want++;
+    }
+    assert_int_equal(want, (long long)(n + k) + 1);
+    free(frame);
+    wc_close(&s);
+    wc_close(&p);
+}
+
 /* ---- slow readers ------------------------------------------------------- */
 
 struct slow {
@@ -564,10 +638,12 @@ static void fault_message(struct ch_wsconn *ws, bool is_binary,
     size_t *count = ch_wsconn_data(ws);
 
     (void)is_binary;
-    (void)data;
-    (void)n;
     if (n > 0 && data[0] == '!')
         count[1]++; /* an error answer */
+    if (n >= 5 && memcmp(data, "/f,1,", 5) == 0)
+        count[3]++; /* the replayed message: at most once */
+    if (n >= 7 && memcmp(data, "/g/h,1,", 7) == 0)
+        count[4]++; /* the live message: at most once */
     count[0]++;
 }
 
@@ -610,7 +686,8 @@ static void ws_with_fault(void *arg, int i)
     };
     struct gw_fx *f;
     struct ch_wsconn *ws = NULL;
-    size_t count[3] = {0, 0, 0};
+    /* messages, errors, closed, /f,1 and /g/h,1 received */
+    size_t count[5] = {0, 0, 0, 0, 0};
     struct fault_wait fw = {count, want};
     bool ok = true;
 
@@ -637,6 +714,10 @@ static void ws_with_fault(void *arg, int i)
                  count[0], want);
     if (ok && !count[2] && count[1] == 0)
         assert_int_equal(count[0], want);
+    if (count[3] > 1 || count[4] > 1)
+        fail_msg("fault %d: a message delivered twice (/f,1: %zu, /g/h,1: "
+                 "%zu)",
+                 i, count[3], count[4]);
     test_heap_fault_off();
     if (ws != NULL && !count[2])
         ch_wsconn_close(ws);
@@ -653,6 +734,253 @@ static void test_ws_each_allocation_fails(void **state)
     (void)test_heap_each_fault(ws_with_fault, NULL, 11, 2000);
 }
 
+/* ---- more ---------------------------------------------------------------- */
+
+/* The greeting (docs/protocol.md "WebSocket"): the text line, then JSON
+ * with a random 16-alphanumeric ApplicationId (another per connection),
+ * the user of the path ("anonymous" on /stream) and the time as a string
+ * of digits; the ids are those of the messages published on it. */
+static void test_ws_connected_greeting(void **state)
+{
+    struct gw_fx *f = *state;
+    struct wclient a, b;
+    char app[2][17];
+    struct wclient *w[2] = {&a, &b};
+    static const char *user[2] = {"anonymous", "bob.1:x-Y_z"};
+
+    wc_connect(f, &a, "/stream");
+    wc_connect(f, &b, "/stream/user/bob.1:x-Y_z");
+    for (int i = 0; i < 2; i++) {
+        static const char line[] =
+            "#connected You are connected to the server.\n";
+        const char *t;
+        json_t *v;
+
+        expect_prefix(w[i], 0, line);
+        v = json_loads(w[i]->msgs[0] + strlen(line), 0, NULL);
+        assert_non_null(v);
+        assert_int_equal(json_object_size(v), 3);
+        assert_string_equal(json_str_of(v, "UserId"), user[i]);
+        t = json_str_of(v, "ApplicationId");
+        assert_int_equal(strlen(t), 16);
+        for (size_t k = 0; k < 16; k++)
+            assert_true((t[k] >= 'a' && t[k] <= 'z') ||
+                        (t[k] >= 'A' && t[k] <= 'Z') ||
+                        (t[k] >= '0' && t[k] <= '9'));
+        memcpy(app[i], t, 17);
+        t = json_str_of(v, "Time");
+        assert_true(strlen(t) >= 10 && strspn(t, "0123456789") == strlen(t));
+        json_decref(v);
+    }
+    assert_string_not_equal(app[0], app[1]);
+    /* A message carries its publisher's user and application ids. */
+    wc_send(&a, "+ /g");
+    assert_true(wc_wait(&a, 2));
+    publish(&b, "/g", "id-1", "hi");
+    assert_true(wc_wait(&a, 3));
+    {
+        char want[128];
+        snprintf(want, sizeof want, "/g,1,bob.1:x-Y_z,%s,id-1,", app[1]);
+        expect_prefix(&a, 2, want);
+    }
+    wc_close(&a);
+    wc_close(&b);
+}
+
+/* A bad user id in the path: the upgrade is refused with 400. */
+static void test_ws_bad_user_refused(void **state)
+{
+    struct gw_fx *f = *state;
+    static const char *paths[] = {"/stream/user/a%20b", "/stream/user/a/b"};
+    struct hresp r;
+
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(hc_request(f, "GET", paths[i],
+                               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                               "Sec-WebSocket-Version: 13\r\n",
+                               NULL, &r));
+        assert_int_equal(r.status, 400);
+        hresp_free(&r);
+    }
+    assert_int_equal(f->gw->metrics.ws_connections_current, 0);
+}
+
+/* The same path subscribed twice on one connection: each message once;
+ * another connection gets its own copy. */
+static void test_ws_live_same_path_twice_once(void **state)
+{
+    struct gw_fx *f = *state;
+    struct wclient s, t;
+
+    wc_connect(f, &s, "/stream");
+    wc_connect(f, &t, "/stream");
+    wc_send(&s, "+ /d");
+    wc_send(&s, "+ /d");
+    wc_send(&t, "+ /d");
+    assert_true(wc_wait(&s, 3));
+    assert_true(wc_wait(&t, 2));
+    publish_n(f, "/d", 2);
+    assert_true(wc_wait(&s, 5));
+    assert_true(wc_wait(&t, 4));
+    expect_msg(&s, 3, "/d", 1);
+    expect_msg(&s, 4, "/d", 2);
+    expect_msg(&t, 2, "/d", 1);
+    expect_msg(&t, 3, "/d", 2);
+    wc_send(&s, "+ /marker");
+    assert_true(wc_wait(&s, 6));
+    expect_prefix(&s, 5, "#subscribed-to /marker"); /* nothing in between */
+    /* One cancel ends both. */
+    wc_send(&s, "- /d");
+    assert_true(wc_wait(&s, 7));
+    expect_prefix(&s, 6, "#canceled /d");
+    publish_n(f, "/d", 1);
+    assert_true(wc_wait(&t, 5));
+    expect_msg(&t, 4, "/d", 3);
+    wc_send(&s, "+ /marker2");
+    assert_true(wc_wait(&s, 8));
+    expect_prefix(&s, 7, "#subscribed-to /marker2");
+    wc_close(&s);
+    wc_close(&t);
+}
+
+/* A start id beyond the last stored message: nothing replayed, and live
+ * delivery starts at that id ("stored messages with sequenceId >= N"). */
+static void test_ws_replay_start_beyond_end(void **state)
+{
+    struct gw_fx *f = *state;
+    struct wclient s;
+
+    publish_n(f, "/b", 3);
+    wc_connect(f, &s, "/stream");
+    wc_send(&s, "+ /b 6");
+    assert_true(wc_wait(&s, 4));
+    expect_prefix(&s, 1, "#fetch-start /b 0");
+    expect_prefix(&s, 2, "#fetch-done /b");
+    expect_prefix(&s, 3, "#subscribed-to /b");
+    publish_n(f, "/b", 5); /* 4..8 */
+    assert_true(wc_wait(&s, 7));
+    expect_msg(&s, 4, "/b", 6);
+    expect_msg(&s, 5, "/b", 7);
+    expect_msg(&s, 6, "/b", 8);
+    spin(f, 20);
+    assert_int_equal(s.n_msgs, 7);
+    wc_close(&s);
+}
+
+static bool cluster_busy(void *arg)
+{
+    return !fake_cluster_idle(arg);
+}
+
+/* Publishes the cluster refuses at once (cluster_publish fails) and one
+ * whose leadership was lost get the documented texts; answers stay in
+ * publish order. */
+static void test_ws_publish_refused_texts(void **state)
+{
+    struct gw_fx *f = *state;
+    static const struct {
+        int rv;
+        const char *text;
+    } cases[] = {
+        {CH_EFULL, "too many pending publishes: not committed"},
+        {CH_ENOTLEADER, "no leader: not committed"},
+        {CH_ESHUTDOWN, "node shutting down: not committed"},
+    };
+    struct wclient w;
+    char want[128];
+    size_t n = sizeof cases / sizeof cases[0];
+
+    wc_connect(f, &w, "/stream");
+    for (size_t i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%zu", i);
+        fake_cluster_set_publish_refusal(f->cl, cases[i].rv);
+        publish(&w, "/e", id, "a");
+        assert_true(wc_wait(&w, 2 + i));
+    }
+    fake_cluster_set_publish_refusal(f->cl, 0);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(want, sizeof want,
+                 "!error-send r%zu %s\n{\"sequenceId\":0,\"path\":\"/e\","
+                 "\"publisherMessageId\":\"r%zu\"",
+                 i, cases[i].text, i);
+        expect_prefix(&w, 1 + i, want);
+    }
+    /* Taken, then leadership lost before it was applied. */
+    fake_cluster_set_publish_status(f->cl, CH_EUNKNOWN);
+    publish(&w, "/e", "u1", "a");
+    assert_true(wc_wait(&w, 2 + n));
+    expect_prefix(&w, 1 + n,
+                  "!error-send u1 leadership lost: outcome unknown\n");
+    fake_cluster_set_publish_status(f->cl, 0);
+    /* An answer held back by a pending publish keeps its place. */
+    gwfx_hold(f, true);
+    publish(&w, "/e", "ok1", "a");
+    assert_true(gwfx_run_until(f, cluster_busy, f->cl, GWFX_WAIT_MS));
+    fake_cluster_set_publish_refusal(f->cl, CH_EFULL);
+    publish(&w, "/e", "full", "a");
+    spin(f, 20);
+    assert_int_equal(w.n_msgs, 2 + n);
+    fake_cluster_set_publish_refusal(f->cl, 0);
+    gwfx_hold(f, false);
+    assert_true(wc_wait(&w, 4 + n));
+    expect_prefix(&w, 2 + n, "#send ok1\n{\"sequenceId\":1,");
+    expect_prefix(&w, 3 + n, "!error-send full too many pending");
+    assert_int_equal(f->gw->metrics.publish_errors, n + 2);
+    wc_close(&w);
+}
+
+struct live_fault {
+    char bad[200]; /* the first wrong outcome */
+};
+
+static void live_subscribe_with_fault(void *arg, int i)
+{
+    struct live_fault *lf = arg;
+    struct gw_fx *f;
+    struct wclient s;
+    bool ok;
+
+    gwfx_setup((void **)&f);
+    publish_n(f, "/l", 3);
+    wc_connect(f, &s, "/stream");
+    test_heap_fault_config(i, 1);
+    wc_send(&s, "+ /l");
+    ok = wc_wait(&s, 2);
+    test_heap_fault_off();
+    if (ok && !s.is_closed && s.msgs[1][0] != '!') {
+        expect_prefix(&s, 1, "#subscribed-to /l");
+        publish_n(f, "/l", 1);
+        assert_true(wc_wait(&s, 3));
+        spin(f, 20);
+        if (lf->bad[0] == '\0' &&
+            (s.n_msgs != 3 || strncmp(s.msgs[2], "/l,4,", 5) != 0))
+            snprintf(lf->bad, sizeof lf->bad,
+                     "fault %d: %zu messages after #subscribed-to, the first "
+                     "\"%.30s\" (expected only /l,4)",
+                     i, s.n_msgs - 2, s.msgs[2]);
+    }
+    wc_close(&s);
+    gwfx_teardown((void **)&f);
+}
+
+/* A live subscription ("+ /path", no start id) sends only what is
+ * committed after it, also when an allocation fails while it is set up:
+ * with each allocation of the subscribe failing in turn, it is refused
+ * (!error-...) or it works, and in neither case are the messages stored
+ * before it sent (a failed store read used to start the cursor at 1: the
+ * whole history followed the next live message). */
+static void test_ws_live_subscribe_fault_no_history(void **state)
+{
+    struct live_fault lf = {""};
+
+    (void)state;
+    (void)test_heap_each_fault(live_subscribe_with_fault, &lf, 3, 100);
+    if (lf.bad[0] != '\0')
+        fail_msg("%s", lf.bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,13 +993,20 @@ int main(void)
         T(test_ws_replay_then_live),
         T(test_ws_replay_forms),
         T(test_ws_replay_handover_while_publishing),
+        T(test_ws_replay_handover_then_quiet),
         T(test_ws_slow_reader_catches_up),
         T(test_ws_restored_store_reread),
         T(test_ws_subscription_limit),
         T(test_ws_bad_commands),
         T(test_ws_frame_over_limit_closes_1009),
+        T(test_ws_connected_greeting),
+        T(test_ws_bad_user_refused),
+        T(test_ws_live_same_path_twice_once),
+        T(test_ws_replay_start_beyond_end),
+        T(test_ws_publish_refused_texts),
 #undef T
         cmocka_unit_test(test_ws_each_allocation_fails),
+        cmocka_unit_test(test_ws_live_subscribe_fault_no_history),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
