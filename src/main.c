@@ -7,6 +7,7 @@
 #include "common/fs.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "config.h"
 #include "gateway/gw.h"
 #include "store/store.h"
@@ -36,6 +37,7 @@ struct node {
     bool drain_inited;
     bool signals_inited;
     bool stopping;
+    bool started; /* "stopped" is logged only after "started" */
     int exit_code;
 };
 
@@ -101,7 +103,8 @@ static void gw_closed(struct gw *gw, void *arg)
         uv_close((uv_handle_t *)&n->sigint, NULL);
         n->signals_inited = false;
     }
-    log_info("main", "stopped id=%llu", (unsigned long long)n->cfg.id);
+    if (n->started)
+        log_info("main", "stopped id=%llu", (unsigned long long)n->cfg.id);
 }
 
 static void cluster_closed(struct cluster *c, void *arg)
@@ -183,17 +186,6 @@ static int node_start(struct node *n, char *errmsg)
     char store_dir[PATH_MAX + 16];
     int rv;
 
-    rv = resolve_raft_addr(n->cfg.raft, sizeof n->cfg.raft, errmsg);
-    if (rv != 0)
-        return rv;
-    if (n->cfg.has_cluster) {
-        struct cluster_member *members;
-        unsigned n_members;
-        rv = cluster_spec_parse(n->cfg.cluster, &members, &n_members, errmsg);
-        if (rv != 0)
-            return rv;
-        ch_free(members);
-    }
     rv = ch_mkdirs(n->cfg.data, errmsg);
     if (rv != 0)
         return rv;
@@ -254,6 +246,7 @@ static int node_start(struct node *n, char *errmsg)
         snprintf(errmsg, CH_ERRMSG_SIZE, "cannot install signal handlers");
         return CH_EIO;
     }
+    n->started = true;
     log_info("main", "node started id=%llu http=%s raft=%s data=%s",
              (unsigned long long)n->cfg.id, n->cfg.http, n->cfg.raft,
              n->cfg.data);
@@ -261,37 +254,72 @@ static int node_start(struct node *n, char *errmsg)
 }
 
 /* Raises the soft file descriptor limit so that --max-connections fit
- * (Debian's default soft limit is 1024); says so when the hard limit is
- * too low for them. */
+ * (Debian's default soft limit is 1024), as far as the hard limit allows.
+ * A hard limit below the need is not an error: it only matters when the
+ * descriptors actually run out, and the gateway warns then
+ * (docs/operations.md "Failure notes"). */
 static void raise_fd_limit(uint64_t max_connections)
 {
     struct rlimit rl;
     rlim_t want = (rlim_t)(max_connections + CH_FD_RESERVE);
+    rlim_t old;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
         log_warn("main", "getrlimit failed err=%s", strerror(errno));
         return;
     }
-    if (rl.rlim_cur < want) {
-        rlim_t old = rl.rlim_cur;
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
-                          ? want
-                          : rl.rlim_max;
+    old = rl.rlim_cur;
+    if (old >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want
+                      : rl.rlim_max;
+    if (rl.rlim_cur > old) {
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
             log_warn("main", "setrlimit failed err=%s", strerror(errno));
-            rl.rlim_cur = old;
-        } else {
-            log_info("main", "file descriptor limit raised from=%llu to=%llu",
-                     (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+            return;
         }
+        log_info("main", "file descriptor limit raised from=%llu to=%llu",
+                 (unsigned long long)old, (unsigned long long)rl.rlim_cur);
     }
     if (rl.rlim_cur < want)
-        log_warn("main",
-                 "file descriptor limit below what --max-connections needs "
-                 "limit=%llu max_connections=%llu need=%llu (raise the hard "
-                 "limit: ulimit -Hn, LimitNOFILE=)",
-                 (unsigned long long)rl.rlim_cur,
-                 (unsigned long long)max_connections, (unsigned long long)want);
+        log_debug("main",
+                  "file descriptor limit below what --max-connections needs "
+                  "limit=%llu max_connections=%llu need=%llu",
+                  (unsigned long long)rl.rlim_cur,
+                  (unsigned long long)max_connections,
+                  (unsigned long long)want);
+}
+
+/* Checks the flags that config_parse cannot (addresses, the --cluster
+ * specification) before anything else happens, so that a bad flag is one
+ * line on stderr and nothing else (docs/operations.md "Running a node"). */
+static int check_flags(struct chorusd_config *cfg, char *errmsg)
+{
+    int rv;
+
+    rv = resolve_raft_addr(cfg->raft, sizeof cfg->raft, errmsg);
+    if (rv != 0)
+        return rv;
+    if (!ch_hostport_valid(cfg->http)) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad --http '%.200s': want HOST:PORT",
+                 cfg->http);
+        return CH_EINVAL;
+    }
+    if (cfg->join_addr[0] != '\0' && !ch_hostport_valid(cfg->join_addr)) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "bad --join '%.200s': want HOST:PORT",
+                 cfg->join_addr);
+        return CH_EINVAL;
+    }
+    if (cfg->has_cluster) {
+        struct cluster_member *members;
+        unsigned n_members;
+        rv = cluster_spec_parse(cfg->cluster, &members, &n_members, errmsg);
+        if (rv != 0)
+            return rv;
+        ch_free(members);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -306,6 +334,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rv != CONFIG_OK) {
+        fprintf(stderr, "chorusd: %s\n", errmsg);
+        return 2;
+    }
+    rv = check_flags(&node.cfg, errmsg);
+    if (rv != 0) {
         fprintf(stderr, "chorusd: %s\n", errmsg);
         return 2;
     }

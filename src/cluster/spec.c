@@ -3,6 +3,7 @@
 #include "cluster/cluster.h"
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,19 +26,6 @@ bool cluster_addr_valid_ipv4(const char *addr)
     if (inet_pton(AF_INET, host, &a) != 1)
         return false;
     if (colon[1] == '\0')
-        return false;
-    port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && port >= 1 && port <= 65535;
-}
-
-/* Checks "host:port" with a non-empty host and a valid port. */
-static bool addr_valid_hostport(const char *addr)
-{
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long port;
-
-    if (colon == NULL || colon == addr || colon[1] == '\0')
         return false;
     port = strtol(colon + 1, &end, 10);
     return *end == '\0' && port >= 1 && port <= 65535;
@@ -94,7 +82,7 @@ int cluster_spec_parse(const char *text, struct cluster_member **out,
             goto err;
         }
         if (strlen(slash + 1) > CH_MAX_ADDR_BYTES ||
-            !addr_valid_hostport(slash + 1)) {
+            !ch_hostport_valid(slash + 1)) {
             snprintf(errmsg, CH_ERRMSG_SIZE,
                      "bad http address '%s' of member %llu: want HOST:PORT",
                      slash + 1, id);

@@ -1,5 +1,7 @@
-/* Blocking socket helpers of the command-line tools: see net.h. */
+/* Address checks and the command-line tools' blocking socket helpers: see
+ * net.h. */
 #include "common/net.h"
+#include "common/limits.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -7,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -123,6 +126,16 @@ int ch_hostport_split(const char *hostport, char *host, size_t host_size,
     host[hn] = '\0';
     strcpy(port, colon + 1);
     return 0;
+}
+
+bool ch_hostport_valid(const char *hostport)
+{
+    char host[CH_MAX_ADDR_BYTES + 1];
+    char port[8];
+
+    if (ch_hostport_split(hostport, host, sizeof host, port, sizeof port) != 0)
+        return false;
+    return atoi(port) >= 1 && atoi(port) <= 65535;
 }
 
 /* Waits for a non-blocking connect on fd to finish. Returns 0 or an errno. */

@@ -1,11 +1,12 @@
-/* Blocking socket helpers shared by the command-line tools (chorusctl's
- * HTTP client, address parsing in chorusctl and chorus-bench): split
- * HOST:PORT, connect a TCP socket with a timeout, wait for readiness and
- * send everything before a deadline. The daemon never blocks and does not
- * use them. */
+/* Address checks (shared with chorusd's flag checks) and blocking socket
+ * helpers for the command-line tools (chorusctl's HTTP client, chorus-bench):
+ * split HOST:PORT, connect a TCP socket with a timeout, wait for readiness
+ * and send everything before a deadline. The daemon never blocks: it uses
+ * only ch_hostport_split and ch_hostport_valid. */
 #ifndef CHORUS_COMMON_NET_H
 #define CHORUS_COMMON_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -15,6 +16,11 @@
 __attribute__((warn_unused_result)) int
 ch_hostport_split(const char *hostport, char *host, size_t host_size,
                   char *port, size_t port_size);
+
+/* True when hostport is "HOST:PORT" ("[V6]:PORT") with a non-empty host of
+ * at most CH_MAX_ADDR_BYTES and a port from 1 to 65535. Nothing is
+ * resolved. */
+bool ch_hostport_valid(const char *hostport);
 
 struct addrinfo;
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* Connections get this long to flush queued output at shutdown. */
 #define GW_CLOSE_FLUSH_MS 300
@@ -23,6 +24,7 @@ int gw_create(uv_loop_t *loop, const struct gw_config *cfg,
     }
     gw->loop = loop;
     gw->cfg = *cfg;
+    gw->conn_limit = cfg->max_connections; /* gw_start may lower it */
     gw->cluster = cluster;
     gw->store = cluster_store(cluster);
     ch_map_init(&gw->index);
@@ -102,6 +104,25 @@ static void linger_timer_cb(uv_timer_t *t)
     gw__linger_sweep(t->data);
 }
 
+/* Connections beyond what the file descriptor limit leaves (after
+ * CH_FD_RESERVE for raft, LMDB and the node links) are refused like those
+ * beyond --max-connections, so that running out of descriptors never
+ * starves the node's own files and links. */
+static void set_conn_limit(struct gw *gw)
+{
+    struct rlimit rl;
+
+    gw->conn_limit = gw->cfg.max_connections;
+    gw->fd_limit = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    gw->fd_limit = (uint64_t)rl.rlim_cur;
+    if (gw->fd_limit < (uint64_t)gw->conn_limit + CH_FD_RESERVE)
+        gw->conn_limit = gw->fd_limit > CH_FD_RESERVE + 1
+                             ? (size_t)(gw->fd_limit - CH_FD_RESERVE)
+                             : 1;
+}
+
 int gw_start(struct gw *gw, char *errmsg)
 {
     struct sockaddr_storage sa;
@@ -110,6 +131,7 @@ int gw_start(struct gw *gw, char *errmsg)
     rv = resolve(gw->cfg.http_addr, &sa, errmsg);
     if (rv != 0)
         return rv;
+    set_conn_limit(gw);
     /* Handles on a live loop initialise and start without failing (libuv:
      * they only link themselves in); binding and listening can fail. */
     rv = uv_tcp_init(gw->loop, &gw->listener);
@@ -149,7 +171,7 @@ int gw_start(struct gw *gw, char *errmsg)
                  gw->cfg.http_addr, uv_strerror(rv));
         return CH_EIO;
     }
-    log_info("gw", "listening http=%s", gw->cfg.http_addr);
+    log_debug("gw", "listening http=%s", gw->cfg.http_addr);
     return 0;
 }
 

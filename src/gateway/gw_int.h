@@ -215,6 +215,12 @@ struct gw {
     uv_check_t pump_check;
     uv_idle_t pump_idle; /* active while pumps wait: poll must not block */
     uint64_t last_refusal_log_ms;
+    uint64_t last_accept_error_log_ms; /* 0: none logged yet */
+    /* Connections taken at once: --max-connections, or fewer when the file
+     * descriptor limit (fd_limit, less CH_FD_RESERVE for raft, LMDB and the
+     * node links) does not fit them (gw_start). */
+    size_t conn_limit;
+    uint64_t fd_limit;
     bool is_rbuf_busy;        /* a read callback is using rbuf */
     char rbuf[GW_READ_BYTES]; /* every connection reads here (http.c) */
     uv_timer_t close_timer;

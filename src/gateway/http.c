@@ -423,6 +423,45 @@ static void refuse_pending(struct gw *gw, uv_stream_t *server)
     uv_close((uv_handle_t *)&gw->refuse_tcp, refuse_closed);
 }
 
+/* An accept that failed (libuv refuses a connection it cannot take a
+ * descriptor for by itself; what reaches us is rarer). One line per burst. */
+static void accept_failed(struct gw *gw, int status)
+{
+    uint64_t now = uv_now(gw->loop);
+
+    gw->metrics.connections_refused++;
+    if (gw->last_accept_error_log_ms != 0 &&
+        now - gw->last_accept_error_log_ms < 10000)
+        return;
+    gw->last_accept_error_log_ms = now == 0 ? 1 : now;
+    log_warn("gw", "accept failed err=%s refused=%llu", uv_strerror(status),
+             (unsigned long long)gw->metrics.connections_refused);
+}
+
+/* A connection beyond the limit: refused, one line per burst. When the
+ * file descriptor limit, not --max-connections, set the limit, the line
+ * says so (docs/operations.md "Failure notes"). */
+static void refuse_over_limit(struct gw *gw)
+{
+    gw->metrics.connections_refused++;
+    if (gw->metrics.connections_refused != 1 &&
+        uv_now(gw->loop) - gw->last_refusal_log_ms < 10000)
+        return;
+    gw->last_refusal_log_ms = uv_now(gw->loop);
+    if (gw->conn_limit < gw->cfg.max_connections)
+        log_warn("gw",
+                 "file descriptor limit reached, connection refused "
+                 "limit=%zu fd_limit=%llu max_connections=%zu refused=%llu "
+                 "(raise the hard limit: ulimit -Hn, LimitNOFILE=)",
+                 gw->conn_limit, (unsigned long long)gw->fd_limit,
+                 gw->cfg.max_connections,
+                 (unsigned long long)gw->metrics.connections_refused);
+    else
+        log_warn("gw", "connection limit reached limit=%zu refused=%llu",
+                 gw->conn_limit,
+                 (unsigned long long)gw->metrics.connections_refused);
+}
+
 void gw__conn_accept_cb(uv_stream_t *server, int status)
 {
     struct gw *gw = server->data;
@@ -430,7 +469,7 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
     int rv;
 
     if (status != 0) {
-        log_warn("gw", "accept failed err=%s", uv_strerror(status));
+        accept_failed(gw, status);
         return;
     }
     c = gw__conn_new(gw);
@@ -441,16 +480,8 @@ void gw__conn_accept_cb(uv_stream_t *server, int status)
         return;
     }
     rv = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (rv == 0 && gw->metrics.connections_current > gw->cfg.max_connections) {
-        gw->metrics.connections_refused++;
-        /* One line per burst, not per refused connection. */
-        if (gw->metrics.connections_refused == 1 ||
-            uv_now(gw->loop) - gw->last_refusal_log_ms >= 10000) {
-            log_warn("gw", "connection limit reached limit=%zu refused=%llu",
-                     gw->cfg.max_connections,
-                     (unsigned long long)gw->metrics.connections_refused);
-            gw->last_refusal_log_ms = uv_now(gw->loop);
-        }
+    if (rv == 0 && gw->metrics.connections_current > gw->conn_limit) {
+        refuse_over_limit(gw);
         rv = UV_EMFILE;
     }
     if (rv != 0) {
