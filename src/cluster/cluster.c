@@ -96,7 +96,14 @@ static bool link_is_leader(void *data)
     return cluster_is_leader(data);
 }
 
+static int link_fetch(void *data, struct ch_bytes path, int64_t from,
+                      int64_t to, struct ch_buf *out, uint32_t *n_msgs)
+{
+    return cluster__fetch(data, path, from, to, out, n_msgs);
+}
+
 static const struct link_handler link_handler = {
+    .fetch = link_fetch,
     .publish = link_publish,
     .join = link_join,
     .leave = link_leave,
@@ -147,6 +154,7 @@ int cluster_create(uv_loop_t *loop, const struct cluster_config *cfg,
     ch_queue_init(&c->fwd_apply);
     ch_wsctx_init(&c->wsctx, loop);
     lservers_init(&c->lservers, &c->wsctx, &link_handler, c);
+    cluster__catchup_init(c);
     c->last_state = -1;
     if ((size_t)snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft",
                          cfg->data_dir) >= sizeof c->raft_dir) {
@@ -425,6 +433,7 @@ void cluster__tick(struct cluster *c)
     cluster__propose_expire(c);
     cluster__forward_tick(c);
     cluster__membership_tick(c);
+    cluster__catchup_tick(c);
     cluster__forward_flush(c);
 }
 
@@ -638,6 +647,7 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *arg)
     }
     cluster__forward_fail_all(c, CH_ESHUTDOWN);
     cluster__membership_close(c);
+    cluster__catchup_close(c);
     lservers_close(&c->lservers);
     if (!c->raft_inited)
         maybe_closed(c);
@@ -757,7 +767,7 @@ const char *cluster_health_reason(struct cluster *c)
         return "new leader catching up";
     if (store_check(c->store) != 0)
         return "store unreadable";
-    return NULL;
+    return cluster__catchup_reason(c);
 }
 
 bool cluster_is_leader(struct cluster *c)

@@ -85,6 +85,27 @@ struct mchange {
     struct raft_transfer transfer_req;
 };
 
+/* Fetching the messages this node lacks (catchup.c). */
+struct cluster_catchup {
+    bool wanted;  /* check for holes at the next tick (start, restore) */
+    bool active;  /* holes exist: fetching */
+    bool recount; /* a restore added holes: recount what is missing */
+    struct lclient *l;
+    uint64_t peer_id;
+    unsigned turn;     /* which member to ask (pick_peer) */
+    uint64_t retry_ms; /* no new link before */
+    bool in_flight;    /* a FETCH sent, not answered */
+    uint64_t req_id;   /* its id */
+    uint64_t deadline_ms;
+    int64_t from;                      /* its first seq */
+    char path[CH_MAX_TOPIC_BYTES + 1]; /* its topic */
+    size_t path_n;
+    int64_t missing;     /* messages still missing (health) */
+    uint64_t fetched;    /* messages stored by this catch-up */
+    struct ch_msg *msgs; /* an answer's messages (CH_MAX_CATCHUP_MSGS) */
+    char reason[96];
+};
+
 /* The FSM's answer for one applied entry (result of fsm->apply). */
 struct fsm_result {
     int status; /* 0 or CH_ECORRUPT (entry undecodable) */
@@ -187,6 +208,7 @@ struct cluster {
      * the links peers opened to this node are served here. */
     struct ch_wsctx wsctx;
     struct lservers lservers;
+    struct cluster_catchup catchup;
 
     struct cluster_metrics metrics;
 };
@@ -247,6 +269,21 @@ void cluster__forward_fail_all(struct cluster *c, int status);
 bool cluster__member_http(struct cluster *c, uint64_t id, char *out,
                           size_t out_size);
 
+/* catchup.c */
+void cluster__catchup_init(struct cluster *c);
+void cluster__catchup_close(struct cluster *c);
+/* A snapshot was restored (from inside raft's callback: the work waits for
+ * the tick). */
+void cluster__catchup_restored(struct cluster *c);
+void cluster__catchup_tick(struct cluster *c);
+/* "catching up: …" while messages are missing, else NULL. */
+const char *cluster__catchup_reason(struct cluster *c);
+/* The serving end of FETCH: packs (link_fetched_pack) the stored messages
+ * of path from `from` on (at most to - from + 1, one chunk) into out.
+ * Returns 0 (*n_msgs >= 1), CH_EMISSING (none of them here), CH_EINVAL,
+ * CH_ENOMEM or a store error. */
+int cluster__fetch(struct cluster *c, struct ch_bytes path, int64_t from,
+                   int64_t to, struct ch_buf *out, uint32_t *n_msgs);
 /* membership.c */
 int cluster__admin_local(struct cluster *c, const struct link_req *r,
                          cluster_admin_cb cb, void *arg);

@@ -205,6 +205,14 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     struct cluster *c = fsm->data;
     int rv;
 
+    /* The snapshot describes messages that are only in LMDB (opened
+     * MDB_NOSYNC): they must be on disk before libraft may drop the log
+     * entries that carried them (docs/architecture.md "Snapshots and
+     * catch-up"). Everything up to the pinned view was committed before
+     * this runs, so one sync covers it. */
+    rv = store_sync(c->store);
+    if (rv != 0)
+        return RAFT_IOERR;
     rv = store_snapshot_write(c->snap, &c->snap_buf);
     if (rv != 0)
         return RAFT_IOERR;
@@ -279,6 +287,7 @@ static int restore(struct cluster *c, struct raft_buffer *buf)
     log_info("fsm", "snapshot restored snapshot=%llu was=%llu",
              (unsigned long long)snap_index, (unsigned long long)applied);
     raft_free(buf->base);
+    cluster__catchup_restored(c); /* fetch what the snapshot described */
     if (c->restored_cb != NULL)
         c->restored_cb(c->restored_arg);
     cluster__forward_applied(c);

@@ -68,6 +68,14 @@ int link_enc_req(struct link_enc *e, const struct link_req *r)
         rv |= pack_bytes(pk, r->http);
         rv |= msgpack_pack_uint32(pk, (uint32_t)r->role);
         break;
+    case LINK_FETCH:
+        rv |= msgpack_pack_array(pk, 5);
+        rv |= msgpack_pack_uint64(pk, r->req_id);
+        rv |= msgpack_pack_uint32(pk, (uint32_t)r->op);
+        rv |= pack_bytes(pk, r->msg.path);
+        rv |= msgpack_pack_int64(pk, r->from);
+        rv |= msgpack_pack_int64(pk, r->to);
+        break;
     case LINK_LEAVE:
     case LINK_TRANSFER:
     case LINK_REMOVED:
@@ -93,7 +101,7 @@ int link_enc_resp(struct link_enc *e, const struct link_resp *r)
     size_t mark = e->items.len;
     int rv = 0;
 
-    rv |= msgpack_pack_array(pk, 7);
+    rv |= msgpack_pack_array(pk, r->msgs.n > 0 || r->n_msgs > 0 ? 9 : 7);
     rv |= msgpack_pack_uint64(pk, r->req_id);
     rv |= msgpack_pack_int64(pk, r->status);
     rv |= msgpack_pack_int64(pk, r->seq);
@@ -101,11 +109,54 @@ int link_enc_resp(struct link_enc *e, const struct link_resp *r)
     rv |= msgpack_pack_uint64(pk, r->index);
     rv |= msgpack_pack_uint32(pk, r->is_dup ? 1u : 0u);
     rv |= pack_bytes(pk, r->text);
+    if (r->msgs.n > 0 || r->n_msgs > 0) {
+        rv |= msgpack_pack_uint32(pk, r->n_msgs);
+        rv |= pack_bytes(pk, r->msgs);
+    }
     if (rv != 0) {
         e->items.len = mark;
         return CH_ENOMEM;
     }
     e->n++;
+    return 0;
+}
+
+int link_fetched_pack(struct ch_buf *out, const struct ch_msg *m)
+{
+    msgpack_packer pk;
+    size_t mark = out->len;
+    int rv = 0;
+
+    ch_mp_packer_init_buf(&pk, out);
+    rv |= msgpack_pack_array(&pk, 7);
+    rv |= msgpack_pack_int64(&pk, m->seq);
+    rv |= msgpack_pack_int64(&pk, m->time);
+    rv |= pack_bytes(&pk, m->user);
+    rv |= pack_bytes(&pk, m->app);
+    rv |= pack_bytes(&pk, m->msgid);
+    rv |= pack_bytes(&pk, m->header);
+    rv |= pack_bytes(&pk, m->body);
+    if (rv != 0) {
+        out->len = mark;
+        return CH_ENOMEM;
+    }
+    return 0;
+}
+
+int link_fetched_next(const struct link_resp *r, size_t *off, struct ch_msg *m)
+{
+    uint32_t n;
+
+    memset(m, 0, sizeof *m);
+    if (ch_mp_read_array(r->msgs.p, r->msgs.n, off, &n) != 0 || n != 7 ||
+        ch_mp_read_int(r->msgs.p, r->msgs.n, off, &m->seq) != 0 ||
+        ch_mp_read_int(r->msgs.p, r->msgs.n, off, &m->time) != 0 ||
+        ch_mp_read_bytes(r->msgs.p, r->msgs.n, off, &m->user) != 0 ||
+        ch_mp_read_bytes(r->msgs.p, r->msgs.n, off, &m->app) != 0 ||
+        ch_mp_read_bytes(r->msgs.p, r->msgs.n, off, &m->msgid) != 0 ||
+        ch_mp_read_bytes(r->msgs.p, r->msgs.n, off, &m->header) != 0 ||
+        ch_mp_read_bytes(r->msgs.p, r->msgs.n, off, &m->body) != 0)
+        return CH_ECORRUPT;
     return 0;
 }
 
@@ -151,6 +202,13 @@ static int read_req(const char *p, size_t len, size_t *off, struct link_req *r)
             return CH_ECORRUPT;
         r->role = (int)u;
         return 0;
+    case LINK_FETCH:
+        if (n != 5 || ch_mp_read_bytes(p, len, off, &r->msg.path) != 0 ||
+            ch_mp_read_int(p, len, off, &r->from) != 0 ||
+            ch_mp_read_int(p, len, off, &r->to) != 0 || r->from < 1 ||
+            r->to < r->from)
+            return CH_ECORRUPT;
+        return 0;
     case LINK_LEAVE:
     case LINK_TRANSFER:
     case LINK_REMOVED:
@@ -170,7 +228,7 @@ static int read_resp(const char *p, size_t len, size_t *off,
     uint64_t dup;
 
     memset(r, 0, sizeof *r);
-    if (ch_mp_read_array(p, len, off, &n) != 0 || n != 7 ||
+    if (ch_mp_read_array(p, len, off, &n) != 0 || (n != 7 && n != 9) ||
         ch_mp_read_uint(p, len, off, &r->req_id) != 0 ||
         ch_mp_read_int(p, len, off, &status) != 0 ||
         ch_mp_read_int(p, len, off, &r->seq) != 0 ||
@@ -183,6 +241,24 @@ static int read_resp(const char *p, size_t len, size_t *off,
         return CH_ECORRUPT;
     r->status = (int)status;
     r->is_dup = dup == 1;
+    if (n == 9) {
+        uint64_t n_msgs;
+        size_t moff = 0;
+        struct ch_msg m;
+
+        if (ch_mp_read_uint(p, len, off, &n_msgs) != 0 ||
+            n_msgs > CH_MAX_CATCHUP_MSGS ||
+            ch_mp_read_bytes(p, len, off, &r->msgs) != 0)
+            return CH_ECORRUPT;
+        r->n_msgs = (uint32_t)n_msgs;
+        /* Every message well formed and the blob exactly used. */
+        for (uint32_t i = 0; i < r->n_msgs; i++) {
+            if (link_fetched_next(r, &moff, &m) != 0)
+                return CH_ECORRUPT;
+        }
+        if (moff != r->msgs.n)
+            return CH_ECORRUPT;
+    }
     return 0;
 }
 

@@ -14,8 +14,11 @@
  *   uint kind (1 requests, 2 responses), uint n, then n arrays:
  *   request  [req_id, op, ...]: PUBLISH [.., path, user, app, msgid, header,
  *            body], JOIN [.., id, raft, http, role], LEAVE [.., id],
- *            TRANSFER [.., id], REMOVED [.., id]
- *   response [req_id, status, seq, time, index, is_dup, text]
+ *            TRANSFER [.., id], REMOVED [.., id], FETCH [.., path, from,
+ *            to]
+ *   response [req_id, status, seq, time, index, is_dup, text] or, answering
+ *            a FETCH, [.., text, n_msgs, bin msgs] with msgs n_msgs
+ *            arrays [seq, time, user, app, msgid, header, body]
  * Decoders are zero-copy (byte fields point into the frame) and reject
  * anything malformed with CH_ECORRUPT. */
 #ifndef CHORUS_CLUSTER_LINK_INT_H
@@ -40,6 +43,7 @@ enum link_op {
     LINK_LEAVE = 3,
     LINK_TRANSFER = 4,
     LINK_REMOVED = 5, /* the leader tells a removed node [.., id] */
+    LINK_FETCH = 6,   /* catch-up: stored messages [.., path, from, to] */
 };
 
 struct link_req {
@@ -50,6 +54,8 @@ struct link_req {
     struct ch_bytes raft; /* JOIN */
     struct ch_bytes http; /* JOIN */
     int role;             /* JOIN */
+    int64_t from;         /* FETCH: first seq wanted (msg.path: topic) */
+    int64_t to;           /* FETCH: last seq wanted */
 };
 
 struct link_resp {
@@ -60,7 +66,18 @@ struct link_resp {
     uint64_t index; /* raft index the leader applied it at */
     bool is_dup;
     struct ch_bytes text; /* error text, may be empty */
+    /* FETCH answers: n_msgs messages packed by link_fetched_pack (checked
+     * by the decoder; read them with link_fetched_next). */
+    uint32_t n_msgs;
+    struct ch_bytes msgs;
 };
+
+/* Appends one stored message (seq, time and fields) to a FETCH answer's
+ * messages. Returns 0 or CH_ENOMEM. */
+int link_fetched_pack(struct ch_buf *out, const struct ch_msg *m);
+/* Reads the next message of r->msgs at *off (start at 0) into *m (fields
+ * point into the frame; path unset). Returns 0 or CH_ECORRUPT. */
+int link_fetched_next(const struct link_resp *r, size_t *off, struct ch_msg *m);
 
 /* Collects items of one kind; finish writes a frame. */
 struct link_enc {
@@ -131,6 +148,9 @@ struct link_handler {
     int (*transfer)(void *data, uint64_t id, cluster_admin_cb cb, void *arg);
     void (*removed)(void *data, uint64_t id);
     bool (*is_leader)(void *data);
+    /* FETCH, answered at once (any member serves it); NULL: refused. */
+    int (*fetch)(void *data, struct ch_bytes path, int64_t from, int64_t to,
+                 struct ch_buf *out, uint32_t *n_msgs);
 };
 
 /* The links this node serves. */

@@ -222,9 +222,43 @@ static int run_request(struct lserver *l, const struct link_req *req,
     case LINK_TRANSFER:
         return h->transfer(d, req->id, admin_done, lc);
     case LINK_REMOVED:
+    case LINK_FETCH:
         break; /* handled before */
     }
     return CH_EINVAL;
+}
+
+/* FETCH (catch-up): read and answered at once, by any member; one chunk
+ * (CH_CATCHUP_CHUNK_BYTES) per answer and the asking node has one in
+ * flight, so the loop's work and the answer's memory stay bounded. */
+static void serve_fetch(struct lserver *l, const struct link_req *req)
+{
+    struct lservers *s = l->set;
+    struct link_resp r;
+    struct ch_buf msgs;
+    uint32_t n = 0;
+    int rv;
+
+    if (s->h->fetch == NULL) {
+        refuse(l, req->req_id, CH_EINVAL, "fetch not served here");
+        return;
+    }
+    ch_buf_init(&msgs);
+    rv = s->h->fetch(s->h_data, req->msg.path, req->from, req->to, &msgs, &n);
+    memset(&r, 0, sizeof r);
+    r.req_id = req->req_id;
+    r.status = rv;
+    if (rv == 0) {
+        CH_ASSERT(n >= 1 && n <= CH_MAX_CATCHUP_MSGS);
+        r.n_msgs = n;
+        r.msgs.p = msgs.data;
+        r.msgs.n = msgs.len;
+    } else {
+        r.text.p = ch_strerror(rv);
+        r.text.n = strlen(r.text.p);
+    }
+    respond(l, &r);
+    ch_buf_free(&msgs);
 }
 
 static void on_request(void *arg, const struct link_req *req)
@@ -238,6 +272,10 @@ static void on_request(void *arg, const struct link_req *req)
         return; /* closed by an earlier request of the same frame */
     if (req->op == LINK_REMOVED) {
         s->h->removed(s->h_data, req->id);
+        return;
+    }
+    if (req->op == LINK_FETCH) {
+        serve_fetch(l, req);
         return;
     }
     if (req->op != LINK_JOIN && !s->h->is_leader(s->h_data)) {

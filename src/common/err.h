@@ -20,7 +20,8 @@
     X(CH_EFULL, 12, "limit reached")                                           \
     X(CH_EPROTO, 13, "protocol error")                                         \
     X(CH_ENOSPACE, 14, "no space left")                                        \
-    X(CH_ECONNECT, 15, "connection failed")
+    X(CH_ECONNECT, 15, "connection failed")                                    \
+    X(CH_EMISSING, 16, "not on this node yet (catching up)")
 
 enum {
 #define CH_ERR_ENUM(name, num, text) name = -(num),

@@ -54,6 +54,13 @@
 #define CH_REST_MAX_LIMIT 10000
 /* Bytes of one node-to-node link frame (a batch of forwarded publishes). */
 #define CH_MAX_LINK_FRAME_BYTES (64 * 1024 * 1024)
+/* Catch-up (docs/architecture.md "Snapshots and catch-up"): one FETCH
+ * answer carries at most this many messages and stops after the one that
+ * reaches CH_CATCHUP_CHUNK_BYTES of encoded messages (a message is at most
+ * 1 MiB of body + 64 KiB of header: an answer stays far below the frame
+ * limit). One FETCH in flight per catching-up node. */
+#define CH_MAX_CATCHUP_MSGS 4096
+#define CH_CATCHUP_CHUNK_BYTES (1024 * 1024)
 /* Link requests a node serves for one peer before it stops reading it. */
 #define CH_MAX_LINK_PENDING 100000
 /* Bytes queued on a node link and not yet written: the forwarding end

@@ -719,6 +719,8 @@ void gw__http_store_error(struct gw_conn *c, int rv)
     CH_ASSERT(rv != 0);
     if (rv == CH_ENOMEM)
         gw__http_error(c, 503, "out of memory");
+    else if (rv == CH_EMISSING) /* never an answer with a gap */
+        gw__http_error(c, 503, "catching up: messages not on this node yet");
     else
         gw__http_error(c, 500, "store read failed: %s", ch_strerror(rv));
 }

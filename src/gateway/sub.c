@@ -413,6 +413,14 @@ static int pump_replays(struct gw_conn *c, struct store_txn *t,
                                   s->replay_end - s->replay_next + 1,
                                   CH_REPLAY_SLICE_BYTES, pump_read_cb, &pr,
                                   &next);
+            if (rv == CH_EMISSING && pr.rv == 0) {
+                /* This node lacks what comes next (catching up): the
+                 * replay waits, never skips; gw__sub_restored pumps it
+                 * again as the missing messages arrive. */
+                CH_ASSERT(next >= s->replay_next);
+                s->replay_next = next;
+                return 0;
+            }
             if (rv != 0 || pr.rv != 0)
                 return rv != 0 ? rv : pr.rv;
             if (next == s->replay_next) {
@@ -448,6 +456,13 @@ static int pump_cursors(struct gw_conn *c, struct store_txn *t,
             continue;
         rv = store_read_range(t, cur->path, cur->path_n, cur->next_seq, 0,
                               CH_REPLAY_SLICE_BYTES, pump_read_cb, &pr, &next);
+        if (rv == CH_EMISSING && pr.rv == 0) {
+            /* Waits behind until the missing messages arrive (as a
+             * replay does); the other cursors go on. */
+            CH_ASSERT(next >= cur->next_seq);
+            cur->next_seq = next;
+            continue;
+        }
         if (rv != 0 || pr.rv != 0)
             return rv != 0 ? rv : pr.rv;
         cur->next_seq = next;
@@ -591,8 +606,9 @@ void gw__sub_restored(void *arg)
 {
     struct gw *gw = arg;
 
-    /* The store jumped ahead (snapshot from the leader): every cursor
-     * re-reads from the store; the pump finds out what is new. A subtopic
+    /* The store jumped ahead (snapshot from the leader), or messages it
+     * lacked arrived (catch-up): every cursor re-reads from the store and
+     * every waiting replay goes on; the pump finds out what is new. A subtopic
      * that first appeared within the snapshot has no cursor and is not
      * looked for: the old heads are gone, so where to start it is unknown
      * (docs/protocol.md "Delivery guarantees", known exception). */

@@ -1,4 +1,5 @@
-/* Store snapshots: the whole LMDB content as one buffer, for raft snapshots.
+/* Store snapshots for raft: the store's *state*, not its messages
+ * (docs/architecture.md "Snapshots and catch-up").
  *
  * Format (all integers of the header and trailer little endian):
  *   u32 magic SNAP_MAGIC | u32 format version | u64 applied index |
@@ -6,6 +7,10 @@
  *   n_records times, msgpack: uint db (enum store_db), bin key, bin value,
  *     databases in enum order, keys in LMDB order within each
  *   u64 FNV-1a 64 of every byte before it
+ * Version 2 (SNAP_STATE) carries every database but the messages and the
+ * local holes: its size depends on the number of topics and de-dup
+ * entries, never on the number of messages. Version 1 (SNAP_WHOLE, written
+ * before) carried the messages too; it is still restored.
  * The record count and checksum let restore tell a complete snapshot from
  * a truncated or damaged one before it touches the store. Databases added
  * later (append-only numbers, e.g. members) simply have no records in older
@@ -27,6 +32,8 @@
 #include "store/store_int.h"
 
 #define SNAP_MAGIC 0x31534843u /* "CHS1" */
+#define SNAP_WHOLE 1u          /* every database, messages included */
+#define SNAP_STATE 2u          /* no messages (STORE_DB_MSGS), no holes */
 #define SNAP_HEADER_BYTES 24
 #define SNAP_TRAILER_BYTES 8
 /* Smallest record: positive fixint db, bin8 of 1 byte key, empty bin8. */
@@ -65,6 +72,14 @@ static uint64_t fnv1a64(const void *p, size_t n)
         h *= UINT64_C(0x100000001b3);
     }
     return h;
+}
+
+/* Which databases a snapshot of `version` carries. */
+static bool in_snapshot(uint32_t version, enum store_db db)
+{
+    if (db == STORE_DB_HOLES)
+        return false; /* local: what this node lacks */
+    return version == SNAP_WHOLE || db != STORE_DB_MSGS;
 }
 
 int store_snapshot_begin(struct store *s, struct store_snap **out)
@@ -149,13 +164,15 @@ int store_snapshot_write(struct store_snap *snap, struct ch_buf *out)
     hdr[1] = (unsigned char)(SNAP_MAGIC >> 8);
     hdr[2] = (unsigned char)(SNAP_MAGIC >> 16);
     hdr[3] = (unsigned char)(SNAP_MAGIC >> 24);
-    hdr[4] = (unsigned char)STORE_FORMAT_VERSION;
+    hdr[4] = (unsigned char)SNAP_STATE;
     put_le64(hdr + 8, snap->applied);
     rv = ch_buf_append(out, hdr, sizeof(hdr));
     if (rv != 0)
         goto err_rollback;
     ch_mp_packer_init_buf(&pk, out);
     for (int db = 1; db <= STORE_N_DBS; db++) {
+        if (!in_snapshot(SNAP_STATE, (enum store_db)db))
+            continue;
         rv = write_db(snap, (enum store_db)db, &pk, &n_records);
         if (rv != 0)
             goto err_rollback;
@@ -183,7 +200,7 @@ void store_snapshot_end(struct store_snap *snap)
 
 /* Checks the fixed header; fills the index and record count. */
 static int read_header(const void *buf, size_t len, uint64_t *applied,
-                       uint64_t *n_records)
+                       uint64_t *n_records, uint32_t *version_out)
 {
     const unsigned char *p = buf;
     uint32_t magic;
@@ -195,8 +212,9 @@ static int read_header(const void *buf, size_t len, uint64_t *applied,
             (uint32_t)p[3] << 24;
     version = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
               (uint32_t)p[7] << 24;
-    if (magic != SNAP_MAGIC || version != STORE_FORMAT_VERSION)
+    if (magic != SNAP_MAGIC || (version != SNAP_WHOLE && version != SNAP_STATE))
         return CH_ECORRUPT;
+    *version_out = version;
     *applied = get_le64(p + 8);
     *n_records = get_le64(p + 16);
     return 0;
@@ -205,8 +223,9 @@ static int read_header(const void *buf, size_t len, uint64_t *applied,
 int store_snapshot_index(const void *buf, size_t len, uint64_t *index)
 {
     uint64_t n_records;
+    uint32_t version;
 
-    return read_header(buf, len, index, &n_records);
+    return read_header(buf, len, index, &n_records, &version);
 }
 
 struct snap_record {
@@ -291,6 +310,8 @@ static int check_record(const struct snap_record *r, uint64_t applied)
         return store__member_decode(r->key.p, r->key.n, r->value.p, r->value.n,
                                     &mb);
     }
+    case STORE_DB_HOLES:
+        return CH_ECORRUPT; /* local: never in a snapshot */
     }
     return CH_ECORRUPT;
 }
@@ -298,7 +319,7 @@ static int check_record(const struct snap_record *r, uint64_t applied)
 /* Validates the whole buffer; on success *applied, *n_records, *end (end
  * of the record stream) describe it. */
 static int validate(const void *buf, size_t len, uint64_t *applied,
-                    uint64_t *n_records, size_t *end)
+                    uint64_t *n_records, size_t *end, uint32_t *version)
 {
     const char *p = buf;
     const unsigned char *u = buf;
@@ -308,7 +329,7 @@ static int validate(const void *buf, size_t len, uint64_t *applied,
     size_t off = SNAP_HEADER_BYTES;
     int rv;
 
-    rv = read_header(buf, len, applied, n_records);
+    rv = read_header(buf, len, applied, n_records, version);
     if (rv != 0)
         return rv;
     *end = len - SNAP_TRAILER_BYTES;
@@ -320,7 +341,7 @@ static int validate(const void *buf, size_t len, uint64_t *applied,
         struct snap_record r;
 
         if (read_record(p, *end, &off, &r) != 0 ||
-            check_record(&r, *applied) != 0)
+            !in_snapshot(*version, r.db) || check_record(&r, *applied) != 0)
             return CH_ECORRUPT;
         /* Databases in order and keys strictly increasing: restore
          * inserts with MDB_APPEND. */
@@ -336,11 +357,67 @@ static int validate(const void *buf, size_t len, uint64_t *applied,
     return 0;
 }
 
+/* Before a state snapshot replaces the topic records: every message a
+ * snapshot topic holds beyond the local store's last one becomes a hole.
+ * The local store must be a prefix of the snapshot's history: same topic
+ * ids, no topic ahead. */
+static int note_holes(struct store *s, MDB_txn *txn, const char *p, size_t end,
+                      uint64_t n_records)
+{
+    size_t off = SNAP_HEADER_BYTES;
+
+    for (uint64_t i = 0; i < n_records; i++) {
+        struct snap_record r;
+        const unsigned char *tv;
+        uint64_t id;
+        uint64_t local_id = 0;
+        int64_t first;
+        int64_t last;
+        int64_t local_last = 0;
+        int64_t from;
+        bool found;
+        int rv;
+
+        if (read_record(p, end, &off, &r) != 0)
+            return CH_ECORRUPT;
+        if (r.db != STORE_DB_TOPICS)
+            continue;
+        CH_ASSERT(r.value.n == TOPIC_REC_BYTES); /* validated */
+        tv = (const unsigned char *)r.value.p;
+        id = store__get_be64(tv);
+        first = (int64_t)store__get_be64(tv + 8);
+        last = (int64_t)store__get_be64(tv + 16);
+        rv = store__topic_ids(txn, s->dbi[STORE_DB_TOPICS], r.key.p, r.key.n,
+                              &local_id, &local_last, &found);
+        if (rv != 0)
+            return rv;
+        if (found && (local_id != id || local_last > last)) {
+            snprintf(s->errmsg, sizeof(s->errmsg),
+                     "restore: local topic %.*s (id %llu, last %lld) is not "
+                     "a prefix of the snapshot's (id %llu, last %lld)",
+                     (int)(r.key.n > 100 ? 100 : r.key.n), r.key.p,
+                     (unsigned long long)local_id, (long long)local_last,
+                     (unsigned long long)id, (long long)last);
+            return CH_ECORRUPT;
+        }
+        from = found ? local_last + 1 : 1;
+        if (from < first)
+            from = first;
+        if (from > last)
+            continue;
+        rv = store__hole_put(s, txn, id, from, last, r.key.p, r.key.n);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
+}
+
 int store_restore(struct store *s, const void *buf, size_t len)
 {
     const char *p = buf;
     uint64_t applied;
     uint64_t n_records;
+    uint32_t version;
     size_t end;
     size_t off = SNAP_HEADER_BYTES;
     unsigned char ab[8];
@@ -350,7 +427,7 @@ int store_restore(struct store *s, const void *buf, size_t len)
     int rc;
     int rv;
 
-    rv = validate(buf, len, &applied, &n_records, &end);
+    rv = validate(buf, len, &applied, &n_records, &end, &version);
     if (rv != 0) {
         snprintf(s->errmsg, sizeof(s->errmsg), "restore: corrupt snapshot");
         return rv;
@@ -358,7 +435,24 @@ int store_restore(struct store *s, const void *buf, size_t len)
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return store__err_from_mdb(s, rc, "begin restore txn");
+    if (version == SNAP_STATE && s->applied > applied) {
+        snprintf(s->errmsg, sizeof(s->errmsg),
+                 "restore: the store (applied %llu) is ahead of the snapshot "
+                 "(%llu)",
+                 (unsigned long long)s->applied, (unsigned long long)applied);
+        rv = CH_ECORRUPT;
+        goto err_after_txn;
+    }
+    if (version == SNAP_STATE) {
+        rv = note_holes(s, txn, p, end, n_records);
+        if (rv != 0)
+            goto err_after_txn;
+    }
     for (int db = 1; db <= STORE_N_DBS; db++) {
+        /* A state snapshot keeps the local messages (and what they lack);
+         * a whole one replaces them. */
+        if (version == SNAP_STATE && !in_snapshot(version, (enum store_db)db))
+            continue;
         rc = mdb_drop(txn, s->dbi[db], 0); /* empty it, keep the handle */
         if (rc != 0) {
             rv = store__err_from_mdb(s, rc, "restore: empty db");

@@ -41,6 +41,7 @@ static const char *const db_names[STORE_N_DBS + 1] = {
     [STORE_DB_TOPICS] = "topics", [STORE_DB_MSGS] = "msgs",
     [STORE_DB_DEDUP] = "dedup",   [STORE_DB_DEDUP_TIME] = "dedup_time",
     [STORE_DB_META] = "meta",     [STORE_DB_MEMBERS] = "members",
+    [STORE_DB_HOLES] = "holes",
 };
 
 struct topic_rec {
@@ -183,6 +184,152 @@ static int topic_load(struct store *es, MDB_txn *txn, MDB_dbi dbi,
         return set_err(es, CH_ECORRUPT, "bad topic record");
     *found = true;
     return 0;
+}
+
+int store__topic_ids(MDB_txn *txn, MDB_dbi dbi, const void *path, size_t path_n,
+                     uint64_t *id, int64_t *last_seq, bool *found)
+{
+    struct topic_rec t;
+    int rv;
+
+    rv = topic_load(NULL, txn, dbi, path, path_n, &t, found);
+    if (rv != 0 || !*found)
+        return rv;
+    *id = t.id;
+    *last_seq = t.last_seq;
+    return 0;
+}
+
+/* ---- holes: ranges this node lacks (docs/architecture.md "Snapshots and
+ * catch-up") ----------------------------------------------------------- */
+
+int store__hole_put(struct store *s, MDB_txn *txn, uint64_t id, int64_t from,
+                    int64_t to, const void *path, size_t path_n)
+{
+    unsigned char hk[HOLE_KEY_BYTES];
+    unsigned char hv[HOLE_VAL_HEAD_BYTES + CH_MAX_TOPIC_BYTES];
+    MDB_val k = {.mv_size = sizeof hk, .mv_data = hk};
+    MDB_val v;
+    int rc;
+
+    CH_ASSERT(id >= 1 && from >= 1 && to >= from);
+    CH_ASSERT(path_n >= 1 && path_n <= CH_MAX_TOPIC_BYTES);
+    store__put_be64(hk, id);
+    put_be64_signed(hk + 8, from);
+    put_be64_signed(hv, to);
+    memcpy(hv + HOLE_VAL_HEAD_BYTES, path, path_n);
+    v.mv_size = HOLE_VAL_HEAD_BYTES + path_n;
+    v.mv_data = hv;
+    rc = mdb_put(txn, s->dbi[STORE_DB_HOLES], &k, &v, 0);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "put hole");
+    return 0;
+}
+
+/* Decodes a holes record into *h. Returns 0 or CH_ECORRUPT. */
+static int hole_decode(const MDB_val *k, const MDB_val *v, struct store_hole *h)
+{
+    size_t path_n;
+
+    if (k->mv_size != HOLE_KEY_BYTES || v->mv_size <= HOLE_VAL_HEAD_BYTES ||
+        v->mv_size > HOLE_VAL_HEAD_BYTES + CH_MAX_TOPIC_BYTES)
+        return CH_ECORRUPT;
+    h->topic_id = store__get_be64(k->mv_data);
+    h->from_seq = get_be64_signed((const unsigned char *)k->mv_data + 8);
+    h->to_seq = get_be64_signed(v->mv_data);
+    path_n = v->mv_size - HOLE_VAL_HEAD_BYTES;
+    memcpy(h->path, (const char *)v->mv_data + HOLE_VAL_HEAD_BYTES, path_n);
+    h->path[path_n] = '\0';
+    h->path_n = path_n;
+    if (h->topic_id == 0 || h->from_seq < 1 || h->to_seq < h->from_seq ||
+        !ch_valid_topic(h->path, h->path_n))
+        return CH_ECORRUPT;
+    return 0;
+}
+
+/* The first hole of topic `id` that ends at or after `from`: *found, and
+ * its bounds in *h. */
+static int hole_find(MDB_txn *txn, MDB_dbi dbi, uint64_t id, int64_t from,
+                     struct store_hole *h, bool *found)
+{
+    unsigned char hk[HOLE_KEY_BYTES];
+    MDB_cursor *cur;
+    MDB_val k = {.mv_size = sizeof hk, .mv_data = hk};
+    MDB_val v;
+    int rc;
+    int rv = 0;
+
+    *found = false;
+    store__put_be64(hk, id);
+    put_be64_signed(hk + 8, 0);
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "open holes cursor");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rv = hole_decode(&k, &v, h);
+        if (rv != 0 || h->topic_id != id)
+            break;
+        if (h->to_seq >= from) {
+            *found = true;
+            break;
+        }
+    }
+    if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        rv = store__err_from_mdb(NULL, rc, "read holes");
+    mdb_cursor_close(cur);
+    return rv;
+}
+
+int store_hole_first(struct store_txn *t, struct store_hole *out)
+{
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv;
+
+    rc = mdb_cursor_open(t->txn, t->s->dbi[STORE_DB_HOLES], &cur);
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "open holes cursor");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == MDB_NOTFOUND)
+        rv = CH_ENOTFOUND;
+    else if (rc != 0)
+        rv = store__err_from_mdb(NULL, rc, "read holes");
+    else
+        rv = hole_decode(&k, &v, out);
+    mdb_cursor_close(cur);
+    return rv;
+}
+
+int store_missing(struct store_txn *t, uint64_t *n_holes, int64_t *n_msgs)
+{
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv = 0;
+
+    *n_holes = 0;
+    *n_msgs = 0;
+    rc = mdb_cursor_open(t->txn, t->s->dbi[STORE_DB_HOLES], &cur);
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "open holes cursor");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct store_hole h;
+
+        rv = hole_decode(&k, &v, &h);
+        if (rv != 0)
+            break;
+        (*n_holes)++;
+        *n_msgs += h.to_seq - h.from_seq + 1;
+    }
+    if (rv == 0 && rc != MDB_NOTFOUND)
+        rv = store__err_from_mdb(NULL, rc, "read holes");
+    mdb_cursor_close(cur);
+    return rv;
 }
 
 static int meta_get_u64(struct store *es, MDB_txn *txn, MDB_dbi dbi,
@@ -817,6 +964,86 @@ int store_set_applied(struct store *s, uint64_t index)
     return 0;
 }
 
+int store_fill(struct store *s, const char *path, size_t path_n,
+               const struct ch_msg *msgs, size_t n)
+{
+    unsigned char hk[HOLE_KEY_BYTES];
+    unsigned char mk[MSG_KEY_BYTES];
+    struct store_hole h;
+    struct topic_rec t;
+    bool found;
+    MDB_txn *txn;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv;
+
+    CH_ASSERT(n >= 1);
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "begin fill txn");
+    rv = topic_load(s, txn, s->dbi[STORE_DB_TOPICS], path, path_n, &t, &found);
+    if (rv != 0)
+        goto err;
+    if (found)
+        rv = hole_find(txn, s->dbi[STORE_DB_HOLES], t.id, msgs[0].seq, &h,
+                       &found);
+    if (rv != 0)
+        goto err;
+    /* Filled from the start of a hole, contiguously, within it. */
+    if (!found || h.from_seq != msgs[0].seq ||
+        msgs[0].seq + (int64_t)n - 1 > h.to_seq) {
+        rv = set_err(s, CH_EINVAL, "fill: not the start of a missing range");
+        goto err;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].seq != h.from_seq + (int64_t)i || !msg_valid(&msgs[i])) {
+            rv = set_err(s, CH_EINVAL, "fill: bad message");
+            goto err;
+        }
+        s->scratch.len = 0;
+        rv = ch_record_encode(&msgs[i], &s->scratch);
+        if (rv != 0) {
+            rv = set_err(s, rv, "encode record");
+            goto err;
+        }
+        store__put_be64(mk, t.id);
+        put_be64_signed(mk + 8, msgs[i].seq);
+        k.mv_size = sizeof mk;
+        k.mv_data = mk;
+        v.mv_size = s->scratch.len;
+        v.mv_data = s->scratch.data;
+        rc = mdb_put(txn, s->dbi[STORE_DB_MSGS], &k, &v, MDB_NOOVERWRITE);
+        if (rc != 0) {
+            rv = store__err_from_mdb(s, rc, "fill: put message");
+            goto err;
+        }
+    }
+    store__put_be64(hk, t.id);
+    put_be64_signed(hk + 8, h.from_seq);
+    k.mv_size = sizeof hk;
+    k.mv_data = hk;
+    rc = mdb_del(txn, s->dbi[STORE_DB_HOLES], &k, NULL);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "fill: delete hole");
+        goto err;
+    }
+    if (h.from_seq + (int64_t)n <= h.to_seq) {
+        rv = store__hole_put(s, txn, t.id, h.from_seq + (int64_t)n, h.to_seq,
+                             path, path_n);
+        if (rv != 0)
+            goto err;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "commit fill txn");
+    return 0;
+
+err:
+    mdb_txn_abort(txn);
+    return rv;
+}
+
 /* ---- reads -------------------------------------------------------------- */
 
 /* Read paths may run on any thread: they return codes but leave the
@@ -880,6 +1107,9 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
     int64_t next = from_seq;
     int64_t n_passed = 0;
     size_t n_bytes = 0;
+    struct store_hole hole;
+    bool has_hole;
+    bool is_limited = false;
     bool found;
     int rc;
     int rv;
@@ -895,6 +1125,12 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
         return rv;
     if (from_seq > r.last_seq)
         return 0;
+    rv = hole_find(t->txn, t->s->dbi[STORE_DB_HOLES], r.id,
+                   from_seq < 1 ? 1 : from_seq, &hole, &has_hole);
+    if (rv != 0)
+        return rv;
+    if (has_hole && hole.from_seq <= (from_seq < 1 ? 1 : from_seq))
+        return CH_EMISSING; /* nothing here to read yet */
 
     rc = mdb_cursor_open(t->txn, t->s->dbi[STORE_DB_MSGS], &cur);
     if (rc != 0)
@@ -922,6 +1158,8 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
             rv = CH_ECORRUPT; /* keys out of their topic's order or range */
             goto out;
         }
+        if (has_hole && m.seq >= hole.from_seq)
+            break; /* the records after a hole wait until it is filled */
         if (ch_record_decode(v.mv_data, v.mv_size, &m) != 0) {
             rv = CH_ECORRUPT;
             goto out;
@@ -931,11 +1169,20 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
         n_bytes += m.body.n;
         next = m.seq + 1;
         if (stop != 0 || (max_count > 0 && n_passed >= max_count) ||
-            (max_bytes > 0 && n_bytes >= max_bytes))
+            (max_bytes > 0 && n_bytes >= max_bytes)) {
+            is_limited = true;
             break;
+        }
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
         rv = store__err_from_mdb(NULL, rc, "read msgs");
+    /* The records before a hole are contiguous: a read that ran out of them
+     * stopped at the hole, which the caller must hear about (a read that
+     * just ended would look like the end of the topic: a gap). */
+    if (rv == 0 && has_hole && !is_limited) {
+        CH_ASSERT(next <= hole.from_seq);
+        rv = CH_EMISSING;
+    }
 out:
     mdb_cursor_close(cur);
     if (next_seq != NULL)
@@ -1040,7 +1287,7 @@ int store_sync(struct store *s)
     int rc = mdb_env_sync(s->env, 1);
 
     if (rc != 0)
-        return store__err_from_mdb(s, rc, "mdb_env_sync");
+        return store__err_from_mdb(NULL, rc, "mdb_env_sync"); /* any thread */
     return 0;
 }
 

@@ -108,7 +108,10 @@ typedef int (*store_msg_cb)(void *arg, const struct ch_msg *m);
  * limit), the body bytes passed reach max_bytes (after at least one message;
  * 0: no limit), cb returns non-zero (that message counts as passed), or the
  * log ends. *next_seq (may be NULL) is the seq after the last passed
- * message, or from_seq if none. Returns 0 or CH_EIO/CH_ECORRUPT. */
+ * message, or from_seq if none. Returns 0 or CH_EIO/CH_ECORRUPT, or
+ * CH_EMISSING when the read reached messages this node lacks (a hole, see
+ * store_restore): the messages before it were passed, *next_seq is the
+ * first missing one; ask again once it was filled. */
 int store_read_range(struct store_txn *t, const char *path, size_t path_n,
                      int64_t from_seq, int64_t max_count, size_t max_bytes,
                      store_msg_cb cb, void *arg, int64_t *next_seq);
@@ -121,20 +124,50 @@ typedef int (*store_topic_cb)(void *arg, const char *path, size_t path_n,
 int store_topics_list(struct store_txn *t, const char *prefix, size_t prefix_n,
                       store_topic_cb cb, void *arg);
 
-/* Snapshots. begin (loop thread) pins a consistent read view; write (any
- * one thread, e.g. the libuv pool) serializes the whole store into `out`;
- * end releases the view (same thread as write, or the loop once write is
- * done). The format starts with a fixed header carrying the applied index. */
+/* Snapshots carry the store's state, not its messages (docs/architecture.md
+ * "Snapshots and catch-up"): topic metadata, the de-dup table, members and
+ * meta. begin (loop thread) pins a consistent read view; write (any one
+ * thread, e.g. the libuv pool) serializes it into `out`; end releases the
+ * view (same thread as write, or the loop once write is done). The format
+ * starts with a fixed header carrying the applied index. Before a snapshot
+ * may replace log entries the store must be synced (store_sync): the
+ * messages it describes are only in LMDB. */
 int store_snapshot_begin(struct store *s, struct store_snap **out);
 int store_snapshot_write(struct store_snap *snap, struct ch_buf *out);
 void store_snapshot_end(struct store_snap *snap);
 /* Reads the applied index recorded in a snapshot buffer. */
 int store_snapshot_index(const void *buf, size_t len, uint64_t *index);
-/* Replaces the whole store content with the snapshot's, in one write
- * transaction. Returns 0 or CH_ECORRUPT (store unchanged) / CH_EIO. */
+/* Makes the store's state the snapshot's, in one write transaction. The
+ * local store must be a prefix of the snapshot's history (it applied fewer
+ * entries of the same log): its messages are kept, and every message the
+ * snapshot's topics hold beyond them becomes a hole, to be fetched from a
+ * peer (store_hole_first, store_fill). A snapshot of the older, whole-store
+ * format replaces everything. Returns 0 or CH_ECORRUPT (store unchanged:
+ * damaged snapshot, or a local store that is not a prefix) / CH_EIO. */
 int store_restore(struct store *s, const void *buf, size_t len);
+/* A range of messages this node lacks. */
+struct store_hole {
+    uint64_t topic_id;
+    int64_t from_seq; /* first missing */
+    int64_t to_seq;   /* last missing */
+    char path[CH_MAX_TOPIC_BYTES + 1];
+    size_t path_n;
+};
+/* The first hole (topic id order), or CH_ENOTFOUND when none. */
+int store_hole_first(struct store_txn *t, struct store_hole *out);
+/* Holes and messages missing in all. */
+int store_missing(struct store_txn *t, uint64_t *n_holes, int64_t *n_msgs);
+/* Stores fetched messages msgs[0..n) (seq and time set, as a peer read
+ * them) of topic `path` in one write transaction: they must start at the
+ * first seq of one of its holes and be contiguous within it; the hole
+ * shrinks or goes. Applied index and topic metadata are untouched.
+ * Returns 0, CH_EINVAL (not a hole's start, bad message: nothing stored),
+ * CH_EIO/CH_ENOSPACE. */
+int store_fill(struct store *s, const char *path, size_t path_n,
+               const struct ch_msg *msgs, size_t n);
 
-/* Flushes the store to disk (mdb_env_sync force). */
+/* Flushes the store to disk (mdb_env_sync force). Any thread (the
+ * snapshot's pool thread calls it while the loop writes). */
 int store_sync(struct store *s);
 /* Cheap health probe: a read transaction can be opened. */
 int store_check(struct store *s);

@@ -3,6 +3,7 @@
 #ifndef CHORUS_STORE_STORE_INT_H
 #define CHORUS_STORE_STORE_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,8 +25,15 @@ enum store_db {
     STORE_DB_DEDUP_TIME = 4, /* time (ordered BE8) + dedup key -> empty */
     STORE_DB_META = 5,       /* "applied", "format", "next_topic" -> BE */
     STORE_DB_MEMBERS = 6,    /* member id BE8 -> member record */
+    /* Local, never in snapshots: message ranges this node lacks (restored
+     * from a state snapshot, not yet fetched from a peer). topic id BE8 +
+     * from seq BE8 -> to seq BE8 (inclusive) + topic path. */
+    STORE_DB_HOLES = 7,
 };
-#define STORE_N_DBS 6
+#define STORE_N_DBS 7
+/* holes key: topic id + first missing seq; value head: last missing seq. */
+#define HOLE_KEY_BYTES 16
+#define HOLE_VAL_HEAD_BYTES 8
 
 /* topics value: id, first_seq, last_seq, count, bytes, each 8 bytes BE. */
 #define TOPIC_REC_BYTES 40
@@ -70,6 +78,15 @@ struct store_txn {
  * the disk and from snapshots: damage is reported, never asserted. */
 bool store__topic_rec_valid(const void *p, size_t n);
 int store__err_from_mdb(struct store *s, int mdb_rc, const char *what);
+
+/* A topic's id and last sequenceId in txn; *found false when absent.
+ * For snapshot restore, which compares the local store with the
+ * snapshot's. Returns 0 or CH_EIO/CH_ECORRUPT. */
+int store__topic_ids(MDB_txn *txn, MDB_dbi dbi, const void *path, size_t path_n,
+                     uint64_t *id, int64_t *last_seq, bool *found);
+/* Records in txn that topic `id` (path) lacks seqs from..to. */
+int store__hole_put(struct store *s, MDB_txn *txn, uint64_t id, int64_t from,
+                    int64_t to, const void *path, size_t path_n);
 
 void store__put_be64(unsigned char *p, uint64_t v);
 uint64_t store__get_be64(const unsigned char *p);

@@ -186,7 +186,8 @@ static void on_link_req(void *arg, const struct link_req *r)
 {
     struct link_seen *s = arg;
 
-    FUZZ_CHECK(r->op >= LINK_PUBLISH && r->op <= LINK_REMOVED);
+    FUZZ_CHECK(r->op >= LINK_PUBLISH && r->op <= LINK_FETCH);
+    FUZZ_CHECK(r->op != LINK_FETCH || (r->from >= 1 && r->to >= r->from));
     check_msg_fields(&r->msg);
     check_field(r->raft);
     check_field(r->http);
@@ -206,6 +207,17 @@ static void on_link_resp(void *arg, const struct link_resp *r)
 
     FUZZ_CHECK(r->status <= 0);
     check_field(r->text);
+    check_field(r->msgs);
+    FUZZ_CHECK(r->n_msgs <= CH_MAX_CATCHUP_MSGS);
+    {
+        size_t off = 0;
+        struct ch_msg m;
+        for (uint32_t i = 0; i < r->n_msgs; i++) {
+            FUZZ_CHECK(link_fetched_next(r, &off, &m) == 0);
+            check_msg_fields(&m);
+        }
+        FUZZ_CHECK(off == r->msgs.n); /* the decoder checked it all */
+    }
     FUZZ_CHECK(link_enc_resp(&s->resps, r) == 0);
     if (s->n_resp == s->cap_resp) {
         s->cap_resp = s->cap_resp ? 2 * s->cap_resp : 8;
@@ -231,6 +243,10 @@ static void again_req_cb(void *arg, const struct link_req *r)
         FUZZ_CHECK(r->id == o->id && bytes_eq(r->raft, o->raft) &&
                    bytes_eq(r->http, o->http) && r->role == o->role);
         break;
+    case LINK_FETCH:
+        FUZZ_CHECK(bytes_eq(r->msg.path, o->msg.path) && r->from == o->from &&
+                   r->to == o->to);
+        break;
     default:
         FUZZ_CHECK(r->id == o->id);
     }
@@ -245,7 +261,8 @@ static void again_resp_cb(void *arg, const struct link_resp *r)
     o = &s->resp[s->check_i++];
     FUZZ_CHECK(r->req_id == o->req_id && r->status == o->status &&
                r->seq == o->seq && r->time == o->time && r->index == o->index &&
-               r->is_dup == o->is_dup && bytes_eq(r->text, o->text));
+               r->is_dup == o->is_dup && bytes_eq(r->text, o->text) &&
+               r->n_msgs == o->n_msgs && bytes_eq(r->msgs, o->msgs));
 }
 
 static void fuzz_link(const uint8_t *data, size_t size)

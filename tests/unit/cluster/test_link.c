@@ -643,6 +643,146 @@ static void link_with_fault(void *arg, int i)
 
 /* Every allocation of a connect, a publish and its answer fails in turn:
  * the link fails cleanly or works, and nothing leaks. */
+/* FETCH (catch-up): the request and an answer carrying messages survive
+ * the codec; answers whose messages do not match their count or layout
+ * are refused whole. */
+struct fetch_seen {
+    struct link_req req;
+    struct link_resp resp;
+    int n_req;
+    int n_resp;
+};
+
+static void fetch_req_cb(void *arg, const struct link_req *r)
+{
+    struct fetch_seen *fs = arg;
+    fs->req = *r;
+    fs->n_req++;
+}
+
+static void fetch_resp_cb(void *arg, const struct link_resp *r)
+{
+    struct fetch_seen *fs = arg;
+    fs->resp = *r;
+    fs->n_resp++;
+}
+
+static void encode_fetch_answer(struct ch_buf *frame, uint32_t n_claimed,
+                                const struct ch_buf *msgs)
+{
+    struct link_enc enc;
+    struct link_resp r;
+
+    memset(&r, 0, sizeof r);
+    r.req_id = 9;
+    r.n_msgs = n_claimed;
+    r.msgs.p = msgs->data;
+    r.msgs.n = msgs->len;
+    link_enc_init(&enc, LINK_RESPONSES);
+    assert_int_equal(link_enc_resp(&enc, &r), 0);
+    ch_buf_init(frame);
+    assert_int_equal(link_enc_finish(&enc, frame), 0);
+    link_enc_close(&enc);
+}
+
+static void test_link_fetch_codec(void **state)
+{
+    struct fetch_seen fs;
+    struct link_enc enc;
+    struct link_req req;
+    struct ch_buf frame;
+    struct ch_buf msgs;
+    struct ch_msg m;
+    size_t off = 0;
+    (void)state;
+
+    memset(&req, 0, sizeof req);
+    req.req_id = 7;
+    req.op = LINK_FETCH;
+    req.msg.path.p = "/a/b";
+    req.msg.path.n = 4;
+    req.from = 5;
+    req.to = 90;
+    link_enc_init(&enc, LINK_REQUESTS);
+    assert_int_equal(link_enc_req(&enc, &req), 0);
+    ch_buf_init(&frame);
+    assert_int_equal(link_enc_finish(&enc, &frame), 0);
+    link_enc_close(&enc);
+    memset(&fs, 0, sizeof fs);
+    assert_int_equal(
+        link_decode(frame.data, frame.len, fetch_req_cb, NULL, &fs), 0);
+    assert_int_equal(fs.n_req, 1);
+    assert_int_equal(fs.req.op, LINK_FETCH);
+    assert_int_equal(fs.req.from, 5);
+    assert_int_equal(fs.req.to, 90);
+    assert_memory_equal(fs.req.msg.path.p, "/a/b", 4);
+    ch_buf_free(&frame);
+
+    /* to before from: refused */
+    req.from = 10;
+    req.to = 9;
+    link_enc_init(&enc, LINK_REQUESTS);
+    assert_int_equal(link_enc_req(&enc, &req), 0);
+    ch_buf_init(&frame);
+    assert_int_equal(link_enc_finish(&enc, &frame), 0);
+    link_enc_close(&enc);
+    assert_int_equal(
+        link_decode(frame.data, frame.len, fetch_req_cb, NULL, &fs),
+        CH_ECORRUPT);
+    ch_buf_free(&frame);
+
+    /* an answer with two messages */
+    ch_buf_init(&msgs);
+    memset(&m, 0, sizeof m);
+    m.seq = 5;
+    m.time = 1700000000;
+    m.user.p = "u";
+    m.user.n = 1;
+    m.body.p = "hello";
+    m.body.n = 5;
+    assert_int_equal(link_fetched_pack(&msgs, &m), 0);
+    m.seq = 6;
+    m.header.p = "{}";
+    m.header.n = 2;
+    assert_int_equal(link_fetched_pack(&msgs, &m), 0);
+    encode_fetch_answer(&frame, 2, &msgs);
+    memset(&fs, 0, sizeof fs);
+    assert_int_equal(
+        link_decode(frame.data, frame.len, NULL, fetch_resp_cb, &fs), 0);
+    assert_int_equal(fs.n_resp, 1);
+    assert_int_equal(fs.resp.n_msgs, 2);
+    assert_int_equal(link_fetched_next(&fs.resp, &off, &m), 0);
+    assert_int_equal(m.seq, 5);
+    assert_int_equal(m.time, 1700000000);
+    assert_memory_equal(m.body.p, "hello", 5);
+    assert_int_equal(link_fetched_next(&fs.resp, &off, &m), 0);
+    assert_int_equal(m.seq, 6);
+    assert_memory_equal(m.header.p, "{}", 2);
+    assert_int_equal(off, fs.resp.msgs.n);
+    ch_buf_free(&frame);
+
+    /* a count that does not match the messages: refused, nothing seen */
+    encode_fetch_answer(&frame, 3, &msgs);
+    memset(&fs, 0, sizeof fs);
+    assert_int_equal(
+        link_decode(frame.data, frame.len, NULL, fetch_resp_cb, &fs),
+        CH_ECORRUPT);
+    assert_int_equal(fs.n_resp, 0);
+    ch_buf_free(&frame);
+    encode_fetch_answer(&frame, 1, &msgs); /* bytes left over */
+    assert_int_equal(
+        link_decode(frame.data, frame.len, NULL, fetch_resp_cb, &fs),
+        CH_ECORRUPT);
+    ch_buf_free(&frame);
+    /* more than one answer may carry */
+    encode_fetch_answer(&frame, CH_MAX_CATCHUP_MSGS + 1, &msgs);
+    assert_int_equal(
+        link_decode(frame.data, frame.len, NULL, fetch_resp_cb, &fs),
+        CH_ECORRUPT);
+    ch_buf_free(&frame);
+    ch_buf_free(&msgs);
+}
+
 static void test_link_each_allocation_fails(void **state)
 {
     (void)state;
@@ -665,6 +805,7 @@ int main(void)
         T(test_link_client_bad_address),
 #undef T
         cmocka_unit_test(test_link_each_allocation_fails),
+        cmocka_unit_test(test_link_fetch_codec),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

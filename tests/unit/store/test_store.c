@@ -17,6 +17,7 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/limits.h"
+#include "lib/store_copy.h"
 #include "lib/tmpdir.h"
 #include "store/store.h"
 
@@ -155,6 +156,21 @@ static int collect_cb(void *arg, const struct ch_msg *m)
     g->seq = m->seq;
     g->time = m->time;
     return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+/* As read_range below, returning the read's status; *next as it set. */
+static int read_range_rv(struct store *s, const char *path, int64_t from,
+                         int64_t max_count, struct collect *c, int64_t *next)
+{
+    struct store_txn *t;
+    int rv;
+
+    c->n = 0;
+    assert_int_equal(store_read_begin(s, &t), 0);
+    rv = store_read_range(t, path, strlen(path), from, max_count, 0, collect_cb,
+                          c, next);
+    store_read_end(t);
+    return rv;
 }
 
 static int64_t read_range(struct store *s, const char *path, int64_t from,
@@ -1123,6 +1139,27 @@ static void test_store_snapshot_round_trip(void **state)
     s2 = open_second(f, "second");
     assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
     assert_int_equal(store_applied_index(s2), f->index);
+    /* the state came, the messages did not: they are holes until copied */
+    {
+        struct collect *c = calloc(1, sizeof(*c));
+        int64_t next = 0;
+        int64_t n_msgs = 0;
+        uint64_t n_holes = 0;
+        struct store_txn *t;
+
+        assert_non_null(c);
+        assert_int_equal(topic_count(s2, "/s"), 2);
+        assert_int_equal(read_range_rv(s2, "/s", 1, 0, c, &next), CH_EMISSING);
+        assert_int_equal(c->n, 0);
+        assert_int_equal(next, 1);
+        assert_int_equal(store_read_begin(s2, &t), 0);
+        assert_int_equal(store_missing(t, &n_holes, &n_msgs), 0);
+        store_read_end(t);
+        assert_int_equal(n_holes, 3);
+        assert_int_equal(n_msgs, 4);
+        free(c);
+    }
+    assert_int_equal(store_copy_holes(s2, f->s, 1000, NULL), 0);
     assert_same_content(f->s, s2);
 
     /* restored de-dup state and counters behave like the original's */
@@ -1146,17 +1183,16 @@ static void test_store_snapshot_round_trip(void **state)
         assert_int_equal(r.seq, 1);
     }
 
-    /* restoring over a store with content replaces it all */
-    assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
-    assert_int_equal(store_applied_index(s2), f->index);
-    assert_same_content(f->s, s2);
-    assert_int_equal(topic_count(s2, "/brand-new"), 0);
+    /* a store ahead of the snapshot is not its prefix: refused, unchanged */
+    assert_int_equal(store_restore(s2, snap.data, snap.len), CH_ECORRUPT);
+    assert_int_equal(store_applied_index(s2), f->index + 3);
+    assert_int_equal(topic_count(s2, "/brand-new"), 1);
 
-    /* and survives a reopen */
+    /* what was restored and filled survives a reopen */
     store_close(s2);
     s2 = open_second(f, "second");
-    assert_int_equal(store_applied_index(s2), f->index);
-    assert_same_content(f->s, s2);
+    assert_int_equal(store_applied_index(s2), f->index + 3);
+    assert_int_equal(topic_count(s2, "/s"), 3);
     store_close(s2);
     ch_buf_free(&snap);
 }
@@ -1316,21 +1352,26 @@ static void test_store_snapshot_carries_members(void **state)
     assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
     assert_int_equal(store_applied_index(s2), f->index);
     assert_same_members(f->s, s2);
+    assert_int_equal(store_copy_holes(s2, f->s, 1000, NULL), 0);
     assert_same_content(f->s, s2);
     assert_member(s2, UINT64_C(1) << 33, "", "", 2);
+    store_close(s2);
 
-    /* over a store with members of its own: replaced, not merged */
-    assert_int_equal(store_apply_members(s2, f->index + 1, &mine, 1, &skipped),
-                     0);
-    assert_int_equal(members_list(s2, &l), 4);
+    /* over a store (behind the snapshot) with members of its own:
+     * replaced, not merged */
+    s2 = open_second(f, "third");
+    assert_int_equal(store_apply_members(s2, 1, &mine, 1, &skipped), 0);
+    assert_int_equal(members_list(s2, &l), 1);
     assert_int_equal(store_restore(s2, snap.data, snap.len), 0);
     assert_same_members(f->s, s2);
     /* and survives a reopen */
     store_close(s2);
-    s2 = open_second(f, "second");
+    s2 = open_second(f, "third");
     assert_same_members(f->s, s2);
+    store_close(s2);
 
-    /* a snapshot without members empties the directory */
+    /* a snapshot without members restores an empty directory */
+    s2 = open_second(f, "fourth");
     assert_int_equal(store_restore(s2, plain.data, plain.len), 0);
     assert_int_equal(members_list(s2, &l), 0);
     assert_int_equal(topic_count(s2, "/s"), 1);
@@ -1338,6 +1379,147 @@ static void test_store_snapshot_carries_members(void **state)
     store_close(s2);
     ch_buf_free(&snap);
     ch_buf_free(&plain);
+}
+
+/* Publishes n messages of `size` bytes to path in batches of 1000 (no
+ * publisher ids: no de-dup entries). */
+static void fill_topic(struct fx *f, const char *path, size_t n, size_t size)
+{
+    static struct ch_msg batch[1000];
+    static struct store_result res[1000];
+    char *body = malloc(size + 1);
+
+    assert_non_null(body);
+    memset(body, 'x', size);
+    body[size] = '\0';
+    while (n > 0) {
+        size_t k = n < 1000 ? n : 1000;
+        for (size_t i = 0; i < k; i++)
+            batch[i] = msg(path, "u", "", body);
+        apply(f, 100, batch, k, res);
+        n -= k;
+    }
+    free(body);
+}
+
+/* A snapshot carries the state, not the messages: 1k and 100k messages
+ * make snapshots of the same size (the whole-store format grew 100x). */
+static void test_store_snapshot_size_independent_of_messages(void **state)
+{
+    struct fx *f = *state;
+    struct ch_buf small;
+    struct ch_buf big;
+
+    fill_topic(f, "/size/a", 500, 100);
+    fill_topic(f, "/size/b", 500, 100);
+    snapshot(f->s, &small);
+    fill_topic(f, "/size/a", 49500, 100);
+    fill_topic(f, "/size/b", 49500, 100);
+    snapshot(f->s, &big);
+    assert_int_equal(topic_count(f->s, "/size/a"), 50000);
+    /* same records, only the counters' values differ */
+    assert_true(big.len <= small.len + 64);
+    assert_true(big.len < 2048);
+    ch_buf_free(&small);
+    ch_buf_free(&big);
+}
+
+/* A store that applied part of the history keeps its messages; what the
+ * snapshot holds beyond them become holes; reads stop at a hole with
+ * CH_EMISSING, never skipping it; fills close them. */
+static void test_store_restore_over_prefix_notes_holes(void **state)
+{
+    struct fx *f = *state;
+    struct collect *c = calloc(1, sizeof(*c));
+    struct ch_buf s1;
+    struct ch_buf s2;
+    struct store *b;
+    struct store_hole h;
+    struct store_txn *t;
+    int64_t next = 0;
+    int64_t copied = 0;
+
+    assert_non_null(c);
+    for (int i = 0; i < 5; i++)
+        pub(f, 100, "/a", "u", "", "a");
+    for (int i = 0; i < 3; i++)
+        pub(f, 100, "/b", "u", "", "b");
+    snapshot(f->s, &s1);
+    b = open_second(f, "b");
+    assert_int_equal(store_restore(b, s1.data, s1.len), 0);
+    assert_int_equal(store_copy_holes(b, f->s, 2, &copied), 0);
+    assert_int_equal(copied, 8);
+
+    for (int i = 0; i < 4; i++)
+        pub(f, 101, "/a", "u", "", "more");
+    pub(f, 101, "/c", "u", "", "c1");
+    pub(f, 101, "/c", "u", "", "c2");
+    snapshot(f->s, &s2);
+    assert_int_equal(store_restore(b, s2.data, s2.len), 0);
+    assert_int_equal(store_applied_index(b), f->index);
+
+    /* /a: 1..5 kept, 6..9 missing; /b complete; /c 1..2 missing */
+    assert_int_equal(read_range_rv(b, "/a", 1, 0, c, &next), CH_EMISSING);
+    assert_int_equal(c->n, 5);
+    assert_int_equal(next, 6);
+    assert_int_equal(read_range_rv(b, "/a", 7, 0, c, &next), CH_EMISSING);
+    assert_int_equal(c->n, 0);
+    /* a read limited before the hole is an ordinary read */
+    assert_int_equal(read_range_rv(b, "/a", 2, 3, c, &next), 0);
+    assert_int_equal(c->n, 3);
+    assert_int_equal(read_range_rv(b, "/b", 1, 0, c, &next), 0);
+    assert_int_equal(c->n, 3);
+    assert_int_equal(read_range_rv(b, "/c", 1, 0, c, &next), CH_EMISSING);
+    assert_int_equal(topic_count(b, "/c"), 2);
+
+    assert_int_equal(store_read_begin(b, &t), 0);
+    assert_int_equal(store_hole_first(t, &h), 0);
+    store_read_end(t);
+    assert_string_equal(h.path, "/a");
+    assert_int_equal(h.from_seq, 6);
+    assert_int_equal(h.to_seq, 9);
+
+    /* fills must start at a hole and stay inside it: nothing stored */
+    {
+        struct ch_msg m[2] = {msg("/a", "u", "", "x"), msg("/a", "u", "", "y")};
+        m[0].seq = 7;
+        m[1].seq = 8;
+        assert_int_equal(store_fill(b, "/a", 2, m, 1), CH_EINVAL);
+        m[0].seq = 9;
+        m[1].seq = 10;
+        assert_int_equal(store_fill(b, "/a", 2, m, 2), CH_EINVAL);
+        m[0].seq = 6;
+        m[1].seq = 8;
+        assert_int_equal(store_fill(b, "/a", 2, m, 2), CH_EINVAL);
+        m[0].seq = 1;
+        assert_int_equal(store_fill(b, "/b", 2, m, 1), CH_EINVAL);
+        assert_int_equal(read_range_rv(b, "/a", 1, 0, c, &next), CH_EMISSING);
+        assert_int_equal(c->n, 5);
+    }
+
+    assert_int_equal(store_copy_holes(b, f->s, 3, &copied), 0);
+    assert_int_equal(copied, 6);
+    assert_same_content(f->s, b);
+    assert_int_equal(store_read_begin(b, &t), 0);
+    assert_int_equal(store_hole_first(t, &h), CH_ENOTFOUND);
+    store_read_end(t);
+
+    /* a store whose topic ids differ is not a prefix: refused */
+    store_close(b);
+    b = open_second(f, "other");
+    {
+        struct ch_msg m = msg("/c", "u", "", "first here");
+        struct store_result r;
+        bool skipped;
+        assert_int_equal(
+            store_apply_publish(b, 1, 100, WINDOW, &m, 1, &r, &skipped), 0);
+    }
+    assert_int_equal(store_restore(b, s2.data, s2.len), CH_ECORRUPT);
+    assert_int_equal(store_applied_index(b), 1);
+    store_close(b);
+    ch_buf_free(&s1);
+    ch_buf_free(&s2);
+    free(c);
 }
 
 /* Same checksum as snapshot.c, to forge snapshots that pass it. */
@@ -1564,6 +1746,8 @@ int main(void)
         T(test_store_snapshot_carries_members),
         T(test_store_restore_rejects_bad_member_record),
         T(test_store_restore_rejects_bad_topic_record),
+        T(test_store_snapshot_size_independent_of_messages),
+        T(test_store_restore_over_prefix_notes_holes),
         T(test_store_open_bad_dir),
     };
 #undef T
