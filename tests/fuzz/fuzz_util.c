@@ -62,6 +62,37 @@ const char *fuzz_tmpdir(void)
     return tmp_root;
 }
 
+static struct store *open_new(void)
+{
+    static unsigned long n_opened;
+    char dir[4200], errmsg[CH_ERRMSG_SIZE];
+    struct store *s;
+    int rv;
+
+    snprintf(dir, sizeof dir, "%s/store%lu", fuzz_tmpdir(), n_opened++);
+    rv = store_open(dir, 1ULL << 30, &s, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "store_open %s: %s\n", dir, errmsg);
+        abort();
+    }
+    /* LMDB keeps its files open and never reopens them by name: remove the
+     * directory now, so a crash (which skips atexit) leaves nothing. */
+    remove_tree();
+    return s;
+}
+
+struct store *fuzz_store_reopen(struct store *old)
+{
+    for (size_t i = 0; i < n_stores; i++) {
+        if (stores[i] == old) {
+            store_close(old);
+            stores[i] = open_new();
+            return stores[i];
+        }
+    }
+    abort();
+}
+
 struct store *fuzz_store_open(void)
 {
     char dir[4200], errmsg[CH_ERRMSG_SIZE];
@@ -70,7 +101,7 @@ struct store *fuzz_store_open(void)
 
     if (n_stores == sizeof stores / sizeof stores[0])
         abort();
-    snprintf(dir, sizeof dir, "%s/store%zu", fuzz_tmpdir(), n_stores);
+    snprintf(dir, sizeof dir, "%s/first%zu", fuzz_tmpdir(), n_stores);
     rv = store_open(dir, 1ULL << 30, &s, errmsg);
     if (rv != 0) {
         fprintf(stderr, "store_open %s: %s\n", dir, errmsg);

@@ -26,6 +26,9 @@ const char *fuzz_tmpdir(void);
 /* Opens a store in a new directory under fuzz_tmpdir(), then removes the
  * directory (the open store keeps its files); closed at exit. */
 struct store *fuzz_store_open(void);
+/* Closes a store fuzz_store_open gave and returns a new, empty one in its
+ * place. */
+struct store *fuzz_store_reopen(struct store *old);
 
 /* Reads every byte of p[0..n) so ASan sees out-of-bounds field pointers;
  * returns a checksum so the reads are not optimised away. */
