@@ -44,6 +44,10 @@ enum opt_kind { OPT_U64, OPT_STR, OPT_LOG, OPT_JOIN };
       "raft entries between snapshots")                                        \
     X("snapshot-trailing", OPT_U64, snapshot_trailing, "512", 1, 1 << 24,      \
       "raft entries kept after a snapshot")                                    \
+    X("raft-log-max-bytes", OPT_U64, raft_log_max_bytes, "67108864",           \
+      2 * 1024 * 1024, 1ULL << 40,                                             \
+      "raft log held in memory: a snapshot is taken when the entries since "   \
+      "the last one reach half of it, and fewer are kept after it")            \
     X("raft-segment-bytes", OPT_U64, raft_segment_bytes, "67108864",           \
       4 * 1024 * 1024, 1ULL << 30,                                             \
       "raft log segment size (preallocated; larger means rarer switches)")     \

@@ -31,6 +31,7 @@ struct chorusd_config {
     uint64_t raft_segment_bytes;
     uint64_t snapshot_threshold;
     uint64_t snapshot_trailing;
+    uint64_t raft_log_max_bytes;
     uint64_t election_timeout_ms;
     uint64_t heartbeat_timeout_ms;
 };

@@ -209,6 +209,7 @@ static int node_start(struct node *n, char *errmsg)
     cc.segment_bytes = (size_t)n->cfg.raft_segment_bytes;
     cc.snapshot_threshold = (unsigned)n->cfg.snapshot_threshold;
     cc.snapshot_trailing = (unsigned)n->cfg.snapshot_trailing;
+    cc.log_max_bytes = n->cfg.raft_log_max_bytes;
     rv = cluster_create(&n->loop, &cc, n->store, &n->cluster, errmsg);
     if (rv != 0)
         return rv;

@@ -57,6 +57,9 @@ struct cluster_config {
     size_t segment_bytes; /* raft_uv segment size */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    /* Raft log bytes held in memory (docs/architecture.md "Snapshots and
+     * catch-up"); 0: entries only. */
+    uint64_t log_max_bytes;
 };
 
 /* Creates the cluster object (no I/O yet besides creating data_dir/raft).

@@ -132,6 +132,11 @@ struct cluster {
     struct store_result *scratch;
     size_t scratch_cap;
     struct fsm_result result;
+    /* Raft log entries applied since the last snapshot began, and their
+     * bytes: a snapshot is due by bytes as well as by entries (fsm.c). */
+    uint64_t log_entries;
+    uint64_t log_bytes;
+    bool is_snapshot_forced; /* threshold and trailing lowered for bytes */
     struct store_snap *snap; /* snapshot in progress */
     struct ch_buf snap_buf;  /* its serialized bytes */
     struct raft_buffer snap_rbuf;

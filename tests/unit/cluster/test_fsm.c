@@ -1051,6 +1051,53 @@ static void test_fsm_leader_loss_after_replication(void **state)
 
 /* ---- (e) snapshot install to a lagging server ---- */
 
+/* Bytes in r's in-memory log. */
+static uint64_t log_bytes(const struct raft *r)
+{
+    const struct raft_log *l = &r->log;
+    uint64_t sum = 0;
+
+    for (size_t i = l->front; i != l->back; i = (i + 1) % l->size)
+        sum += l->entries[i].buf.len;
+    return sum;
+}
+
+/* With --raft-log-max-bytes, big entries make snapshots due long before the
+ * entry threshold, and fewer trailing entries are kept: the log held in
+ * memory stays near the limit on every server (it grew to every entry since
+ * the last snapshot: here 1.2 MiB, with 1 MiB batches 1 GiB). */
+static void test_fsm_snapshot_by_log_bytes(void **state)
+{
+    struct fx *x = fx_start(state, 3, NO_SNAPSHOTS, 64);
+    struct prop *p = new_props(x, 40);
+    const uint64_t limit = 256 * 1024;
+    static char body[30 * 1024];
+    uint64_t idx = 0;
+
+    memset(body, 'b', sizeof body - 1);
+    for (unsigned i = 0; i < x->n; i++) {
+        x->nodes[i].c->cfg.snapshot_threshold = NO_SNAPSHOTS;
+        x->nodes[i].c->cfg.snapshot_trailing = 64;
+        x->nodes[i].c->cfg.log_max_bytes = limit;
+    }
+    for (unsigned k = 0; k < 40; k++) {
+        struct ch_msg m = mk("/big", "u", "", body);
+        idx = propose(x, 0, &m, 1, 100 + k, &p[k]);
+        assert_true(raft_fixture_step_until_applied(&x->f, 0, idx, STEP_MS));
+        for (unsigned i = 0; i < x->n; i++) {
+            uint64_t held = log_bytes(raft_fixture_get(&x->f, i));
+            if (held > limit + 2 * sizeof body)
+                fail_msg("server %u holds %llu log bytes, limit %llu", i,
+                         (unsigned long long)held, (unsigned long long)limit);
+        }
+    }
+    for (unsigned i = 0; i < x->n; i++) {
+        assert_true(raft_fixture_step_until_applied(&x->f, i, idx, STEP_MS));
+        assert_true(x->nodes[i].c->metrics.snapshots_taken >= 2);
+    }
+    assert_stores_identical(x, 3);
+}
+
 static void test_fsm_snapshot_install_to_revived_server(void **state)
 {
     struct fx *x = fx_start(state, 3, 4, 2);
@@ -1115,6 +1162,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsm_leader_loss_after_replication,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsm_snapshot_by_log_bytes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_fsm_snapshot_install_to_revived_server, setup, teardown),
     };
