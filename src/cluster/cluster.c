@@ -102,8 +102,14 @@ static int link_fetch(void *data, struct ch_bytes path, int64_t from,
     return cluster__fetch(data, path, from, to, out, n_msgs);
 }
 
+static const char *link_catching_up(void *data)
+{
+    return cluster__catchup_reason(data);
+}
+
 static const struct link_handler link_handler = {
     .fetch = link_fetch,
+    .catching_up = link_catching_up,
     .publish = link_publish,
     .join = link_join,
     .leave = link_leave,

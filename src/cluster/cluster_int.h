@@ -61,11 +61,15 @@ struct fwd_link {
 
 /* The next raft request of a membership change (membership.c). */
 enum mchange_step {
-    MSTEP_START,       /* join: directory entry; leave: remove or hand
-                          over; transfer: transfer */
-    MSTEP_JOIN_ADD,    /* raft_add (as a spare) */
-    MSTEP_JOIN_ASSIGN, /* raft_assign to voter or standby */
-    MSTEP_LEAVE_DIR,   /* the directory entry goes */
+    MSTEP_START,        /* join: directory entry; leave: remove or hand
+                           over; transfer: transfer */
+    MSTEP_JOIN_ADD,     /* raft_add (as a spare) */
+    MSTEP_JOIN_ASSIGN,  /* raft_assign to standby (a voter-to-be too) */
+    MSTEP_JOIN_WAIT,    /* a voter-to-be catches up as a standby: the tick
+                           asks it (link STATUS) until it holds every
+                           message */
+    MSTEP_JOIN_PROMOTE, /* raft_assign to voter */
+    MSTEP_LEAVE_DIR,    /* the directory entry goes */
 };
 
 /* A membership change run by the leader (membership.c); one at a time. */
@@ -80,6 +84,12 @@ struct mchange {
     int role;
     cluster_admin_cb cb;
     void *arg;
+    /* MSTEP_JOIN_WAIT: the link asking the new node, when to ask next,
+     * and when to give up. */
+    struct lclient *status_link;
+    bool status_asked;
+    uint64_t status_next_ms;
+    uint64_t wait_deadline_ms;
     struct raft_apply apply_req;
     struct raft_change change_req;
     struct raft_transfer transfer_req;

@@ -16,8 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Admin requests (a join catches up a whole store) get longer. */
-#define FWD_ADMIN_TIMEOUT_MS 120000
+/* Admin requests get longer: a join is answered once the new voter caught
+ * up (it may fetch a whole store); chorusctl waits as long. */
+#define FWD_ADMIN_TIMEOUT_MS 300000
 /* Requests per frame and bytes per frame. */
 #define FWD_FRAME_MAX_REQS 4096
 #define FWD_FRAME_MAX_BYTES (1024 * 1024)

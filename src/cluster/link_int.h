@@ -15,7 +15,7 @@
  *   request  [req_id, op, ...]: PUBLISH [.., path, user, app, msgid, header,
  *            body], JOIN [.., id, raft, http, role], LEAVE [.., id],
  *            TRANSFER [.., id], REMOVED [.., id], FETCH [.., path, from,
- *            to]
+ *            to], STATUS [.., 0]
  *   response [req_id, status, seq, time, index, is_dup, text] or, answering
  *            a FETCH, [.., text, n_msgs, bin msgs] with msgs n_msgs
  *            arrays [seq, time, user, app, msgid, header, body]
@@ -44,6 +44,7 @@ enum link_op {
     LINK_TRANSFER = 4,
     LINK_REMOVED = 5, /* the leader tells a removed node [.., id] */
     LINK_FETCH = 6,   /* catch-up: stored messages [.., path, from, to] */
+    LINK_STATUS = 7,  /* is the node caught up? [.., 0]: 0 or CH_EMISSING */
 };
 
 struct link_req {
@@ -148,6 +149,9 @@ struct link_handler {
     int (*transfer)(void *data, uint64_t id, cluster_admin_cb cb, void *arg);
     void (*removed)(void *data, uint64_t id);
     bool (*is_leader)(void *data);
+    /* STATUS, answered at once by any node: NULL when it holds every
+     * message it should, else why not ("catching up: ..."). */
+    const char *(*catching_up)(void *data);
     /* FETCH, answered at once (any member serves it); NULL: refused. */
     int (*fetch)(void *data, struct ch_bytes path, int64_t from, int64_t to,
                  struct ch_buf *out, uint32_t *n_msgs);

@@ -223,6 +223,7 @@ static int run_request(struct lserver *l, const struct link_req *req,
         return h->transfer(d, req->id, admin_done, lc);
     case LINK_REMOVED:
     case LINK_FETCH:
+    case LINK_STATUS:
         break; /* handled before */
     }
     return CH_EINVAL;
@@ -276,6 +277,15 @@ static void on_request(void *arg, const struct link_req *req)
     }
     if (req->op == LINK_FETCH) {
         serve_fetch(l, req);
+        return;
+    }
+    if (req->op == LINK_STATUS) {
+        const char *why =
+            s->h->catching_up != NULL ? s->h->catching_up(s->h_data) : NULL;
+        if (why == NULL)
+            refuse(l, req->req_id, 0, "");
+        else
+            refuse(l, req->req_id, CH_EMISSING, why);
         return;
     }
     if (req->op != LINK_JOIN && !s->h->is_leader(s->h_data)) {

@@ -13,6 +13,11 @@
 #include <time.h>
 
 #define JOIN_RETRY_MS 1000
+/* A voter-to-be catching up as a standby is asked this often whether it
+ * holds every message, and given this long before the join fails (it
+ * stays a standby: join again, or remove it). */
+#define JOIN_STATUS_EVERY_MS 500
+#define JOIN_CATCHUP_WAIT_MS (30 * 60 * 1000)
 
 bool cluster__is_member(struct cluster *c, uint64_t id)
 {
@@ -49,6 +54,8 @@ static void change_done(struct cluster *c, int status, const char *fmt, ...)
         va_end(ap);
     }
     c->change = NULL;
+    if (m->status_link != NULL)
+        lclient_close(m->status_link);
     if (status == 0)
         log_info("cluster", "membership change done op=%d id=%llu", m->op,
                  (unsigned long long)m->id);
@@ -193,9 +200,35 @@ static void change_step_done(struct raft_change *req, int status,
     cluster__raft_cb_leave(c);
 }
 
-static void join_assign_cb(struct raft_change *req, int status)
+/* The join's last step: the standby became a voter. */
+static void join_promote_cb(struct raft_change *req, int status)
 {
     change_step_done(req, status, "promotion of", MSTEP_START, true);
+}
+
+/* Assigned as a standby: a standby or spare join is done; a voter-to-be
+ * first catches up (MSTEP_JOIN_WAIT, run by the tick). */
+static void join_assign_cb(struct raft_change *req, int status)
+{
+    struct cluster *c = req->data;
+    struct mchange *m = c->change;
+
+    cluster__raft_cb_enter(c);
+    CH_ASSERT(m != NULL && req == &m->change_req);
+    if (status != 0) {
+        change_done(c, raft_to_ch(status), "assignment of %llu failed: %s",
+                    (unsigned long long)m->id, raft_strerror(status));
+    } else if (m->role != CLUSTER_ROLE_VOTER) {
+        change_done(c, 0, NULL);
+    } else {
+        m->step = MSTEP_JOIN_WAIT;
+        m->status_next_ms = uv_now(c->loop);
+        m->wait_deadline_ms = uv_now(c->loop) + JOIN_CATCHUP_WAIT_MS;
+        log_info("cluster",
+                 "new member catching up as a standby id=%llu http=%s",
+                 (unsigned long long)m->id, m->http);
+    }
+    cluster__raft_cb_leave(c);
 }
 
 static void join_add_cb(struct raft_change *req, int status)
@@ -239,14 +272,130 @@ static int start_join(struct cluster *c, struct mchange *m)
 /* The node was added (as a spare): a voter or standby is promoted once it
  * caught up with the log (0.15 runs the catch-up rounds before appending
  * the configuration). */
+/* A voter-to-be is assigned as a standby first: it receives the log (and
+ * a snapshot, whose messages it then fetches) without voting, so it
+ * becomes a voter only once it holds every message (docs/architecture.md
+ * "Membership"). */
 static int join_assign(struct cluster *c, struct mchange *m)
 {
-    int role = m->role == CLUSTER_ROLE_VOTER ? RAFT_VOTER : RAFT_STANDBY;
     int rv;
 
     m->change_req.data = c;
-    rv = cluster__raft_assign(c, &m->change_req, m->id, role, join_assign_cb);
+    rv = cluster__raft_assign(c, &m->change_req, m->id, RAFT_STANDBY,
+                              join_assign_cb);
     return rv == 0 ? 0 : raft_to_ch(rv);
+}
+
+static int join_promote(struct cluster *c, struct mchange *m)
+{
+    int rv;
+
+    m->change_req.data = c;
+    rv = cluster__raft_assign(c, &m->change_req, m->id, RAFT_VOTER,
+                              join_promote_cb);
+    return rv == 0 ? 0 : raft_to_ch(rv);
+}
+
+/* ---- a voter-to-be catching up (MSTEP_JOIN_WAIT) ---- */
+
+static void status_link_close(struct mchange *m)
+{
+    if (m->status_link != NULL)
+        lclient_close(m->status_link);
+    m->status_link = NULL;
+    m->status_asked = false;
+}
+
+static void status_send(struct cluster *c, struct mchange *m)
+{
+    struct link_enc enc;
+    struct link_req r;
+    struct ch_buf frame;
+    int rv;
+
+    memset(&r, 0, sizeof r);
+    r.req_id = ++c->next_req_id;
+    r.op = LINK_STATUS;
+    link_enc_init(&enc, LINK_REQUESTS);
+    ch_buf_init(&frame);
+    rv = link_enc_req(&enc, &r);
+    if (rv == 0)
+        rv = link_enc_finish(&enc, &frame);
+    if (rv == 0)
+        rv = lclient_send(m->status_link, frame.data, frame.len);
+    link_enc_close(&enc);
+    ch_buf_free(&frame);
+    if (rv != 0)
+        status_link_close(m);
+    else
+        m->status_asked = true;
+}
+
+static void status_resp(void *arg, const struct link_resp *r)
+{
+    struct cluster *c = arg;
+    struct mchange *m = c->change;
+
+    if (m == NULL || m->step != MSTEP_JOIN_WAIT || !m->status_asked)
+        return;
+    m->status_asked = false;
+    m->status_next_ms = uv_now(c->loop) + JOIN_STATUS_EVERY_MS;
+    if (r->status != 0) {
+        log_debug("cluster", "new member not caught up id=%llu: %.*s",
+                  (unsigned long long)m->id, (int)r->text.n, r->text.p);
+        return;
+    }
+    status_link_close(m);
+    log_info("cluster", "new member caught up id=%llu; promoting",
+             (unsigned long long)m->id);
+    step_due(c, MSTEP_JOIN_PROMOTE);
+}
+
+static void status_state(void *arg, struct lclient *l, bool open)
+{
+    struct cluster *c = arg;
+    struct mchange *m = c->change;
+
+    if (m == NULL || l != m->status_link)
+        return;
+    if (open) {
+        status_send(c, m);
+        return;
+    }
+    m->status_link = NULL; /* ended: no lclient_close */
+    m->status_asked = false;
+    m->status_next_ms = uv_now(c->loop) + JOIN_STATUS_EVERY_MS;
+}
+
+/* Asks the new member, every JOIN_STATUS_EVERY_MS, whether it caught up. */
+static void join_wait_tick(struct cluster *c, struct mchange *m)
+{
+    uint64_t now = uv_now(c->loop);
+
+    if (raft_state(c->r) != RAFT_LEADER) {
+        status_link_close(m);
+        change_done(c, CH_ENOTLEADER, "leadership lost during the change");
+        return;
+    }
+    if (now >= m->wait_deadline_ms) {
+        status_link_close(m);
+        change_done(c, CH_ETIMEDOUT,
+                    "node %llu did not catch up within %d s: it stays a "
+                    "standby",
+                    (unsigned long long)m->id, JOIN_CATCHUP_WAIT_MS / 1000);
+        return;
+    }
+    if (m->status_asked || now < m->status_next_ms)
+        return;
+    if (m->status_link == NULL) {
+        m->status_link = lclient_create(&c->wsctx, c->cfg.id, m->http,
+                                        status_resp, NULL, status_state, c);
+        if (m->status_link == NULL)
+            m->status_next_ms = now + JOIN_STATUS_EVERY_MS;
+        return; /* asks once open */
+    }
+    if (lclient_is_open(m->status_link))
+        status_send(c, m);
 }
 
 static int join_add(struct cluster *c, struct mchange *m)
@@ -400,6 +549,13 @@ void cluster__membership_run(struct cluster *c)
         break;
     case MSTEP_JOIN_ASSIGN:
         rv = join_assign(c, m);
+        break;
+    case MSTEP_JOIN_PROMOTE:
+        rv = join_promote(c, m);
+        break;
+    case MSTEP_JOIN_WAIT:
+        CH_ASSERT(0 && "the wait is run by the tick, never due");
+        rv = CH_EINVAL;
         break;
     case MSTEP_LEAVE_DIR:
         rv = leave_dir(c, m);
@@ -742,6 +898,8 @@ void cluster__membership_tick(struct cluster *c)
         lclient_close(c->join_link);
         c->join_link = NULL;
     }
+    if (c->change != NULL && c->change->step == MSTEP_JOIN_WAIT)
+        join_wait_tick(c, c->change);
 }
 
 void cluster__membership_close(struct cluster *c)
@@ -750,9 +908,11 @@ void cluster__membership_close(struct cluster *c)
         lclient_close(c->join_link);
         c->join_link = NULL;
     }
-    if (c->change != NULL) {
-        /* raft_close fails the raft requests with LEADERSHIPLOST; their
-         * callbacks run change_done. A change waiting on nothing here does
-         * not exist. */
+    if (c->change != NULL && c->change->step == MSTEP_JOIN_WAIT) {
+        /* Waiting on the new member, not on raft: ends here. */
+        status_link_close(c->change);
+        change_done(c, CH_ESHUTDOWN, "shutting down");
     }
+    /* Other changes wait on a raft request: raft_close fails it with
+     * LEADERSHIPLOST and its callback runs change_done. */
 }

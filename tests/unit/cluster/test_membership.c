@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "common/alloc.h"
 #include "lib/cluster_fixture.h"
 #include "lib/heap.h"
 #include "lib/loop.h"
@@ -139,6 +140,126 @@ static void test_membership_join_voter(void **state)
     w.index = store_applied_index(cluster_store(node(f, 0)));
     assert_true(cf_step_until(&f->cx, has_applied, &w, STEPS));
     assert_int_equal(member_get(node(f, n4), 4, &m), 0);
+}
+
+static void count_pub_cb(void *arg, int status, const struct store_result *r)
+{
+    unsigned *n = arg;
+
+    (void)r;
+    assert_int_equal(status, 0);
+    (*n)++;
+}
+
+static bool all_published(void *arg)
+{
+    unsigned *n = arg;
+    return *n == 40;
+}
+
+struct gate_watch {
+    struct fx *f;
+    unsigned n4;
+    struct cf_answer *a;
+    bool saw_standby_waiting;
+};
+
+static int64_t missing_of(struct cluster *c)
+{
+    struct store_txn *t;
+    uint64_t holes = 0;
+    int64_t msgs = 0;
+
+    assert_int_equal(store_read_begin(cluster_store(c), &t), 0);
+    assert_int_equal(store_missing(t, &holes, &msgs), 0);
+    store_read_end(t);
+    return msgs;
+}
+
+/* Never a voter with a store that has holes. */
+static bool gate_check(void *arg)
+{
+    struct gate_watch *g = arg;
+    const struct raft_server *s = config_find(node(g->f, 0), 4);
+
+    if (s != NULL && s->role == RAFT_VOTER)
+        assert_int_equal(missing_of(node(g->f, g->n4)), 0);
+    if (s != NULL && s->role == RAFT_STANDBY && node(g->f, 0)->change != NULL &&
+        node(g->f, 0)->change->step == MSTEP_JOIN_WAIT)
+        g->saw_standby_waiting = true;
+    return cf_answered(g->a);
+}
+
+static bool waiting_on_node(void *arg)
+{
+    struct gate_watch *g = arg;
+    (void)gate_check(arg);
+    return g->saw_standby_waiting;
+}
+
+/* A voter-to-be that lacks messages (here: it restored a state snapshot
+ * and its fetching is held) is a standby until it caught up; the leader
+ * asks it (link STATUS) and promotes it once it holds every message. */
+static void test_membership_voter_promoted_once_caught_up(void **state)
+{
+    struct fx *f = *state;
+    struct cf_answer a = {0};
+    struct gate_watch g = {f, 0, &a, false};
+    struct store_snap *snap;
+    struct ch_buf buf;
+    struct cluster *c4;
+    unsigned n_pub = 0;
+    char body[40][16];
+
+    start(f, 3);
+    for (unsigned i = 0; i < 40; i++) {
+        struct ch_msg m;
+        memset(&m, 0, sizeof m);
+        snprintf(body[i], sizeof body[i], "m%u", i);
+        m.path.p = i % 2 ? "/g/a" : "/g/b";
+        m.path.n = 4;
+        m.user.p = "u";
+        m.user.n = 1;
+        m.body.p = body[i];
+        m.body.n = strlen(body[i]);
+        assert_int_equal(cluster_publish(node(f, 0), &m, count_pub_cb, &n_pub),
+                         0);
+    }
+    assert_true(cf_step_until(&f->cx, all_published, &n_pub, STEPS));
+
+    /* the new node holds the leader's state and none of its messages */
+    g.n4 = cf_grow(&f->cx);
+    c4 = node(f, g.n4);
+    ch_buf_init(&buf);
+    assert_int_equal(store_snapshot_begin(cluster_store(node(f, 0)), &snap), 0);
+    assert_int_equal(store_snapshot_write(snap, &buf), 0);
+    store_snapshot_end(snap);
+    assert_int_equal(store_restore(cluster_store(c4), buf.data, buf.len), 0);
+    ch_buf_free(&buf);
+    assert_int_equal(missing_of(c4), 40);
+    /* its fetching held: catching up, asking no one yet */
+    c4->catchup.wanted = false;
+    c4->catchup.active = true;
+    c4->catchup.missing = 40;
+    c4->catchup.retry_ms = UINT64_MAX;
+    c4->catchup.msgs = ch_calloc(CH_MAX_CATCHUP_MSGS, sizeof(struct ch_msg));
+    assert_non_null(c4->catchup.msgs);
+
+    assert_int_equal(
+        admin(f, 0, LINK_JOIN, 4, "4", f->cx.nodes[g.n4].gw.addr, &a), 0);
+    assert_true(cf_step_until(&f->cx, waiting_on_node, &g, STEPS));
+    for (unsigned k = 0; k < 2000; k++)
+        cf_step(&f->cx);
+    assert_int_equal(a.n_fired, 0);
+    assert_int_equal(config_find(node(f, 0), 4)->role, RAFT_STANDBY);
+
+    /* released: it fetches, then is promoted */
+    c4->catchup.retry_ms = 0;
+    assert_true(cf_step_until(&f->cx, gate_check, &g, STEPS));
+    assert_int_equal(a.status, 0);
+    assert_int_equal(config_find(node(f, 0), 4)->role, RAFT_VOTER);
+    assert_int_equal(missing_of(c4), 0);
+    assert_false(c4->catchup.active);
 }
 
 /* A second change while one runs is refused, from the check phase. */
@@ -299,6 +420,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, cf_teardown)
         T(test_membership_join_voter),
+        T(test_membership_voter_promoted_once_caught_up),
         T(test_membership_one_change_at_a_time),
         T(test_membership_refusals),
         T(test_membership_leave_follower),
