@@ -15,8 +15,10 @@ small snapshot thresholds so snapshots and InstallSnapshot happen) serves:
   resuming with `+ <topic> <last+1>` after reconnecting;
 - a nemesis that every 2-5 s does one of: kill -9 a random node, kill -9 the
   leader, SIGSTOP a node for 1-4 s, restart the dead node, leadership
-  transfer, and (where `ip netns` works) cut one node off the network for a
-  few seconds. At most one node is dead at a time.
+  transfer, keep a follower down 8-14 s so the log is compacted past it
+  (it returns through a snapshot and fetches what it lacks), and (where
+  `ip netns` works) cut one node off the network for a few seconds. At most
+  one node is dead at a time.
 At the end the nemesis stops, everything is healed, publishers finish their
 retries, the replicas converge, and tests/chaos/checker.py checks acks,
 replica histories (read over REST from every node) and what subscribers saw.
@@ -54,7 +56,7 @@ import checker  # noqa: E402
 websocket = H.websocket
 
 ACTION_KINDS = ("kill", "kill_leader", "stop", "restart", "transfer",
-                "partition")
+                "far_behind", "partition")
 
 
 def log(msg):
@@ -579,8 +581,8 @@ class Nemesis(threading.Thread):
             if r < 0.85:
                 return "restart"
             return self.rng.choice(["stop", "transfer"])
-        choices = [("kill", 0.45), ("kill_leader", 0.25), ("stop", 0.1),
-                   ("transfer", 0.1)]
+        choices = [("kill", 0.4), ("kill_leader", 0.2), ("stop", 0.1),
+                   ("transfer", 0.1), ("far_behind", 0.1)]
         if self.run_.netns is not None:
             choices.append(("partition", 0.1))
         total = sum(w for _, w in choices)
@@ -619,6 +621,21 @@ class Nemesis(threading.Thread):
             self.run_.kill(target)
             self.counts[kind] += 1
             log("nemesis: %s %s" % (kind, target.name))
+            return
+        if kind == "far_behind":
+            # A follower down long enough for the others' logs to be
+            # compacted past it: it comes back through a snapshot of the
+            # state and fetches the messages from its peers (catch-up).
+            lead = self.leader()
+            followers = [n for n in live if n is not lead] or live
+            target = self.rng.choice(followers)
+            secs = self.rng.uniform(8, 14)
+            self.run_.kill(target)
+            self.counts["far_behind"] += 1
+            log("nemesis: far_behind %s (down %.1fs)" % (target.name, secs))
+            if not self.sleep(secs):
+                self.run_.restart(target)
+                log("nemesis: restart %s" % target.name)
             return
         if kind == "stop":
             target = self.rng.choice(live)
@@ -1066,10 +1083,15 @@ def main():
             reasons.append("crash")
         if run.failures:
             reasons.append("no-progress" if n_acks == 0 else "run")
+        # Catch-ups the far_behind nemesis caused (and kills that happened
+        # to leave a node past the compacted log).
+        n_catchups = sum(n.full_log().count("catchup finished")
+                         for n in run.nodes)
         summary = ("chaos: duration=%ds actions=%s acks=%d %s crashes=%d "
-                   "result=%s" % (round(elapsed), fmt_actions(nemesis.counts),
-                                  n_acks, res.summary_fields(),
-                                  len(run.crashes),
+                   "catchups=%d result=%s" % (
+                       round(elapsed), fmt_actions(nemesis.counts),
+                       n_acks, res.summary_fields(),
+                       len(run.crashes), n_catchups,
                                   "FAIL(%s)" % ",".join(reasons) if failed
                                   else "PASS"))
     except Interrupted as e:
