@@ -42,24 +42,36 @@ static int peer_cb(void *arg, const struct store_member *m)
 }
 
 /* The member to ask on turn `turn`: the leader first, then the others in
- * id order. 0 when none is known. */
+ * id order, round and round (the leader among them only when it is the
+ * one member left: a leader that just failed is not asked twice in a
+ * row). 0 when none is known. */
 static uint64_t pick_peer(struct cluster *c, unsigned turn)
 {
     struct peer_list pl = {.n = 0, .self = c->cfg.id};
     struct store_txn *t;
     raft_id leader = 0;
     const char *addr = NULL;
+    unsigned k = 0;
 
     raft_leader(c->r, &leader, &addr);
-    if (turn == 0 && leader != 0 && leader != c->cfg.id)
+    if (leader == c->cfg.id)
+        leader = 0;
+    if (turn == 0 && leader != 0)
         return leader;
     if (store_read_begin(c->store, &t) != 0)
         return 0;
     (void)store_members_list(t, peer_cb, &pl);
     store_read_end(t);
+    if (leader != 0 && pl.n > 1) {
+        for (unsigned i = 0; i < pl.n; i++) {
+            if (pl.ids[i] != leader)
+                pl.ids[k++] = pl.ids[i];
+        }
+        pl.n = k;
+    }
     if (pl.n == 0)
         return 0;
-    return pl.ids[turn % pl.n];
+    return pl.ids[(turn == 0 ? 0 : turn - 1) % pl.n];
 }
 
 static void notify(struct cluster *c)
