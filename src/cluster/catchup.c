@@ -119,9 +119,7 @@ static void send_next(struct cluster *c)
     struct cluster_catchup *cu = &c->catchup;
     struct store_hole h;
     struct store_txn *t;
-    struct link_enc enc;
     struct link_req req;
-    struct ch_buf frame;
     int rv;
 
     CH_ASSERT(cu->active && !cu->in_flight);
@@ -149,15 +147,7 @@ static void send_next(struct cluster *c)
     req.msg.path.n = cu->path_n;
     req.from = h.from_seq;
     req.to = h.to_seq;
-    link_enc_init(&enc, LINK_REQUESTS);
-    ch_buf_init(&frame);
-    rv = link_enc_req(&enc, &req);
-    if (rv == 0)
-        rv = link_enc_finish(&enc, &frame);
-    if (rv == 0)
-        rv = lclient_send(cu->l, frame.data, frame.len);
-    link_enc_close(&enc);
-    ch_buf_free(&frame);
+    rv = lclient_send_req(cu->l, &req);
     if (rv != 0) {
         give_up_peer(c, ch_strerror(rv));
         return;

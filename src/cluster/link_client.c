@@ -157,6 +157,24 @@ int lclient_send(struct lclient *l, const void *frame, size_t n)
     return ch_wsconn_send(l->ws, true, frame, n);
 }
 
+int lclient_send_req(struct lclient *l, const struct link_req *r)
+{
+    struct link_enc enc;
+    struct ch_buf frame;
+    int rv;
+
+    link_enc_init(&enc, LINK_REQUESTS);
+    ch_buf_init(&frame);
+    rv = link_enc_req(&enc, r);
+    if (rv == 0)
+        rv = link_enc_finish(&enc, &frame);
+    if (rv == 0)
+        rv = lclient_send(l, frame.data, frame.len);
+    link_enc_close(&enc);
+    ch_buf_free(&frame);
+    return rv;
+}
+
 void lclient_close(struct lclient *l)
 {
     CH_ASSERT(!l->is_closed);

@@ -133,6 +133,9 @@ size_t lclient_queued(const struct lclient *l);
 /* Sends one link frame (copied). Returns 0, CH_ECONNECT (not open) or
  * CH_ENOMEM. */
 int lclient_send(struct lclient *l, const void *frame, size_t n);
+/* Sends one request alone in a frame. Returns 0, CH_ECONNECT or
+ * CH_ENOMEM. */
+int lclient_send_req(struct lclient *l, const struct link_req *r);
 /* Closes the link; no callback fires after this (safe inside callbacks). */
 void lclient_close(struct lclient *l);
 

@@ -120,22 +120,15 @@ struct notice {
 static void notice_state(void *arg, struct lclient *l, bool open)
 {
     struct notice *n = arg;
-    struct link_enc enc;
     struct link_req r;
-    struct ch_buf frame;
 
     if (open) {
         memset(&r, 0, sizeof r);
         r.op = LINK_REMOVED;
         r.id = n->id;
-        link_enc_init(&enc, LINK_REQUESTS);
-        ch_buf_init(&frame);
-        if (link_enc_req(&enc, &r) == 0 && link_enc_finish(&enc, &frame) == 0 &&
-            lclient_send(l, frame.data, frame.len) == 0)
+        if (lclient_send_req(l, &r) == 0)
             log_info("cluster", "told removed node id=%llu",
                      (unsigned long long)n->id);
-        link_enc_close(&enc);
-        ch_buf_free(&frame);
         /* The node answers nothing; it shuts down and closes the link. */
         return;
     }
@@ -308,24 +301,12 @@ static void status_link_close(struct mchange *m)
 
 static void status_send(struct cluster *c, struct mchange *m)
 {
-    struct link_enc enc;
     struct link_req r;
-    struct ch_buf frame;
-    int rv;
 
     memset(&r, 0, sizeof r);
     r.req_id = ++c->next_req_id;
     r.op = LINK_STATUS;
-    link_enc_init(&enc, LINK_REQUESTS);
-    ch_buf_init(&frame);
-    rv = link_enc_req(&enc, &r);
-    if (rv == 0)
-        rv = link_enc_finish(&enc, &frame);
-    if (rv == 0)
-        rv = lclient_send(m->status_link, frame.data, frame.len);
-    link_enc_close(&enc);
-    ch_buf_free(&frame);
-    if (rv != 0)
+    if (lclient_send_req(m->status_link, &r) != 0)
         status_link_close(m);
     else
         m->status_asked = true;
@@ -837,9 +818,7 @@ static void join_resp(void *arg, const struct link_resp *r)
 static void join_state(void *arg, struct lclient *l, bool open)
 {
     struct cluster *c = arg;
-    struct link_enc enc;
     struct link_req r;
-    struct ch_buf frame;
 
     if (l != c->join_link)
         return;
@@ -857,16 +836,11 @@ static void join_state(void *arg, struct lclient *l, bool open)
     r.http.p = c->cfg.http_addr;
     r.http.n = strlen(c->cfg.http_addr);
     r.role = CLUSTER_ROLE_VOTER;
-    link_enc_init(&enc, LINK_REQUESTS);
-    ch_buf_init(&frame);
-    if (link_enc_req(&enc, &r) != 0 || link_enc_finish(&enc, &frame) != 0 ||
-        lclient_send(l, frame.data, frame.len) != 0) {
+    if (lclient_send_req(l, &r) != 0) {
         lclient_close(l);
         c->join_link = NULL;
         c->join_retry_ms = uv_now(c->loop) + JOIN_RETRY_MS;
     }
-    link_enc_close(&enc);
-    ch_buf_free(&frame);
 }
 
 void cluster__membership_tick(struct cluster *c)
