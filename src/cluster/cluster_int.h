@@ -148,6 +148,8 @@ struct cluster {
     uint64_t log_bytes;
     bool is_snapshot_forced; /* threshold and trailing lowered for bytes */
     struct store_snap *snap; /* snapshot in progress */
+    uint64_t snap_loop_ns;   /* its time on the loop (fsm_snapshot) */
+    uint64_t snap_pool_ns;   /* its time in the pool (sync + serialize) */
     struct ch_buf snap_buf;  /* its serialized bytes */
     struct raft_buffer snap_rbuf;
 
