@@ -61,10 +61,38 @@ static int node_failed(struct cluster *c, uint64_t index, int rv)
 static int apply_entry(struct cluster *c, const struct raft_buffer *buf,
                        void **result);
 
+/* Counts what the in-memory raft log holds since the last snapshot; when
+ * its bytes reach half of --raft-log-max-bytes a snapshot is made due now
+ * (libraft checks the threshold after each apply loop: setting it to the
+ * entries counted makes the check pass), keeping only as many trailing
+ * entries as fit in the other half at their average size. So the log in
+ * memory stays near the limit whatever the entries' sizes: 1024 entries of
+ * 1 MiB batches would otherwise be a GiB (docs/architecture.md "Snapshots
+ * and catch-up"). */
+static void count_log(struct cluster *c, size_t len)
+{
+    uint64_t half = c->cfg.log_max_bytes / 2;
+    uint64_t avg;
+    uint64_t trailing;
+
+    c->log_entries++;
+    c->log_bytes += len;
+    if (half == 0 || c->log_bytes < half || c->r == NULL)
+        return;
+    avg = c->log_bytes / c->log_entries;
+    trailing = half / (avg > 0 ? avg : 1);
+    if (trailing < 1)
+        trailing = 1;
+    if (trailing > c->cfg.snapshot_trailing)
+        trailing = c->cfg.snapshot_trailing;
+    raft_set_snapshot_trailing(c->r, (unsigned)trailing);
+    raft_set_snapshot_threshold(
+        c->r, c->log_entries < UINT_MAX ? (unsigned)c->log_entries : UINT_MAX);
+    c->is_snapshot_forced = true;
+}
+
 /* Every entry point libraft calls brackets itself (cluster__raft_cb_enter):
  * nothing is proposed from inside (cluster_int.h). */
-static void count_log(struct cluster *c, size_t len);
-
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                      void **result)
 {
@@ -181,36 +209,6 @@ static int apply_entry(struct cluster *c, const struct raft_buffer *buf,
 /* v3 snapshot, step 1 (loop thread): pin a consistent read view. Every
  * applied entry is committed to LMDB before apply returns, so the view is
  * never older than last_applied (docs/libraft.md "The FSM"). */
-/* Counts what the in-memory raft log holds since the last snapshot; when
- * its bytes reach half of --raft-log-max-bytes a snapshot is made due now
- * (libraft checks the threshold after each apply loop: setting it to the
- * entries counted makes the check pass), keeping only as many trailing
- * entries as fit in the other half at their average size. So the log in
- * memory stays near the limit whatever the entries' sizes: 1024 entries of
- * 1 MiB batches would otherwise be a GiB (docs/architecture.md "Snapshots
- * and catch-up"). */
-static void count_log(struct cluster *c, size_t len)
-{
-    uint64_t half = c->cfg.log_max_bytes / 2;
-    uint64_t avg;
-    uint64_t trailing;
-
-    c->log_entries++;
-    c->log_bytes += len;
-    if (half == 0 || c->log_bytes < half || c->r == NULL)
-        return;
-    avg = c->log_bytes / c->log_entries;
-    trailing = half / (avg > 0 ? avg : 1);
-    if (trailing < 1)
-        trailing = 1;
-    if (trailing > c->cfg.snapshot_trailing)
-        trailing = c->cfg.snapshot_trailing;
-    raft_set_snapshot_trailing(c->r, (unsigned)trailing);
-    raft_set_snapshot_threshold(
-        c->r, (unsigned)(c->log_entries < UINT_MAX ? c->log_entries : 1));
-    c->is_snapshot_forced = true;
-}
-
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                         unsigned *n_bufs)
 {

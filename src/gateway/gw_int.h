@@ -214,8 +214,10 @@ struct gw {
     struct ch_queue pumps; /* connections with work for the pump */
     uv_check_t pump_check;
     uv_idle_t pump_idle; /* active while pumps wait: poll must not block */
-    uint64_t last_refusal_log_ms;
-    uint64_t last_accept_error_log_ms; /* 0: none logged yet */
+    /* Refused connections and failed accepts are logged once per burst:
+     * not again before these times (uv_now; 0 at first: due). */
+    uint64_t refusal_log_due_ms;
+    uint64_t accept_error_log_due_ms;
     /* Connections taken at once: --max-connections, or fewer when the file
      * descriptor limit (fd_limit, less CH_FD_RESERVE for raft, LMDB and the
      * node links) does not fit them (gw_start). */

@@ -423,31 +423,36 @@ static void refuse_pending(struct gw *gw, uv_stream_t *server)
     uv_close((uv_handle_t *)&gw->refuse_tcp, refuse_closed);
 }
 
-/* An accept that failed (libuv refuses a connection it cannot take a
- * descriptor for by itself; what reaches us is rarer). One line per burst. */
-static void accept_failed(struct gw *gw, int status)
+/* One log line per burst of refusals: true when *due_ms has passed, which
+ * then moves 10 s on. */
+static bool burst_log_due(struct gw *gw, uint64_t *due_ms)
 {
     uint64_t now = uv_now(gw->loop);
 
-    gw->metrics.connections_refused++;
-    if (gw->last_accept_error_log_ms != 0 &&
-        now - gw->last_accept_error_log_ms < 10000)
-        return;
-    gw->last_accept_error_log_ms = now == 0 ? 1 : now;
-    log_warn("gw", "accept failed err=%s refused=%llu", uv_strerror(status),
-             (unsigned long long)gw->metrics.connections_refused);
+    if (now < *due_ms)
+        return false;
+    *due_ms = now + 10000;
+    return true;
 }
 
-/* A connection beyond the limit: refused, one line per burst. When the
- * file descriptor limit, not --max-connections, set the limit, the line
- * says so (docs/operations.md "Failure notes"). */
+/* An accept that failed (libuv refuses a connection it cannot take a
+ * descriptor for by itself; what reaches us is rarer). */
+static void accept_failed(struct gw *gw, int status)
+{
+    gw->metrics.connections_refused++;
+    if (burst_log_due(gw, &gw->accept_error_log_due_ms))
+        log_warn("gw", "accept failed err=%s refused=%llu", uv_strerror(status),
+                 (unsigned long long)gw->metrics.connections_refused);
+}
+
+/* A connection beyond the limit: refused. When the file descriptor limit,
+ * not --max-connections, set the limit, the line says so
+ * (docs/operations.md "Failure notes"). */
 static void refuse_over_limit(struct gw *gw)
 {
     gw->metrics.connections_refused++;
-    if (gw->metrics.connections_refused != 1 &&
-        uv_now(gw->loop) - gw->last_refusal_log_ms < 10000)
+    if (!burst_log_due(gw, &gw->refusal_log_due_ms))
         return;
-    gw->last_refusal_log_ms = uv_now(gw->loop);
     if (gw->conn_limit < gw->cfg.max_connections)
         log_warn("gw",
                  "file descriptor limit reached, connection refused "

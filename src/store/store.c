@@ -256,10 +256,19 @@ static int hole_find(MDB_txn *txn, MDB_dbi dbi, uint64_t id, int64_t from,
     MDB_cursor *cur;
     MDB_val k = {.mv_size = sizeof hk, .mv_data = hk};
     MDB_val v;
+    MDB_stat st;
     int rc;
     int rv = 0;
 
     *found = false;
+    /* Every read asks: with no holes at all (the usual case) no cursor is
+     * opened (mdb_cursor_open allocates; mdb_stat reads the txn's copy of
+     * the database record). */
+    rc = mdb_stat(txn, dbi, &st);
+    if (rc != 0)
+        return store__err_from_mdb(NULL, rc, "stat holes");
+    if (st.ms_entries == 0)
+        return 0;
     store__put_be64(hk, id);
     put_be64_signed(hk + 8, 0);
     rc = mdb_cursor_open(txn, dbi, &cur);
@@ -1125,18 +1134,20 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
         return rv;
     if (from_seq > r.last_seq)
         return 0;
-    rv = hole_find(t->txn, t->s->dbi[STORE_DB_HOLES], r.id,
-                   from_seq < 1 ? 1 : from_seq, &hole, &has_hole);
+    if (from_seq < 1)
+        from_seq = 1;
+    rv = hole_find(t->txn, t->s->dbi[STORE_DB_HOLES], r.id, from_seq, &hole,
+                   &has_hole);
     if (rv != 0)
         return rv;
-    if (has_hole && hole.from_seq <= (from_seq < 1 ? 1 : from_seq))
+    if (has_hole && hole.from_seq <= from_seq)
         return CH_EMISSING; /* nothing here to read yet */
 
     rc = mdb_cursor_open(t->txn, t->s->dbi[STORE_DB_MSGS], &cur);
     if (rc != 0)
         return store__err_from_mdb(NULL, rc, "open msgs cursor");
     store__put_be64(mk, r.id);
-    put_be64_signed(mk + 8, from_seq < 1 ? 1 : from_seq);
+    put_be64_signed(mk + 8, from_seq);
     k.mv_size = sizeof(mk);
     k.mv_data = mk;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
