@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,9 @@
 #define DEFAULT_SNAPSHOT_THRESHOLD 1024
 #define DEFAULT_SNAPSHOT_TRAILING 512
 #define CONNECT_RETRY_DELAY_MS 200
+/* A log loaded at start at least this big is released by an early
+ * snapshot (fsm.c cluster__release_tick); below it waits for the next one. */
+#define CLUSTER_LOADED_LOG_RELEASE_BYTES (4u << 20)
 
 static const char *state_name(int state)
 {
@@ -59,6 +63,27 @@ static bool raft_dir_has_state(const char *dir)
     }
     closedir(d);
     return found;
+}
+
+/* Bytes of the closed segments in raft's directory: after raft_start these
+ * are what it loaded (it closes open segments while loading). */
+static uint64_t raft_dir_segment_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    struct stat st;
+    uint64_t bytes = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+            bytes += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return bytes;
 }
 
 /* ---- the serving end of node links runs requests here ---- */
@@ -107,7 +132,18 @@ static const char *link_catching_up(void *data)
     return cluster__catchup_reason(data);
 }
 
+static void link_nudge(void *data, uint64_t from_id)
+{
+    struct cluster *c = data;
+
+    log_info("cluster", "entry asked for by a follower id=%llu",
+             (unsigned long long)from_id);
+    c->nudge_wanted = true;
+    cluster__kick(c);
+}
+
 static const struct link_handler link_handler = {
+    .nudge = link_nudge,
     .fetch = link_fetch,
     .catching_up = link_catching_up,
     .publish = link_publish,
@@ -440,7 +476,16 @@ void cluster__tick(struct cluster *c)
     cluster__forward_tick(c);
     cluster__membership_tick(c);
     cluster__catchup_tick(c);
+    cluster__release_tick(c);
     cluster__forward_flush(c);
+    if (c->is_trim_due) {
+        uint64_t t0 = uv_hrtime();
+        c->is_trim_due = false;
+        (void)malloc_trim(0); /* 1 if memory was released: either is fine */
+        log_info("cluster",
+                 "heap trimmed after releasing the loaded log us=%llu",
+                 (unsigned long long)((uv_hrtime() - t0) / 1000));
+    }
 }
 
 void cluster__check(struct cluster *c)
@@ -500,6 +545,7 @@ static int probe_raft_port(struct cluster *c, char *errmsg)
 
 int cluster_start(struct cluster *c, char *errmsg)
 {
+    uint64_t loaded;
     int rv;
 
     rv = probe_raft_port(c, errmsg);
@@ -578,6 +624,15 @@ int cluster_start(struct cluster *c, char *errmsg)
         return CH_EIO;
     }
     c->raft_started = true;
+    loaded = raft_dir_segment_bytes(c->raft_dir);
+    if (loaded >= CLUSTER_LOADED_LOG_RELEASE_BYTES) {
+        c->loaded_last = raft_last_index(c->r);
+        log_info("cluster",
+                 "raft log loaded bytes=%llu last=%llu: released by a "
+                 "snapshot after the next entry",
+                 (unsigned long long)loaded,
+                 (unsigned long long)c->loaded_last);
+    }
     rv = uv_timer_start(&c->tick_timer, tick_cb, c->cfg.heartbeat_timeout_ms,
                         c->cfg.heartbeat_timeout_ms);
     CH_ASSERT(rv == 0);

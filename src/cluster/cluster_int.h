@@ -147,7 +147,19 @@ struct cluster {
     uint64_t log_entries;
     uint64_t log_bytes;
     bool is_snapshot_forced; /* threshold and trailing lowered for bytes */
+    /* Last index raft_start loaded from a big log, 0 once the release is
+     * armed: the loaded entries pin their segment-sized buffers until a
+     * snapshot drops every one of them (fsm.c cluster__release_tick). */
+    uint64_t loaded_last;
+    /* The heap the loaded log sat in is handed back to the system at the
+     * tick after a releasing snapshot (malloc keeps freed heap otherwise). */
+    uint64_t release_after;  /* applied when the release was armed */
+    bool is_release_pending; /* a releasing snapshot is due or running */
+    bool is_nudge_asked;     /* a follower asked the leader for an entry */
+    uint64_t nudge_ask_ms;   /* when it may ask (again) */
+    bool is_trim_due;
     struct store_snap *snap; /* snapshot in progress */
+    uint64_t snap_index;     /* its index */
     uint64_t snap_loop_ns;   /* its time on the loop (fsm_snapshot) */
     uint64_t snap_pool_ns;   /* its time in the pool (sync + serialize) */
     struct ch_buf snap_buf;  /* its serialized bytes */
@@ -293,6 +305,9 @@ void cluster__catchup_close(struct cluster *c);
  * the tick). */
 void cluster__catchup_restored(struct cluster *c);
 void cluster__catchup_tick(struct cluster *c);
+/* After a restart, asks the leader for an entry once the loaded log is
+ * applied, so that log can be dropped (fsm.c). */
+void cluster__release_tick(struct cluster *c);
 /* "catching up: …" while messages are missing, else NULL. */
 const char *cluster__catchup_reason(struct cluster *c);
 /* The serving end of FETCH: packs (link_fetched_pack) the stored messages

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An entry to release the loaded log is asked for at most this often. */
+#define RELEASE_NUDGE_EVERY_MS 1000
+
 static int ensure_scratch(struct cluster *c, size_t n)
 {
     struct store_result *p;
@@ -77,8 +80,9 @@ static void count_log(struct cluster *c, size_t len)
 
     c->log_entries++;
     c->log_bytes += len;
-    if (half == 0 || c->log_bytes < half || c->r == NULL)
-        return;
+    if (half == 0 || c->log_bytes < half || c->r == NULL ||
+        c->is_release_pending)
+        return; /* a releasing snapshot is due anyway */
     avg = c->log_bytes / c->log_entries;
     trailing = half / (avg > 0 ? avg : 1);
     if (trailing < 1)
@@ -89,6 +93,64 @@ static void count_log(struct cluster *c, size_t len)
     raft_set_snapshot_threshold(
         c->r, c->log_entries < UINT_MAX ? (unsigned)c->log_entries : UINT_MAX);
     c->is_snapshot_forced = true;
+}
+
+static void nudge_answered(void *arg, int status, const char *text)
+{
+    struct cluster *c = arg;
+
+    c->is_nudge_asked = false;
+    if (status != 0)
+        log_debug("fsm", "entry asked for refused err=%s: %s",
+                  ch_strerror(status), text);
+}
+
+/* raft_start reads each segment file into one buffer that its entries
+ * point into, so one entry kept pins a whole segment (the open one is read
+ * at its full --raft-segment-bytes) until a snapshot drops it: a restarted
+ * node would hold the log it loaded until the next snapshot, and then
+ * still the segment its trailing entries sit in. So once the loaded
+ * entries are applied, the next entry applied makes a snapshot keeping
+ * only itself, which is in no loaded buffer, and the tick after it hands
+ * the heap back (docs/operations.md "Data directory"). On an idle cluster
+ * that entry is asked for: a leader appends a barrier, a follower asks the
+ * leader for one (link NUDGE). Trailing 0 is not an option: raft_uv takes
+ * it for an installed snapshot and drops the entries after it too. */
+void cluster__release_tick(struct cluster *c)
+{
+    struct link_req lr;
+    uint64_t now = uv_now(c->loop);
+
+    if (c->closing)
+        return;
+    if (c->loaded_last != 0) {
+        if (raft_last_applied(c->r) < c->loaded_last)
+            return;
+        log_info("fsm",
+                 "releasing loaded raft log at the next entry "
+                 "loaded_last=%llu applied=%llu",
+                 (unsigned long long)c->loaded_last,
+                 (unsigned long long)raft_last_applied(c->r));
+        c->release_after = raft_last_applied(c->r);
+        c->loaded_last = 0;
+        c->is_release_pending = true;
+        raft_set_snapshot_trailing(c->r, 1);
+        raft_set_snapshot_threshold(c->r, 1);
+        c->is_snapshot_forced = true;
+    }
+    if (!c->is_release_pending || c->is_nudge_asked || now < c->nudge_ask_ms)
+        return;
+    c->nudge_ask_ms = now + RELEASE_NUDGE_EVERY_MS;
+    if (raft_state(c->r) == RAFT_LEADER) {
+        c->nudge_wanted = true;
+        cluster__kick(c);
+    } else if (raft_state(c->r) == RAFT_FOLLOWER) {
+        memset(&lr, 0, sizeof lr);
+        lr.op = LINK_NUDGE;
+        lr.id = c->cfg.id;
+        if (cluster__forward_admin(c, &lr, nudge_answered, c) == 0)
+            c->is_nudge_asked = true;
+    }
 }
 
 /* Every entry point libraft calls brackets itself (cluster__raft_cb_enter):
@@ -231,6 +293,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
         /* Due by entries: their bytes fit, so all trailing entries do. */
         raft_set_snapshot_trailing(c->r, c->cfg.snapshot_trailing);
     }
+    c->snap_index = raft_last_applied(c->r);
     c->snap_loop_ns = uv_hrtime();
     rv = store_snapshot_begin(c->store, &c->snap);
     c->snap_loop_ns = uv_hrtime() - c->snap_loop_ns;
@@ -295,6 +358,11 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
              (unsigned long long)((c->snap_loop_ns + uv_hrtime() - t0) / 1000),
              (double)c->snap_pool_ns / 1e6);
     c->metrics.snapshots_taken++;
+    if (c->is_release_pending && c->snap_index > c->release_after) {
+        /* libraft drops the entries after this returns: trim at the tick */
+        c->is_release_pending = false;
+        c->is_trim_due = true;
+    }
     ch_buf_free(&c->snap_buf);
     c->snap_rbuf.base = NULL;
     c->snap_rbuf.len = 0;

@@ -80,6 +80,7 @@ int link_enc_req(struct link_enc *e, const struct link_req *r)
     case LINK_TRANSFER:
     case LINK_REMOVED:
     case LINK_STATUS:
+    case LINK_NUDGE:
         rv |= msgpack_pack_array(pk, 3);
         rv |= msgpack_pack_uint64(pk, r->req_id);
         rv |= msgpack_pack_uint32(pk, (uint32_t)r->op);
@@ -214,6 +215,7 @@ static int read_req(const char *p, size_t len, size_t *off, struct link_req *r)
     case LINK_TRANSFER:
     case LINK_REMOVED:
     case LINK_STATUS:
+    case LINK_NUDGE:
         if (n != 3 || ch_mp_read_uint(p, len, off, &r->id) != 0)
             return CH_ECORRUPT;
         return 0;

@@ -15,7 +15,7 @@
  *   request  [req_id, op, ...]: PUBLISH [.., path, user, app, msgid, header,
  *            body], JOIN [.., id, raft, http, role], LEAVE [.., id],
  *            TRANSFER [.., id], REMOVED [.., id], FETCH [.., path, from,
- *            to], STATUS [.., 0]
+ *            to], STATUS [.., 0], NUDGE [.., id]
  *   response [req_id, status, seq, time, index, is_dup, text] or, answering
  *            a FETCH, [.., text, n_msgs, bin msgs] with msgs n_msgs
  *            arrays [seq, time, user, app, msgid, header, body]
@@ -45,6 +45,7 @@ enum link_op {
     LINK_REMOVED = 5, /* the leader tells a removed node [.., id] */
     LINK_FETCH = 6,   /* catch-up: stored messages [.., path, from, to] */
     LINK_STATUS = 7,  /* is the node caught up? [.., 0]: 0 or CH_EMISSING */
+    LINK_NUDGE = 8,   /* a follower asks the leader for an entry [.., id] */
 };
 
 struct link_req {
@@ -155,6 +156,8 @@ struct link_handler {
     /* STATUS, answered at once by any node: NULL when it holds every
      * message it should, else why not ("catching up: ..."). */
     const char *(*catching_up)(void *data);
+    /* NUDGE, on the leader: append an entry soon (NULL: ignored). */
+    void (*nudge)(void *data, uint64_t from_id);
     /* FETCH, answered at once (any member serves it); NULL: refused. */
     int (*fetch)(void *data, struct ch_bytes path, int64_t from, int64_t to,
                  struct ch_buf *out, uint32_t *n_msgs);

@@ -224,6 +224,7 @@ static int run_request(struct lserver *l, const struct link_req *req,
     case LINK_REMOVED:
     case LINK_FETCH:
     case LINK_STATUS:
+    case LINK_NUDGE:
         break; /* handled before */
     }
     return CH_EINVAL;
@@ -286,6 +287,16 @@ static void on_request(void *arg, const struct link_req *req)
             refuse(l, req->req_id, 0, "");
         else
             refuse(l, req->req_id, CH_EMISSING, why);
+        return;
+    }
+    if (req->op == LINK_NUDGE) {
+        if (!s->h->is_leader(s->h_data)) {
+            refuse(l, req->req_id, CH_ENOTLEADER, "not the leader");
+            return;
+        }
+        if (s->h->nudge != NULL)
+            s->h->nudge(s->h_data, req->id);
+        refuse(l, req->req_id, 0, "");
         return;
     }
     if (req->op != LINK_JOIN && !s->h->is_leader(s->h_data)) {

@@ -186,7 +186,7 @@ static void on_link_req(void *arg, const struct link_req *r)
 {
     struct link_seen *s = arg;
 
-    FUZZ_CHECK(r->op >= LINK_PUBLISH && r->op <= LINK_STATUS);
+    FUZZ_CHECK(r->op >= LINK_PUBLISH && r->op <= LINK_NUDGE);
     FUZZ_CHECK(r->op != LINK_FETCH || (r->from >= 1 && r->to >= r->from));
     check_msg_fields(&r->msg);
     check_field(r->raft);

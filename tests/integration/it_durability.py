@@ -3,11 +3,14 @@
 same data dir (docs/protocol.md "Delivery guarantees", docs/operations.md "Running a node")."""
 
 import os
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chorus_harness import (Node, check, eq, publish_many,  # noqa: E402
-                            read_replay, run_tests, timeout)
+from chorus_harness import (CHORUS_BENCH, Cluster, Node, check,  # noqa: E402
+                            eq, publish_many, read_replay, run_tests,
+                            timeout)
 
 N = 1000
 TOPIC = "/d"
@@ -161,6 +164,68 @@ def test_message_larger_than_a_raft_segment_survives_restart():
     check(msgs[0].body == body, "body differs after restart (%d bytes read)"
           % len(msgs[0].body))
     eq(n2.stop(), 0, "exit code on SIGTERM")
+
+def segment_bytes(node):
+    """Bytes of the closed raft segments in a node's data dir."""
+    d = os.path.join(node.data_dir, "raft")
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+               if f[:1].isdigit())
+
+
+def wait_log(node, text, secs):
+    deadline = time.monotonic() + secs
+    while text not in node.run_log():
+        check(time.monotonic() < deadline, "%s never logged %r:\n%s"
+              % (node.name, text, node.log_tail(30)))
+        time.sleep(0.2)
+
+
+@timeout(300)
+def test_restarted_follower_releases_the_log_it_loaded():
+    """libraft reads the raft log at start into segment-sized buffers that
+    stay pinned as long as one loaded entry is kept (docs/operations.md
+    "Data directory"). A follower restarted on an idle cluster asks the
+    leader for one entry, snapshots past it and drops the loaded log: its
+    segments are deleted and its anonymous memory falls by more than the
+    log it loaded. No snapshot is due by count or bytes during the fill,
+    so without the release the log would stay (and be held in memory)."""
+    flags = ["--snapshot-threshold", "1000000", "--raft-log-max-bytes",
+             str(1 << 30), "--raft-segment-bytes", str(8 << 20)]
+    c = Cluster(3, extra_args=flags, name="release")
+    c.start()
+    leader = c.wait_leader()
+    p = subprocess.run([CHORUS_BENCH, "pub", "-s", leader.http_addr,
+                        "--count", "40000", "--size", "1024", "--window",
+                        "1000", "--topic", "/release/fill", "--timeout",
+                        "200", "--json"], capture_output=True, timeout=230)
+    eq(p.returncode, 0, "chorus-bench fill: %s" % p.stderr[-500:])
+    f = next(n for n in c.nodes if n is not leader)
+    f.kill9()
+    loaded = segment_bytes(f)
+    check(loaded >= 32 * 1024 * 1024, "only %d bytes of segments" % loaded)
+    f.restart()
+    deadline = time.monotonic() + 30
+    while segment_bytes(f) >= loaded // 8:
+        check(time.monotonic() < deadline, "the loaded segments are still "
+              "there after 30 s (%d bytes):\n%s" % (segment_bytes(f),
+                                                    f.log_tail(30)))
+        time.sleep(0.2)
+    left = segment_bytes(f)
+    wait_log(f, "heap trimmed after releasing the loaded log", 30)
+    check("entry asked for by a follower id=%d" % f.node_id
+          in leader.run_log(), "the follower did not ask the leader")
+    anon = f.rss_kb("RssAnon") * 1024
+    peer = min(n.rss_kb("RssAnon") for n in c.nodes if n is not f) * 1024
+    print("loaded=%d left=%d anon=%d peer_anon=%d" % (loaded, left, anon,
+                                                      peer))
+    check(anon + loaded // 4 < peer, "restarted follower holds %d bytes "
+          "anonymous, a peer with the same log in memory %d" % (anon, peer))
+    # Still a working member: a publish through it commits.
+    with f.ws("after", timeout=30) as w:
+        w.publish_ok("/release/after", b"x")
+    for n in c.nodes:
+        eq(n.stop(), 0, "%s exit code on SIGTERM" % n.name)
+
 
 if __name__ == "__main__":
     run_tests(globals())

@@ -65,6 +65,8 @@ struct fx {
     size_t n_calls, cap_calls;
     unsigned n_removed;
     uint64_t removed_id;
+    unsigned n_nudged;
+    uint64_t nudged_by;
     /* client */
     struct lclient *l;
     bool is_open;
@@ -155,6 +157,14 @@ static void h_removed(void *data, uint64_t id)
     f->removed_id = id;
 }
 
+static void h_nudge(void *data, uint64_t from_id)
+{
+    struct fx *f = data;
+
+    f->n_nudged++;
+    f->nudged_by = from_id;
+}
+
 static bool h_is_leader(void *data)
 {
     return ((struct fx *)data)->is_leader;
@@ -167,6 +177,7 @@ static const struct link_handler handler = {
     .transfer = h_transfer,
     .removed = h_removed,
     .is_leader = h_is_leader,
+    .nudge = h_nudge,
 };
 
 /* Answers every open call: publishes with seq = 100 + their number. */
@@ -463,6 +474,31 @@ static void test_link_removed_notice(void **state)
     assert_int_equal(f->n_calls, 0);
     test_loop_run_for(&f->loop, 20);
     assert_int_equal(f->n_answers, 0); /* a notice is not answered */
+}
+
+/* A follower's ask for an entry (after a restart, to release the log it
+ * loaded) reaches the handler on the leader and is answered at once; a node
+ * that is not the leader refuses it, so the asking node asks again later. */
+static void test_link_nudge(void **state)
+{
+    struct fx *f = *state;
+    struct link_req r = admin_req(7, LINK_NUDGE, 3);
+
+    connect_client(f);
+    send_reqs(f, &r, 1);
+    wait_answers(f, 1);
+    assert_int_equal(f->answers[0].req_id, 7);
+    assert_int_equal(f->answers[0].status, 0);
+    assert_int_equal(f->n_nudged, 1);
+    assert_int_equal(f->nudged_by, 3);
+    assert_int_equal(f->n_calls, 0);
+    f->is_leader = false;
+    r.req_id = 8;
+    send_reqs(f, &r, 1);
+    wait_answers(f, 2);
+    assert_int_equal(f->answers[1].req_id, 8);
+    assert_int_equal(f->answers[1].status, CH_ENOTLEADER);
+    assert_int_equal(f->n_nudged, 1);
 }
 
 /* A request the handler refuses at once is answered with its code. */
@@ -803,6 +839,7 @@ int main(void)
         T(test_link_pending_limit_pauses_reading),
         T(test_link_close_all),
         T(test_link_client_bad_address),
+        T(test_link_nudge),
 #undef T
         cmocka_unit_test(test_link_each_allocation_fails),
         cmocka_unit_test(test_link_fetch_codec),
