@@ -25,6 +25,11 @@
 #define CATCHUP_RETRY_MS 200
 /* Members considered (the directory is small). */
 #define CATCHUP_MAX_PEERS 16
+/* The scrub after start checks this much per tick (on the loop). */
+#define SCRUB_MSGS_PER_TICK 2048
+#define SCRUB_BYTES_PER_TICK (2u << 20)
+/* Damage reports turned into holes per tick. */
+#define REPAIR_PER_TICK 16
 
 struct peer_list {
     uint64_t ids[CATCHUP_MAX_PEERS];
@@ -257,6 +262,66 @@ void cluster__catchup_restored(struct cluster *c)
         c->catchup.recount = true;
 }
 
+/* Damage a read found on disk (docs/architecture.md "Damaged files")
+ * becomes a hole, fetched from a peer like any other. */
+static void repair_damage(struct cluster *c)
+{
+    struct store_damage d;
+    int rv;
+
+    for (unsigned n = 0; n < REPAIR_PER_TICK; n++) {
+        if (!store_damage_take(c->store, &d))
+            return;
+        rv = store_mark_damaged(c->store, &d);
+        if (rv == CH_ENOTFOUND)
+            continue; /* a hole already, or gone */
+        if (rv != 0) {
+            log_error("catchup",
+                      "store damage cannot be repaired topic=%s from=%lld "
+                      "to=%lld why=%s err=%s: %s",
+                      d.path, (long long)d.from_seq, (long long)d.to_seq, d.why,
+                      ch_strerror(rv), store_errmsg(c->store));
+            c->catchup.is_beyond_repair = true;
+            continue;
+        }
+        log_warn("catchup",
+                 "store damage found topic=%s from=%lld to=%lld why=%s: "
+                 "fetching it from a peer",
+                 d.path, (long long)d.from_seq, (long long)d.to_seq, d.why);
+        c->metrics.damaged_ranges++;
+        cluster__catchup_restored(c);
+    }
+}
+
+/* One pass over the whole store after start, a slice per tick: damage is
+ * found (and repaired) before a client asks for it. */
+static void scrub(struct cluster *c)
+{
+    struct cluster_catchup *cu = &c->catchup;
+    int rv;
+
+    if (cu->scrub.is_done)
+        return;
+    if (cu->scrub_start_ms == 0)
+        cu->scrub_start_ms = uv_now(c->loop) + 1;
+    rv = store_scrub_step(c->store, &cu->scrub, SCRUB_MSGS_PER_TICK,
+                          SCRUB_BYTES_PER_TICK);
+    if (rv != 0) {
+        log_warn("catchup", "store scrub stopped err=%s", ch_strerror(rv));
+        cu->scrub.is_done = true;
+        return;
+    }
+    if (cu->scrub.is_done)
+        log_info(
+            "catchup",
+            "store scrub finished records=%llu bytes=%llu "
+            "unread_ranges=%llu ms=%llu",
+            (unsigned long long)cu->scrub.records,
+            (unsigned long long)cu->scrub.bytes,
+            (unsigned long long)cu->scrub.unread,
+            (unsigned long long)(uv_now(c->loop) + 1 - cu->scrub_start_ms));
+}
+
 void cluster__catchup_tick(struct cluster *c)
 {
     struct cluster_catchup *cu = &c->catchup;
@@ -265,6 +330,8 @@ void cluster__catchup_tick(struct cluster *c)
 
     if (c->closing || c->node_failed)
         return;
+    scrub(c);
+    repair_damage(c);
     if (!cu->active) {
         if (!cu->wanted)
             return;
@@ -328,6 +395,8 @@ const char *cluster__catchup_reason(struct cluster *c)
 {
     struct cluster_catchup *cu = &c->catchup;
 
+    if (cu->is_beyond_repair)
+        return "store damaged beyond repair in place (see the log)";
     if (!cu->active && !cu->wanted)
         return NULL;
     if (!cu->active)

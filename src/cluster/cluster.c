@@ -86,6 +86,51 @@ static uint64_t raft_dir_segment_bytes(const char *dir)
     return bytes;
 }
 
+/* The newest snapshot-* data file in dir (not .meta), or "" */
+static void newest_snapshot(const char *dir, char *out, size_t out_n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    unsigned long long best = 0;
+
+    out[0] = '\0';
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long term, index, ts;
+        int n = 0;
+        if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &term, &index, &ts,
+                   &n) != 3 ||
+            e->d_name[n] != '\0' || index < best)
+            continue;
+        best = index;
+        snprintf(out, out_n, "%s", e->d_name);
+    }
+    closedir(d);
+}
+
+/* One line saying which file could not be loaded: libraft names segments
+ * in its message (twice: raft's and the io's copy), not snapshots. */
+static void raft_start_error(struct cluster *c, int rv, char *errmsg)
+{
+    const char *why =
+        c->io.errmsg[0] != '\0' ? c->io.errmsg : raft_errmsg(&c->raft);
+    char snap[128];
+
+    if (strstr(why, "segment") == NULL &&
+        (strstr(why, "LZ4") != NULL || strstr(why, "snapshot") != NULL)) {
+        newest_snapshot(c->raft_dir, snap, sizeof snap);
+        snprintf(errmsg, CH_ERRMSG_SIZE,
+                 "raft data in %.60s cannot be loaded (%.30s): snapshot "
+                 "%.50s: %.60s",
+                 c->raft_dir, raft_strerror(rv), snap, why);
+        return;
+    }
+    snprintf(errmsg, CH_ERRMSG_SIZE,
+             "raft data in %.50s cannot be loaded (%.30s): %.130s", c->raft_dir,
+             raft_strerror(rv), why);
+}
+
 /* ---- the serving end of node links runs requests here ---- */
 
 static int link_publish(void *data, const struct ch_msg *m,
@@ -618,12 +663,23 @@ int cluster_start(struct cluster *c, char *errmsg)
 
     rv = raft_start(&c->raft);
     if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE,
-                 "raft start failed (%s, %d): %.100s %.100s", raft_strerror(rv),
-                 rv, raft_errmsg(&c->raft), c->io.errmsg);
+        raft_start_error(c, rv, errmsg);
         return CH_EIO;
     }
     c->raft_started = true;
+    /* The store applied only entries this log held: a log that ends before
+     * them lost some (a truncated or damaged file raft could not tell).
+     * Such a node must not vote or serve as if its log were whole
+     * (docs/operations.md "Damaged files"). */
+    if (store_applied_index(c->store) > raft_last_index(c->r)) {
+        snprintf(errmsg, CH_ERRMSG_SIZE,
+                 "raft log in %.100s ends at index %llu but the store "
+                 "applied %llu: log entries were lost (damaged or "
+                 "truncated files); replace this node",
+                 c->raft_dir, (unsigned long long)raft_last_index(c->r),
+                 (unsigned long long)store_applied_index(c->store));
+        return CH_ECORRUPT;
+    }
     loaded = raft_dir_segment_bytes(c->raft_dir);
     if (loaded >= CLUSTER_LOADED_LOG_RELEASE_BYTES) {
         c->loaded_last = raft_last_index(c->r);

@@ -188,6 +188,7 @@ struct cluster_metrics {
     uint64_t entries_applied;
     uint64_t batches_proposed;
     uint64_t snapshots_taken;
+    uint64_t damaged_ranges; /* found damaged on disk, fetched again */
     uint64_t pending_publishes;
 };
 void cluster_get_metrics(struct cluster *c, struct cluster_metrics *out);

@@ -110,9 +110,12 @@ struct cluster_catchup {
     int64_t from;                      /* its first seq */
     char path[CH_MAX_TOPIC_BYTES + 1]; /* its topic */
     size_t path_n;
-    int64_t missing;     /* messages still missing (health) */
-    uint64_t fetched;    /* messages stored by this catch-up */
-    struct ch_msg *msgs; /* an answer's messages (CH_MAX_CATCHUP_MSGS) */
+    int64_t missing;          /* messages still missing (health) */
+    struct store_scrub scrub; /* the pass over the store after start */
+    uint64_t scrub_start_ms;
+    bool is_beyond_repair; /* damage the store could not turn into holes */
+    uint64_t fetched;      /* messages stored by this catch-up */
+    struct ch_msg *msgs;   /* an answer's messages (CH_MAX_CATCHUP_MSGS) */
     char reason[96];
 };
 

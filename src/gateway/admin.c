@@ -308,6 +308,7 @@ static void handle_topic(struct gw_conn *c, const char *path, size_t path_n)
     X("chorus_raft_entries_applied_total", "counter", cm.entries_applied)      \
     X("chorus_raft_batches_proposed_total", "counter", cm.batches_proposed)    \
     X("chorus_snapshots_total", "counter", cm.snapshots_taken)                 \
+    X("chorus_store_damaged_ranges_total", "counter", cm.damaged_ranges)       \
     X("chorus_publishes_pending", "gauge", cm.pending_publishes)               \
     X("chorus_raft_term", "gauge", st.term)                                    \
     X("chorus_raft_commit_index", "gauge", st.commit_index)                    \

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include <lmdb.h>
+#include <zlib.h>
 
 #include "common/alloc.h"
 #include "common/err.h"
@@ -95,6 +96,41 @@ static int64_t get_be64_signed(const unsigned char *p)
 static void put_be64_signed(unsigned char *p, int64_t v)
 {
     store__put_be64(p, (uint64_t)v);
+}
+
+static uint32_t rec_crc(const void *key, const void *rec, size_t rec_n)
+{
+    uLong crc = crc32_z(0L, Z_NULL, 0);
+
+    crc = crc32_z(crc, key, MSG_KEY_BYTES);
+    crc = crc32_z(crc, rec, rec_n);
+    return (uint32_t)crc;
+}
+
+int store__rec_seal(struct ch_buf *b, const unsigned char key[MSG_KEY_BYTES])
+{
+    uint32_t crc = rec_crc(key, b->data, b->len);
+    unsigned char c[REC_CRC_BYTES];
+
+    c[0] = (unsigned char)(crc >> 24);
+    c[1] = (unsigned char)(crc >> 16);
+    c[2] = (unsigned char)(crc >> 8);
+    c[3] = (unsigned char)crc;
+    return ch_buf_append(b, c, sizeof c);
+}
+
+bool store__rec_open(const MDB_val *k, const MDB_val *v, size_t *rec_n)
+{
+    const unsigned char *c;
+    uint32_t crc;
+
+    if (k->mv_size != MSG_KEY_BYTES || v->mv_size < REC_CRC_BYTES)
+        return false;
+    *rec_n = v->mv_size - REC_CRC_BYTES;
+    c = (const unsigned char *)v->mv_data + *rec_n;
+    crc = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 |
+          (uint32_t)c[3];
+    return crc == rec_crc(k->mv_data, v->mv_data, *rec_n);
 }
 
 int store__err_from_mdb(struct store *s, int mdb_rc, const char *what)
@@ -418,6 +454,8 @@ int store_open(const char *dir, uint64_t map_bytes, struct store **out,
         return CH_ENOMEM;
     }
     ch_buf_init(&s->scratch);
+    rc = pthread_mutex_init(&s->damage_mu, NULL);
+    CH_ASSERT(rc == 0); /* default attributes: cannot fail on Linux */
     rv = ch_mkdirs(dir, s->errmsg);
     if (rv != 0)
         goto err_after_alloc;
@@ -486,9 +524,10 @@ err_after_env:
     mdb_env_close(s->env);
 err_after_alloc:
     if (errmsg != NULL)
-        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.100s: %.140s", dir,
+        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.90s/data.mdb: %.140s", dir,
                  s->errmsg);
     ch_buf_free(&s->scratch);
+    (void)pthread_mutex_destroy(&s->damage_mu);
     ch_free(s);
     return rv;
 }
@@ -499,6 +538,7 @@ void store_close(struct store *s)
         return;
     mdb_env_close(s->env);
     ch_buf_free(&s->scratch);
+    (void)pthread_mutex_destroy(&s->damage_mu);
     ch_free(s);
 }
 
@@ -735,11 +775,13 @@ static int apply_one(struct store *s, MDB_txn *txn, const struct ch_msg *msg,
     CH_ASSERT(t.id >= 1 && t.last_seq >= 1 && t.count >= 1);
 
     s->scratch.len = 0;
-    rv = ch_record_encode(&m, &s->scratch);
-    if (rv != 0)
-        return set_err(s, rv, "encode record");
     store__put_be64(mk, t.id);
     put_be64_signed(mk + 8, t.last_seq);
+    rv = ch_record_encode(&m, &s->scratch);
+    if (rv == 0)
+        rv = store__rec_seal(&s->scratch, mk);
+    if (rv != 0)
+        return set_err(s, rv, "encode record");
     k.mv_size = sizeof(mk);
     k.mv_data = mk;
     v.mv_size = s->scratch.len;
@@ -1011,13 +1053,15 @@ int store_fill(struct store *s, const char *path, size_t path_n,
             goto err;
         }
         s->scratch.len = 0;
+        store__put_be64(mk, t.id);
+        put_be64_signed(mk + 8, msgs[i].seq);
         rv = ch_record_encode(&msgs[i], &s->scratch);
+        if (rv == 0)
+            rv = store__rec_seal(&s->scratch, mk);
         if (rv != 0) {
             rv = set_err(s, rv, "encode record");
             goto err;
         }
-        store__put_be64(mk, t.id);
-        put_be64_signed(mk + 8, msgs[i].seq);
         k.mv_size = sizeof mk;
         k.mv_data = mk;
         v.mv_size = s->scratch.len;
@@ -1104,6 +1148,214 @@ int store_topic_get(struct store_txn *t, const char *path, size_t path_n,
     return 0;
 }
 
+/* Reports damage found by a read (any thread). A range already waiting is
+ * not queued twice. */
+static void damaged(struct store *s, const char *path, size_t path_n,
+                    int64_t from, int64_t to, const char *why)
+{
+    struct store_damage *d;
+    int rc;
+
+    if (to < from)
+        to = from;
+    rc = pthread_mutex_lock(&s->damage_mu);
+    CH_ASSERT(rc == 0);
+    for (unsigned i = 0; i < s->n_damage; i++) {
+        d = &s->damage[i];
+        if (d->path_n == path_n && memcmp(d->path, path, path_n) == 0 &&
+            d->from_seq == from)
+            goto out;
+    }
+    if (s->n_damage < STORE_DAMAGE_MAX) {
+        d = &s->damage[s->n_damage++];
+        CH_ASSERT(path_n <= CH_MAX_TOPIC_BYTES);
+        memcpy(d->path, path, path_n);
+        d->path[path_n] = '\0';
+        d->path_n = path_n;
+        d->from_seq = from;
+        d->to_seq = to;
+        snprintf(d->why, sizeof d->why, "%s", why);
+    }
+out:
+    rc = pthread_mutex_unlock(&s->damage_mu);
+    CH_ASSERT(rc == 0);
+}
+
+bool store_damage_take(struct store *s, struct store_damage *out)
+{
+    bool found = false;
+    int rc = pthread_mutex_lock(&s->damage_mu);
+
+    CH_ASSERT(rc == 0);
+    if (s->n_damage > 0) {
+        *out = s->damage[0];
+        memmove(&s->damage[0], &s->damage[1],
+                (s->n_damage - 1) * sizeof s->damage[0]);
+        s->n_damage--;
+        found = true;
+    }
+    rc = pthread_mutex_unlock(&s->damage_mu);
+    CH_ASSERT(rc == 0);
+    return found;
+}
+
+int store_mark_damaged(struct store *s, const struct store_damage *d)
+{
+    unsigned char mk[MSG_KEY_BYTES];
+    struct store_hole h;
+    struct topic_rec t;
+    int64_t to = d->to_seq;
+    bool found;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "begin repair txn");
+    rv = topic_load(s, txn, s->dbi[STORE_DB_TOPICS], d->path, d->path_n, &t,
+                    &found);
+    if (rv != 0)
+        goto err;
+    if (!found || d->from_seq < t.first_seq || d->from_seq > t.last_seq) {
+        rv = CH_ENOTFOUND;
+        goto err;
+    }
+    if (to > t.last_seq)
+        to = t.last_seq;
+    rv = hole_find(txn, s->dbi[STORE_DB_HOLES], t.id, d->from_seq, &h, &found);
+    if (rv != 0)
+        goto err;
+    if (found && h.from_seq <= d->from_seq) {
+        rv = CH_ENOTFOUND; /* a hole already */
+        goto err;
+    }
+    if (found && h.from_seq <= to)
+        to = h.from_seq - 1;
+    rc = mdb_cursor_open(txn, s->dbi[STORE_DB_MSGS], &cur);
+    if (rc != 0) {
+        rv = store__err_from_mdb(s, rc, "open repair cursor");
+        goto err;
+    }
+    store__put_be64(mk, t.id);
+    put_be64_signed(mk + 8, d->from_seq);
+    k.mv_size = sizeof mk;
+    k.mv_data = mk;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != MSG_KEY_BYTES || store__get_be64(k.mv_data) != t.id ||
+            get_be64_signed((const unsigned char *)k.mv_data + 8) > to)
+            break;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rv = store__err_from_mdb(s, rc, "delete damaged records");
+        goto err;
+    }
+    rv = store__hole_put(s, txn, t.id, d->from_seq, to, d->path, d->path_n);
+    if (rv != 0)
+        goto err;
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return store__err_from_mdb(s, rc, "commit repair txn");
+    return 0;
+
+err:
+    mdb_txn_abort(txn);
+    return rv;
+}
+
+static int scrub_count(void *arg, const struct ch_msg *m)
+{
+    struct store_scrub *sc = arg;
+
+    sc->records++;
+    sc->bytes += m->body.n;
+    return 0;
+}
+
+/* Makes the cursor's key the topic being scrubbed, from its first seq. */
+static void scrub_topic(struct store_scrub *sc, const MDB_val *k)
+{
+    size_t n = k->mv_size <= CH_MAX_TOPIC_BYTES ? k->mv_size : 0;
+
+    memcpy(sc->path, k->mv_data, n);
+    sc->path[n] = '\0';
+    sc->path_n = n;
+    sc->next_seq = 1;
+}
+
+int store_scrub_step(struct store *s, struct store_scrub *sc, int64_t budget,
+                     size_t max_bytes)
+{
+    uint64_t bytes_end = sc->bytes + max_bytes;
+    struct store_txn *t;
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rc;
+    int rv;
+
+    if (sc->is_done)
+        return 0;
+    rv = store_read_begin(s, &t);
+    if (rv != 0)
+        return rv;
+    rc = mdb_cursor_open(t->txn, s->dbi[STORE_DB_TOPICS], &cur);
+    if (rc != 0) {
+        store_read_end(t);
+        return store__err_from_mdb(NULL, rc, "open topics cursor");
+    }
+    if (sc->next_seq == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == 0)
+            scrub_topic(sc, &k);
+    } else {
+        k.mv_size = sc->path_n;
+        k.mv_data = sc->path;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && (k.mv_size != sc->path_n ||
+                        memcmp(k.mv_data, sc->path, sc->path_n) != 0))
+            scrub_topic(sc, &k); /* that topic is gone: the next one */
+    }
+    while (rc == 0 && budget > 0 && sc->bytes < bytes_end) {
+        uint64_t before = sc->records;
+        int64_t next = sc->next_seq;
+
+        rv = store_read_range(t, sc->path, sc->path_n, sc->next_seq, budget,
+                              (size_t)(bytes_end - sc->bytes), scrub_count, sc,
+                              &next);
+        budget -= (int64_t)(sc->records - before);
+        if (sc->bytes >= bytes_end)
+            budget = 0;
+        if (rv == CH_EMISSING) {
+            sc->unread++; /* a hole, or damage the read reported */
+        } else if (rv != 0) {
+            break;
+        } else if (budget <= 0) {
+            sc->next_seq = next; /* may have more: resume there */
+            break;
+        }
+        rv = 0;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (rc == 0)
+            scrub_topic(sc, &k);
+    }
+    if (rc == MDB_NOTFOUND)
+        sc->is_done = true;
+    else if (rc != 0 && rv == 0)
+        rv = store__err_from_mdb(NULL, rc, "scrub topics");
+    mdb_cursor_close(cur);
+    store_read_end(t);
+    return rv;
+}
+
 int store_read_range(struct store_txn *t, const char *path, size_t path_n,
                      int64_t from_seq, int64_t max_count, size_t max_bytes,
                      store_msg_cb cb, void *arg, int64_t *next_seq)
@@ -1114,6 +1366,7 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
     MDB_val k;
     MDB_val v;
     int64_t next = from_seq;
+    int64_t end;
     int64_t n_passed = 0;
     size_t n_bytes = 0;
     struct store_hole hole;
@@ -1134,8 +1387,9 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
         return rv;
     if (from_seq > r.last_seq)
         return 0;
-    if (from_seq < 1)
-        from_seq = 1;
+    if (from_seq < r.first_seq)
+        from_seq = r.first_seq; /* >= 1 (store__topic_rec_valid) */
+    next = from_seq;
     rv = hole_find(t->txn, t->s->dbi[STORE_DB_HOLES], r.id, from_seq, &hole,
                    &has_hole);
     if (rv != 0)
@@ -1150,13 +1404,21 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
     put_be64_signed(mk + 8, from_seq);
     k.mv_size = sizeof(mk);
     k.mv_data = mk;
+    /* Every seq from the topic's first to its last is a record or in a
+     * hole (store_restore, store_fill): a missing one, a record whose
+     * checksum fails or keys out of order are damage on disk. The records
+     * before it are passed; it is reported (store_damage_take) and read as
+     * a hole until repaired. */
+    end = has_hole ? hole.from_seq - 1 : r.last_seq;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         struct ch_msg m;
+        size_t rec_n;
         int stop;
 
         if (k.mv_size != MSG_KEY_BYTES) {
-            rv = CH_ECORRUPT;
+            damaged(t->s, path, path_n, next, end, "bad key");
+            rv = CH_EMISSING;
             goto out;
         }
         if (store__get_be64(k.mv_data) != r.id)
@@ -1166,13 +1428,22 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
         m.path.n = path_n;
         m.seq = get_be64_signed((const unsigned char *)k.mv_data + 8);
         if (m.seq < next || m.seq > r.last_seq) {
-            rv = CH_ECORRUPT; /* keys out of their topic's order or range */
+            /* keys out of their topic's order or range */
+            damaged(t->s, path, path_n, next, end, "keys out of order");
+            rv = CH_EMISSING;
             goto out;
         }
         if (has_hole && m.seq >= hole.from_seq)
             break; /* the records after a hole wait until it is filled */
-        if (ch_record_decode(v.mv_data, v.mv_size, &m) != 0) {
-            rv = CH_ECORRUPT;
+        if (m.seq > next) {
+            damaged(t->s, path, path_n, next, m.seq - 1, "records missing");
+            rv = CH_EMISSING;
+            goto out;
+        }
+        if (!store__rec_open(&k, &v, &rec_n) ||
+            ch_record_decode(v.mv_data, rec_n, &m) != 0) {
+            damaged(t->s, path, path_n, m.seq, m.seq, "checksum mismatch");
+            rv = CH_EMISSING;
             goto out;
         }
         stop = cb(arg, &m);
@@ -1185,13 +1456,23 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
             break;
         }
     }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        rv = store__err_from_mdb(NULL, rc, "read msgs");
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        /* LMDB found its own structure damaged (MDB_CORRUPTED,
+         * MDB_PAGE_NOTFOUND): what is left of the range is unreadable. */
+        damaged(t->s, path, path_n, next, end, mdb_strerror(rc));
+        rv = CH_EMISSING;
+        goto out;
+    }
+    if (!is_limited && next <= end) {
+        damaged(t->s, path, path_n, next, end, "records missing");
+        rv = CH_EMISSING;
+        goto out;
+    }
     /* The records before a hole are contiguous: a read that ran out of them
      * stopped at the hole, which the caller must hear about (a read that
      * just ended would look like the end of the topic: a gap). */
     if (rv == 0 && has_hole && !is_limited) {
-        CH_ASSERT(next <= hole.from_seq);
+        CH_ASSERT(next == hole.from_seq);
         rv = CH_EMISSING;
     }
 out:

@@ -166,6 +166,45 @@ int store_missing(struct store_txn *t, uint64_t *n_holes, int64_t *n_msgs);
 int store_fill(struct store *s, const char *path, size_t path_n,
                const struct ch_msg *msgs, size_t n);
 
+/* A range of one topic's messages a read found damaged on disk (a record
+ * whose checksum fails, records missing, LMDB reporting its own structure
+ * corrupt): never served; the node fetches it again from a peer
+ * (docs/architecture.md "Damaged files"). */
+struct store_damage {
+    char path[CH_MAX_TOPIC_BYTES + 1];
+    size_t path_n;
+    int64_t from_seq;
+    int64_t to_seq;
+    char why[48];
+};
+/* Takes the oldest damage report not yet taken; false when none. Reads
+ * report from any thread; up to STORE_DAMAGE_MAX wait, more are dropped
+ * (found again by the next read of that range). */
+bool store_damage_take(struct store *s, struct store_damage *out);
+/* Turns a damaged range into a hole in one write transaction: its records
+ * are deleted and catch-up fetches it (store_hole_first, store_fill). The
+ * part already in a hole is left as it is. Returns 0, CH_ENOTFOUND (no
+ * such topic or range: nothing to do) or CH_EIO/CH_ECORRUPT (the store
+ * cannot be written: the damage is beyond repair in place). */
+int store_mark_damaged(struct store *s, const struct store_damage *d);
+
+/* A pass over every stored message checking what reads check (checksums,
+ * no record missing), a slice at a time; damage found is reported as by
+ * reads. Zeroed to start. */
+struct store_scrub {
+    char path[CH_MAX_TOPIC_BYTES + 1]; /* topic being read */
+    size_t path_n;
+    int64_t next_seq; /* 0: start at the first topic */
+    bool is_done;
+    uint64_t records; /* checked so far */
+    uint64_t bytes;   /* their body bytes */
+    uint64_t unread;  /* topic ranges skipped: holes or damage */
+};
+/* Checks up to `budget` more messages and about `max_bytes` of bodies.
+ * Returns 0 (sc->is_done once the last topic was read) or CH_EIO. */
+int store_scrub_step(struct store *s, struct store_scrub *sc, int64_t budget,
+                     size_t max_bytes);
+
 /* Flushes the store to disk (mdb_env_sync force). Any thread (the
  * snapshot's pool thread calls it while the loop writes). */
 int store_sync(struct store *s);

@@ -8,19 +8,21 @@
 #include <stdint.h>
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "common/buf.h"
 #include "common/err.h"
 #include "store/store.h"
 
-/* On-disk format version, in meta "format" (also in snapshots). */
-#define STORE_FORMAT_VERSION 1u
+/* On-disk format version, in meta "format" (also in snapshots). 2: message
+ * values end in a checksum (REC_CRC_BYTES). */
+#define STORE_FORMAT_VERSION 2u
 
 /* Named databases of the one environment. The numbers identify them in
  * snapshots: append-only. */
 enum store_db {
     STORE_DB_TOPICS = 1,     /* path -> struct topic_rec (TOPIC_REC_BYTES) */
-    STORE_DB_MSGS = 2,       /* topic id BE8 + seq BE8 -> ch_record */
+    STORE_DB_MSGS = 2,       /* topic id BE8 + seq BE8 -> ch_record + CRC */
     STORE_DB_DEDUP = 3,      /* topic id BE8 + user + 0 + msgid -> seq, time */
     STORE_DB_DEDUP_TIME = 4, /* time (ordered BE8) + dedup key -> empty */
     STORE_DB_META = 5,       /* "applied", "format", "next_topic" -> BE */
@@ -41,6 +43,10 @@ enum store_db {
 #define DEDUP_REC_BYTES 16
 /* msgs key: topic id + seq. */
 #define MSG_KEY_BYTES 16
+/* msgs value: the record, then CRC-32 (zlib) of key and record, BE. A
+ * record damaged on disk is found when it is read, never served
+ * (docs/architecture.md "Damaged files"). */
+#define REC_CRC_BYTES 4
 /* members key: member id (never 0). */
 #define MEMBER_KEY_BYTES 8
 /* members value: u8 role, u8 raft length, u8 http length, raft bytes, http
@@ -58,8 +64,14 @@ enum store_db {
 #define META_FORMAT "format"
 #define META_NEXT_TOPIC "next_topic"
 
+/* Damage reports waiting for the loop (store_damage_take). */
+#define STORE_DAMAGE_MAX 64
+
 struct store {
     MDB_env *env;
+    pthread_mutex_t damage_mu; /* reads may run on any thread */
+    struct store_damage damage[STORE_DAMAGE_MAX];
+    unsigned n_damage;
     MDB_dbi dbi[STORE_N_DBS + 1]; /* indexed by enum store_db */
     uint64_t applied;             /* cached meta "applied"; loop thread */
     struct ch_buf scratch;        /* record encoding in apply; loop thread */
@@ -87,6 +99,13 @@ int store__topic_ids(MDB_txn *txn, MDB_dbi dbi, const void *path, size_t path_n,
 /* Records in txn that topic `id` (path) lacks seqs from..to. */
 int store__hole_put(struct store *s, MDB_txn *txn, uint64_t id, int64_t from,
                     int64_t to, const void *path, size_t path_n);
+
+/* Appends to b (holding a record) its checksum for the msgs key. Returns 0
+ * or CH_ENOMEM. */
+int store__rec_seal(struct ch_buf *b, const unsigned char key[MSG_KEY_BYTES]);
+/* True when the msgs value v checks out for key k; *rec_n is then the
+ * record's length without the checksum. */
+bool store__rec_open(const MDB_val *k, const MDB_val *v, size_t *rec_n);
 
 void store__put_be64(unsigned char *p, uint64_t v);
 uint64_t store__get_be64(const unsigned char *p);

@@ -107,6 +107,8 @@ def base_env(extra=None):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "lsan.supp"))
     # Flags are passed explicitly; stray CHORUS_* settings of the caller's
     # shell must not change what a test starts.
     for k in list(env):

@@ -216,7 +216,7 @@ static void test_admin_metrics(void **state)
     assert_int_equal(json_int_of(v, "chorus_publishes_total"), 4);
     assert_int_equal(json_int_of(v, "chorus_publishes_committed_total"), 4);
     assert_int_equal(json_int_of(v, "chorus_healthy"), 1);
-    assert_int_equal(json_object_size(v), 23);
+    assert_int_equal(json_object_size(v), 24);
     json_decref(v);
 }
 
@@ -287,7 +287,7 @@ static void check_complete(enum admin_req k, const struct hresp *r)
     else if (k == AR_TOPIC)
         assert_int_equal(json_object_size(v), 5);
     else if (k == AR_METRICS_JSON)
-        assert_int_equal(json_object_size(v), 23);
+        assert_int_equal(json_object_size(v), 24);
     json_decref(v);
 }
 
@@ -496,7 +496,7 @@ static void test_admin_metrics_text_format(void **state)
         n++;
     }
     assert_null(type_name);
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 24);
     assert_int_equal(json_object_size(js), 0);
     json_decref(js);
     hresp_free(&r);

@@ -1710,6 +1710,161 @@ static void test_store_open_bad_dir(void **state)
     assert_true(strlen(errmsg) > 0);
 }
 
+/* ---- damage on disk ----------------------------------------------------- */
+
+enum tamper { FLIP_BODY_BYTE, DELETE_RECORD };
+
+/* With the store closed, changes the record (topic id 1, seq) behind the
+ * store's back through LMDB itself, as a damaged disk would (a flipped
+ * bit that LMDB does not notice, or a lost record), then reopens it. */
+static void tamper(struct fx *f, int64_t seq, enum tamper how)
+{
+    unsigned char key[16] = {0};
+    char errmsg[CH_ERRMSG_SIZE];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {.mv_size = sizeof key, .mv_data = key};
+    MDB_val v;
+    unsigned char copy[4096];
+
+    store_close(f->s);
+    f->s = NULL;
+    key[7] = 1; /* topic id 1, big-endian */
+    for (int i = 0; i < 8; i++)
+        key[15 - i] = (unsigned char)((uint64_t)seq >> (8 * i));
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, MAP_BYTES), 0);
+    assert_int_equal(mdb_env_open(env, f->path, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    if (how == DELETE_RECORD) {
+        assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    } else {
+        assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+        assert_true(v.mv_size <= sizeof copy && v.mv_size > 10);
+        memcpy(copy, v.mv_data, v.mv_size);
+        copy[v.mv_size - 8] ^= 0x10; /* in the body: still decodes */
+        v.mv_data = copy;
+        assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_int_equal(store_open(f->path, MAP_BYTES, &f->s, errmsg), 0);
+}
+
+/* A record whose bytes changed on disk is never passed: the read stops
+ * before it (CH_EMISSING, as at a hole), reports the damage once, and
+ * store_mark_damaged turns it into a hole that a peer's copy fills; then
+ * the history reads whole and equal to the peer's. */
+static void test_store_damaged_record_not_served(void **state)
+{
+    struct fx *f = *state;
+    struct collect *c = calloc(1, sizeof(*c));
+    struct store_damage d;
+    struct store *peer;
+    struct fx pf = {.index = 0};
+    int64_t next = 0;
+    int64_t copied = 0;
+
+    assert_non_null(c);
+    peer = open_second(f, "peer");
+    pf.s = peer;
+    for (int i = 0; i < 6; i++) {
+        char body[32];
+        struct ch_msg m;
+        struct store_result r;
+        snprintf(body, sizeof body, "message number %d", i + 1);
+        m = msg("/a", "u", "", body);
+        apply(f, 100, &m, 1, &r);
+        apply(&pf, 100, &m, 1, &r); /* the same entries on the peer */
+    }
+    tamper(f, 4, FLIP_BODY_BYTE);
+    assert_int_equal(read_range_rv(f->s, "/a", 1, 0, c, &next), CH_EMISSING);
+    assert_int_equal(c->n, 3);
+    assert_int_equal(next, 4);
+    assert_string_equal(c->msgs[2].body, "message number 3");
+    /* read again: the same answer, one report */
+    assert_int_equal(read_range_rv(f->s, "/a", 2, 0, c, &next), CH_EMISSING);
+    assert_true(store_damage_take(f->s, &d));
+    assert_false(store_damage_take(f->s, &d));
+    assert_string_equal(d.path, "/a");
+    assert_int_equal(d.from_seq, 4);
+    assert_int_equal(d.to_seq, 4);
+    assert_int_equal(store_mark_damaged(f->s, &d), 0);
+    assert_int_equal(store_mark_damaged(f->s, &d), CH_ENOTFOUND);
+    assert_int_equal(read_range_rv(f->s, "/a", 4, 0, c, &next), CH_EMISSING);
+    assert_false(store_damage_take(f->s, &d)); /* a hole now, not damage */
+    assert_int_equal(store_copy_holes(f->s, peer, 10, &copied), 0);
+    assert_int_equal(copied, 1);
+    assert_int_equal(read_range_rv(f->s, "/a", 1, 0, c, &next), 0);
+    assert_int_equal(c->n, 6);
+    assert_string_equal(c->msgs[3].body, "message number 4");
+    assert_int_equal(next, 7);
+    assert_same_content(f->s, peer);
+    store_close(peer);
+    free(c);
+}
+
+/* A record missing from the middle or the end of a topic is damage too:
+ * the read never jumps over it or ends early as if the topic were
+ * shorter. */
+static void test_store_missing_records_are_damage(void **state)
+{
+    struct fx *f = *state;
+    struct collect *c = calloc(1, sizeof(*c));
+    struct store_damage d;
+    int64_t next = 0;
+
+    assert_non_null(c);
+    for (int i = 0; i < 6; i++)
+        pub(f, 100, "/a", "u", "", "x");
+    tamper(f, 3, DELETE_RECORD);
+    tamper(f, 6, DELETE_RECORD);
+    assert_int_equal(read_range_rv(f->s, "/a", 1, 0, c, &next), CH_EMISSING);
+    assert_int_equal(c->n, 2);
+    assert_int_equal(next, 3);
+    assert_true(store_damage_take(f->s, &d));
+    assert_int_equal(d.from_seq, 3);
+    assert_int_equal(d.to_seq, 3);
+    assert_int_equal(read_range_rv(f->s, "/a", 4, 0, c, &next), CH_EMISSING);
+    assert_int_equal(c->n, 2); /* 4, 5; then 6 is missing at the end */
+    assert_true(store_damage_take(f->s, &d));
+    assert_int_equal(d.from_seq, 6);
+    assert_int_equal(d.to_seq, 6);
+    /* a read limited before the damage is an ordinary read */
+    assert_int_equal(read_range_rv(f->s, "/a", 4, 2, c, &next), 0);
+    assert_int_equal(c->n, 2);
+    free(c);
+}
+
+/* The scrub reads everything in slices and reports damage no client read
+ * asked for; it ends, counting what it checked. */
+static void test_store_scrub_finds_damage(void **state)
+{
+    struct fx *f = *state;
+    struct store_scrub sc;
+    struct store_damage d;
+    int steps = 0;
+
+    fill_topic(f, "/a", 2500, 10);
+    fill_topic(f, "/b", 10, 10);
+    tamper(f, 2000, FLIP_BODY_BYTE);
+    memset(&sc, 0, sizeof sc);
+    while (!sc.is_done) {
+        assert_int_equal(store_scrub_step(f->s, &sc, 300, 1 << 20), 0);
+        assert_true(++steps < 100);
+    }
+    assert_true(steps >= 7); /* sliced: 300 at a time */
+    assert_int_equal(sc.records, 1999 + 10);
+    assert_int_equal(sc.unread, 1);
+    assert_true(store_damage_take(f->s, &d));
+    assert_string_equal(d.path, "/a");
+    assert_int_equal(d.from_seq, 2000);
+    assert_false(store_damage_take(f->s, &d));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1749,6 +1904,9 @@ int main(void)
         T(test_store_snapshot_size_independent_of_messages),
         T(test_store_restore_over_prefix_notes_holes),
         T(test_store_open_bad_dir),
+        T(test_store_damaged_record_not_served),
+        T(test_store_missing_records_are_damage),
+        T(test_store_scrub_finds_damage),
     };
 #undef T
 
