@@ -9,7 +9,8 @@ PYTHON     ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo p
 
 DEB_PKGS := build-essential cmake pkg-config libraft-dev libuv1-dev \
 	libwslay-dev liblmdb-dev libmsgpack-dev libhttp-parser-dev \
-	libjansson-dev libssl-dev libcmocka-dev python3 python3-websocket curl
+	libjansson-dev libssl-dev libcmocka-dev python3 python3-websocket curl \
+	zlib1g-dev fuse3 libfuse3-dev
 
 # libFuzzer targets (tests/fuzz/README.md): built with clang in their own
 # CMake project, each run FUZZ_SECONDS (FUZZ_JOBS at a time).
@@ -56,10 +57,15 @@ test: build
 
 # A long chaos run (tests/chaos): kills, pauses, restarts, transfers under
 # load, then checks that nothing acknowledged was lost or duplicated.
+# NEMESIS picks the faults (tests/chaos/README.md): default, powerloss,
+# corrupt, all.
 DURATION ?= 600
+NEMESIS  ?= default
 chaos: build
 	CHORUSD=$(CURDIR)/$(BUILD_DIR)/chorusd CHORUSCTL=$(CURDIR)/$(BUILD_DIR)/chorusctl \
-	CHORUS_SOURCE_DIR=$(CURDIR) $(PYTHON) tests/chaos/chaos.py --duration $(DURATION)
+	CHORUS_LUSW=$(CURDIR)/$(BUILD_DIR)/tests/powerloss/chorus-lusw \
+	CHORUS_SOURCE_DIR=$(CURDIR) $(PYTHON) tests/chaos/chaos.py --duration $(DURATION) \
+	--nemesis $(NEMESIS)
 
 clean:
 	rm -rf $(BUILD_DIR) build-release build-fuzz

@@ -1427,8 +1427,9 @@ int store_read_range(struct store_txn *t, const char *path, size_t path_n,
         m.path.p = path;
         m.path.n = path_n;
         m.seq = get_be64_signed((const unsigned char *)k.mv_data + 8);
-        if (m.seq < next || m.seq > r.last_seq) {
-            /* keys out of their topic's order or range */
+        if (m.seq > r.last_seq)
+            break; /* beyond the topic's record: not served */
+        if (m.seq < next) {
             damaged(t->s, path, path_n, next, end, "keys out of order");
             rv = CH_EMISSING;
             goto out;
