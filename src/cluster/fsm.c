@@ -388,6 +388,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 static int restore(struct cluster *c, struct raft_buffer *buf)
 {
+    uint64_t t0;
     uint64_t snap_index;
     uint64_t applied = store_applied_index(c->store);
     int rv;
@@ -403,14 +404,18 @@ static int restore(struct cluster *c, struct raft_buffer *buf)
         raft_free(buf->base);
         return 0;
     }
+    t0 = uv_hrtime();
     rv = store_restore(c->store, buf->base, buf->len);
     if (rv != 0) {
         log_error("fsm", "snapshot restore failed err=%s: %s", ch_strerror(rv),
                   store_errmsg(c->store));
         return rv == CH_ECORRUPT ? RAFT_CORRUPT : RAFT_IOERR;
     }
-    log_info("fsm", "snapshot restored snapshot=%llu was=%llu",
-             (unsigned long long)snap_index, (unsigned long long)applied);
+    /* on the loop: one write transaction for the whole state */
+    log_info("fsm",
+             "snapshot restored snapshot=%llu was=%llu bytes=%zu ms=%.1f",
+             (unsigned long long)snap_index, (unsigned long long)applied,
+             buf->len, (double)(uv_hrtime() - t0) / 1e6);
     raft_free(buf->base);
     cluster__catchup_restored(c); /* fetch what the snapshot described */
     c->log_entries = 0;           /* the log before the snapshot is gone */
