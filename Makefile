@@ -57,10 +57,15 @@ test: build
 
 # A long chaos run (tests/chaos): kills, pauses, restarts, transfers under
 # load, then checks that nothing acknowledged was lost or duplicated.
+# NEMESIS picks the faults (tests/chaos/README.md): default, powerloss,
+# corrupt, all.
 DURATION ?= 600
+NEMESIS  ?= default
 chaos: build
 	CHORUSD=$(CURDIR)/$(BUILD_DIR)/chorusd CHORUSCTL=$(CURDIR)/$(BUILD_DIR)/chorusctl \
-	CHORUS_SOURCE_DIR=$(CURDIR) $(PYTHON) tests/chaos/chaos.py --duration $(DURATION)
+	CHORUS_LUSW=$(CURDIR)/$(BUILD_DIR)/tests/powerloss/chorus-lusw \
+	CHORUS_SOURCE_DIR=$(CURDIR) $(PYTHON) tests/chaos/chaos.py --duration $(DURATION) \
+	--nemesis $(NEMESIS)
 
 clean:
 	rm -rf $(BUILD_DIR) build-release build-fuzz

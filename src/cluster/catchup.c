@@ -350,8 +350,9 @@ void cluster__catchup_tick(struct cluster *c)
             store_read_end(t);
         }
     }
-    if (cu->in_flight && now >= cu->deadline_ms) {
-        give_up_peer(c, "no answer in time");
+    if (cu->l != NULL && now >= cu->deadline_ms) {
+        give_up_peer(c, cu->in_flight ? "no answer in time"
+                                      : "no connection in time");
         return;
     }
     if (cu->l != NULL || now < cu->retry_ms)
@@ -370,6 +371,9 @@ void cluster__catchup_tick(struct cluster *c)
         cu->retry_ms = now + CATCHUP_RETRY_MS;
         return;
     }
+    /* Bounds the connection as the answer is bounded: a peer cut off the
+     * network leaves a connect waiting for minutes. */
+    cu->deadline_ms = now + CATCHUP_ANSWER_MS;
     log_info("catchup", "fetching from peer=%llu http=%s missing=%lld",
              (unsigned long long)cu->peer_id, http, (long long)cu->missing);
 }

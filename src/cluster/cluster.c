@@ -626,10 +626,14 @@ int cluster_start(struct cluster *c, char *errmsg)
     cluster__fsm_init(c);
     rv = raft_init(&c->raft, &c->io, &c->fsm, c->cfg.id, c->cfg.raft_addr);
     if (rv != 0) {
-        snprintf(errmsg, CH_ERRMSG_SIZE, "raft init failed (%d): %s", rv,
-                 raft_errmsg(c->r));
-        /* raft_close must still run to release the io; the loop runs it. */
-        c->raft_inited = true;
+        snprintf(errmsg, CH_ERRMSG_SIZE,
+                 "raft data in %.60s cannot be loaded (raft_init %d): %.140s",
+                 c->raft_dir, rv, raft_errmsg(c->r));
+        /* libraft 0.15's raft_init frees what it allocated when it fails:
+         * raft_close would free it again (a damaged metadata file showed
+         * it). Only the io and the transport are left to release. */
+        raft_uv_close(&c->io);
+        raft_uv_tcp_close(&c->transport);
         return CH_EIO;
     }
     c->raft_inited = true;

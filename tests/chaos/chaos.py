@@ -56,7 +56,13 @@ import checker  # noqa: E402
 websocket = H.websocket
 
 ACTION_KINDS = ("kill", "kill_leader", "stop", "restart", "transfer",
-                "far_behind", "partition")
+                "far_behind", "partition", "power_loss", "power_loss_all",
+                "corrupt")
+# --nemesis: which faults besides the default ones (README.md).
+NEMESES = ("default", "powerloss", "corrupt", "all")
+LMDB_PAGE = 4096
+LMDB_P_LEAF = 0x02
+LMDB_P_OVERFLOW = 0x04
 
 
 def log(msg):
@@ -204,6 +210,8 @@ class ChaosNode(H.Node):
         self.dead = False        # killed by the nemesis, not restarted yet
         self.stopped = False     # SIGSTOPped
         self.crashes = []        # unexpected exits (text)
+        self.ns_index = kw.get("node_id")  # its network namespace (k)
+        self.lusw = None         # its lose-unsynced-writes mount, if any
 
     def argv(self):
         return self.prefix + [H.CHORUSD, "--id", str(self.node_id),
@@ -546,6 +554,7 @@ class Nemesis(threading.Thread):
         self.rng = random.Random(run.seed)
         self.counts = collections.Counter({k: 0 for k in ACTION_KINDS})
         self.failed = collections.Counter()
+        self.t0 = time.monotonic()
         self.stop_event = threading.Event()
         self.done_event = threading.Event()
         self.exit_event = threading.Event()
@@ -573,6 +582,18 @@ class Nemesis(threading.Thread):
             self.run_.check_crashes()
             self.act()
 
+    def due(self):
+        """A fault family whose guaranteed minimum is behind schedule."""
+        a = self.run_.args
+        frac = min(1.0, (time.monotonic() - self.t0 + 8) / max(a.duration, 1))
+        for kind, want in (("power_loss_all", a.min_power_loss_all),
+                           ("power_loss", a.min_power_losses),
+                           ("corrupt", a.min_corruptions)):
+            if want and self.counts[kind] < want and \
+                    self.counts[kind] < want * frac:
+                return kind
+        return None
+
     def pick_action(self):
         nodes = self.run_.nodes
         dead = [n for n in nodes if n.dead or not n.alive()]
@@ -581,10 +602,17 @@ class Nemesis(threading.Thread):
             if r < 0.85:
                 return "restart"
             return self.rng.choice(["stop", "transfer"])
+        forced = self.due()
+        if forced:
+            return forced
         choices = [("kill", 0.4), ("kill_leader", 0.2), ("stop", 0.1),
                    ("transfer", 0.1), ("far_behind", 0.1)]
         if self.run_.netns is not None:
             choices.append(("partition", 0.1))
+        if self.run_.powerloss:
+            choices += [("power_loss", 0.3), ("power_loss_all", 0.05)]
+        if self.run_.corrupt_on:
+            choices.append(("corrupt", 0.2))
         total = sum(w for _, w in choices)
         r = self.rng.random() * total
         for kind, w in choices:
@@ -621,6 +649,28 @@ class Nemesis(threading.Thread):
             self.run_.kill(target)
             self.counts[kind] += 1
             log("nemesis: %s %s" % (kind, target.name))
+            return
+        if kind == "power_loss":
+            target = self.rng.choice(live)
+            self.run_.power_loss([target])
+            self.counts[kind] += 1
+            log("nemesis: power_loss %s (unsynced writes dropped)"
+                % target.name)
+            self.run_.restart(target)
+            return
+        if kind == "power_loss_all":
+            self.run_.power_loss(list(nodes))
+            self.counts[kind] += 1
+            log("nemesis: power_loss_all (every node; unsynced writes "
+                "dropped)")
+            for n in nodes:
+                self.run_.restart(n)
+            return
+        if kind == "corrupt":
+            lead = self.leader()
+            followers = [n for n in live if n is not lead] or live
+            self.run_.corrupt(self.rng.choice(followers), self.rng)
+            self.counts[kind] += 1
             return
         if kind == "far_behind":
             # A follower down long enough for the others' logs to be
@@ -681,7 +731,7 @@ class Nemesis(threading.Thread):
             self.counts["partition"] += 1
             self.run_.partitioned = target
             try:
-                self.run_.netns.cut(target.node_id)
+                self.run_.netns.cut(target.ns_index)
                 if not self.sleep(1.0):
                     if target.info(timeout=0.5) is not None:
                         log("nemesis: %s still reachable while cut off"
@@ -689,9 +739,118 @@ class Nemesis(threading.Thread):
                         self.failed["partition_ineffective"] += 1
                     self.sleep(secs - 1.0)
             finally:
-                self.run_.netns.heal(target.node_id)
+                self.run_.netns.heal(target.ns_index)
                 self.run_.partitioned = None
             return
+
+
+# ------------------------------------------------------ power loss, damage
+
+def lusw_binary():
+    b = os.environ.get("CHORUS_LUSW")
+    if b:
+        return b
+    src = os.environ.get("CHORUS_SOURCE_DIR", os.path.join(HERE, "..", ".."))
+    return os.path.join(src, "build", "tests", "powerloss", "chorus-lusw")
+
+
+class LuswMount:
+    """A node's data dir on tests/powerloss's file system: `drop` is a
+    power cut (every write not yet fsync'ed is undone)."""
+
+    def __init__(self, top):
+        self.back = os.path.join(top, "lusw-back")
+        self.mnt = os.path.join(top, "lusw-mnt")
+        os.makedirs(self.back, exist_ok=True)
+        os.makedirs(self.mnt, exist_ok=True)
+        self.err = open(os.path.join(top, "lusw.stderr"), "ab")
+        self.proc = subprocess.Popen([lusw_binary(), self.back, self.mnt],
+                                     stdout=self.err, stderr=self.err)
+        deadline = time.monotonic() + 15
+        while not self.mounted():
+            if self.proc.poll() is not None:
+                raise H.TestFailure("chorus-lusw exited rc %s (%s)"
+                                    % (self.proc.returncode, self.back))
+            if time.monotonic() > deadline:
+                raise H.TestFailure("chorus-lusw not mounted in 15 s")
+            time.sleep(0.05)
+
+    def mounted(self):
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == self.mnt for line in f)
+
+    def drop(self):
+        with open(os.path.join(self.mnt, ".lusw"), "w") as f:
+            f.write("drop\n")
+
+    def close(self):
+        if self.mounted():
+            subprocess.run(["fusermount3", "-u", self.mnt], timeout=30,
+                           stderr=subprocess.DEVNULL)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.mounted():
+            subprocess.run(["fusermount3", "-uz", self.mnt], timeout=30)
+        self.err.close()
+
+
+def damage(rng, data_dir):
+    """Damages one file of a stopped node's data dir; returns (file, what).
+    Targets: LMDB's file (bits flipped in leaf/overflow page contents,
+    where message records live — LMDB's own structure has no checksums:
+    docs/architecture.md "Damaged files"), a closed or the open raft
+    segment, a snapshot, raft metadata (bits flipped or cut short)."""
+    raft = os.path.join(data_dir, "raft")
+    names = sorted(os.listdir(raft)) if os.path.isdir(raft) else []
+    closed = [x for x in names if x[:1].isdigit()]
+    opened = [x for x in names if x.startswith("open-")
+              and os.path.getsize(os.path.join(raft, x)) > 0]
+    snaps = [x for x in names if x.startswith("snapshot-")]
+    meta = [x for x in names if x.startswith("metadata")]
+    kinds = ["store", "store", "store"]
+    kinds += ["segment"] * bool(closed) + ["open_segment"] * bool(opened)
+    kinds += ["snapshot"] * bool(snaps) + ["metadata"] * bool(meta)
+    kind = rng.choice(kinds)
+    if kind == "store":
+        path = os.path.join(data_dir, "store", "data.mdb")
+        with open(path, "r+b") as f:
+            b = bytearray(f.read())
+            pages = [i for i in range(2, len(b) // LMDB_PAGE)
+                     if b[i * LMDB_PAGE + 10] in (LMDB_P_LEAF,
+                                                  LMDB_P_OVERFLOW)]
+            if not pages:
+                return path, "no leaf page to damage"
+            offs = []
+            for _ in range(16):
+                pg = rng.choice(pages)
+                off = pg * LMDB_PAGE + rng.randrange(LMDB_PAGE // 4,
+                                                     LMDB_PAGE)
+                b[off] ^= 1 << rng.randrange(8)
+                offs.append(off)
+            f.seek(0)
+            f.write(bytes(b))
+        return path, "16 bits flipped at %s" % offs
+    pick = {"segment": closed, "open_segment": opened, "snapshot": snaps,
+            "metadata": meta}[kind]
+    path = os.path.join(raft, rng.choice(pick))
+    size = os.path.getsize(path)
+    if size == 0:
+        return path, "empty: left alone"
+    if rng.random() < 0.3:
+        cut = rng.randrange(0, size)
+        os.truncate(path, cut)
+        return path, "truncated from %d to %d bytes" % (size, cut)
+    with open(path, "r+b") as f:
+        b = bytearray(f.read())
+        offs = sorted(rng.randrange(size) for _ in range(16))
+        for off in offs:
+            b[off] ^= 1 << rng.randrange(8)
+        f.seek(0)
+        f.write(bytes(b))
+    return path, "16 bits flipped at %s" % offs
 
 
 # --------------------------------------------------------------------- run
@@ -711,6 +870,12 @@ class Run:
         self.crashes = []
         self.phase = "load"
         self.lock = threading.RLock()
+        self.powerloss = args.nemesis in ("powerloss", "all")
+        self.corrupt_on = args.nemesis in ("corrupt", "all")
+        self.flags = []
+        self.refused = 0        # damaged nodes that refused to start
+        self.retired = []       # nodes replaced after refusing
+        self.next_id = 4
 
     def progressing(self):
         return self.phase in ("load", "final")
@@ -733,6 +898,103 @@ class Run:
                 n.start(wait=False)
             except H.TestFailure as e:
                 self.crash(n, "restart failed: %s" % e)
+
+    def power_loss(self, nodes):
+        """kill -9, then the node's file system drops every write not yet
+        synced: what a power cut leaves on its disk."""
+        with self.lock:
+            for n in nodes:
+                if n.alive():
+                    self.kill(n)
+                n.dead = True
+            for n in nodes:
+                n.lusw.drop()
+
+    def corrupt(self, n, rng):
+        """Stops n, damages one of its files, starts it again: it must come
+        back healthy (and later tell the true history) or refuse to start
+        with one line naming the file; a refused node is replaced as
+        docs/operations.md "Replacing a dead node" says."""
+        self.kill(n)
+        path, what = damage(rng, n.data_dir)
+        log("nemesis: corrupt %s: %s: %s" % (
+            n.name, os.path.relpath(path, n.data_dir), what))
+        with self.lock:
+            n.dead = False
+            n.start(wait=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if n.proc.poll() is not None:
+                break
+            if n.healthy():
+                log("nemesis: %s healthy after the damage" % n.name)
+                return
+            time.sleep(0.3)
+        if n.proc.poll() is None:
+            log("nemesis: %s running, not yet healthy after the damage"
+                % n.name)
+            return
+        with self.lock:
+            n.dead = True
+            n._reaped_run = n.run_no
+            rc = n.proc.returncode
+            try:
+                n._reaped(rc)
+            except H.TestFailure as e:
+                self.crash(n, str(e))
+        lines = [l for l in n.run_log().splitlines()
+                 if l.startswith("chorusd:")]
+        name = os.path.basename(path)
+        if rc in (0, None) or len(lines) != 1 or not (
+                name in lines[0] or "log entries were lost" in lines[0]):
+            self.failures.append("%s refused to start (rc %s) without one "
+                                 "line naming %s: %r" % (n.name, rc, name,
+                                                         lines[-3:]))
+        self.refused += 1
+        log("nemesis: %s refused to start: %s" % (
+            n.name, lines[-1] if lines else "(no line)"))
+        self.replace(n)
+
+    def replace(self, n):
+        """The operator's answer to a node whose data is damaged: remove it,
+        start a new member (new id, empty data dir) that joins."""
+        live = [m for m in self.nodes if m is not n and m.alive()
+                and not m.dead]
+        deadline = time.monotonic() + 60
+        done = False
+        while not done and time.monotonic() < deadline and live:
+            for via in live:
+                try:
+                    c = H.chorusctl(via.http_addr, "leave", str(n.node_id),
+                                    timeout=30)
+                    done = c.rc == 0 or "not a member" in c.err
+                except (subprocess.SubprocessError, OSError,
+                        H.TestFailure):
+                    done = False
+                if done:
+                    break
+            if not done:
+                time.sleep(1)
+        if not done:
+            self.failures.append("could not remove the refused %s" % n.name)
+            return
+        k = self.next_id
+        self.next_id += 1
+        nn = ChaosNode(host=n.host, prefix=n.prefix, node_id=k,
+                       name="chaos-node%d" % k,
+                       http_port=H.unique_free_port(),
+                       raft_port=H.unique_free_port())
+        nn.ns_index = n.ns_index
+        if self.powerloss:
+            nn.lusw = LuswMount(nn.tmp)
+            nn.data_dir = os.path.join(nn.lusw.mnt, "data")
+        nn.extra_args = ["--join", live[0].http_addr] + self.flags
+        with self.lock:
+            self.nodes[self.nodes.index(n)] = nn
+            self.retired.append(n)
+            nn.start(wait=False)
+        log("nemesis: %s removed; %s joins in its place (%s)"
+            % (n.name, nn.name, nn.http_addr))
 
     def crash(self, n, text):
         line = "node %s crashed/exited unexpectedly: %s (log %s)" % (
@@ -766,7 +1028,7 @@ class Run:
                 n.stopped = False
         if self.netns is not None:
             for n in self.nodes:
-                self.netns.heal(n.node_id)
+                self.netns.heal(n.ns_index)
         self.partitioned = None
         if restart:
             self.check_crashes()
@@ -801,6 +1063,7 @@ class Run:
                  "--snapshot-threshold", str(a.snapshot_threshold),
                  "--snapshot-trailing", str(a.snapshot_trailing),
                  "--dedup-window", "120", "--log", "info"]
+        self.flags = flags
         for k in (1, 2, 3):
             if self.netns:
                 host, prefix = self.netns.host(k), self.netns.prefix(k)
@@ -810,6 +1073,12 @@ class Run:
                 host=host, prefix=prefix, node_id=k, name="chaos-node%d" % k,
                 http_port=H.unique_free_port(),
                 raft_port=H.unique_free_port()))
+        if self.powerloss:
+            for n in self.nodes:
+                n.lusw = LuswMount(n.tmp)
+                n.data_dir = os.path.join(n.lusw.mnt, "data")
+            log("power-loss nemesis on: data dirs on chorus-lusw (%s)"
+                % lusw_binary())
         spec = H.cluster_spec(self.nodes)
         for n in self.nodes:
             n.extra_args = ["--cluster", spec] + flags
@@ -901,7 +1170,27 @@ def main():
     ap.add_argument("--final-timeout", type=float, default=120.0,
                     help="bound of each end-phase wait")
     ap.add_argument("--no-partition", action="store_true")
+    ap.add_argument("--nemesis", choices=NEMESES, default="default",
+                    help="faults: default (kills, pauses, partitions...), "
+                         "powerloss (+ power cuts on chorus-lusw), corrupt "
+                         "(+ damaged files), all")
+    ap.add_argument("--min-power-losses", type=int, default=0,
+                    help="single-node power losses guaranteed in the run")
+    ap.add_argument("--min-power-loss-all", type=int, default=0,
+                    help="power losses of every node at once guaranteed")
+    ap.add_argument("--min-corruptions", type=int, default=0,
+                    help="damaged files guaranteed in the run")
     args = ap.parse_args()
+    if (args.min_power_losses or args.min_power_loss_all) and \
+            args.nemesis not in ("powerloss", "all"):
+        ap.error("--min-power-loss* needs --nemesis powerloss or all")
+    if args.min_corruptions and args.nemesis not in ("corrupt", "all"):
+        ap.error("--min-corruptions needs --nemesis corrupt or all")
+    if args.nemesis in ("powerloss", "all") and \
+            not os.access(lusw_binary(), os.X_OK):
+        print("chaos: chorus-lusw not found: %s (CHORUS_LUSW); result=FAIL"
+              % lusw_binary())
+        return 2
 
     if websocket is None:
         print("chaos: python3-websocket is not installed; result=FAIL")
@@ -1062,6 +1351,12 @@ def main():
         if n_acks == 0:
             run.failures.append("no progress: not a single publish was "
                                 "acknowledged")
+        for kind, want in (("power_loss", args.min_power_losses),
+                           ("power_loss_all", args.min_power_loss_all),
+                           ("corrupt", args.min_corruptions)):
+            if nemesis.counts[kind] < want:
+                run.failures.append("only %d %s in the run (wanted %d)"
+                                    % (nemesis.counts[kind], kind, want))
         total_kills = nemesis.counts["kill"] + nemesis.counts["kill_leader"]
         if args.duration >= 30 and total_kills == 0:
             run.failures.append("the nemesis killed no node")
@@ -1087,11 +1382,19 @@ def main():
         # to leave a node past the compacted log).
         n_catchups = sum(n.full_log().count("catchup finished")
                          for n in run.nodes)
-        summary = ("chaos: duration=%ds actions=%s acks=%d %s crashes=%d "
-                   "catchups=%d result=%s" % (
-                       round(elapsed), fmt_actions(nemesis.counts),
+        n_damaged = sum(n.full_log().count("store damage found")
+                        for n in run.nodes)
+        summary = ("chaos: duration=%ds nemesis=%s actions=%s acks=%d %s "
+                   "crashes=%d catchups=%d power_losses=%d "
+                   "power_losses_all=%d corruptions=%d refused=%d "
+                   "damaged_ranges=%d result=%s" % (
+                       round(elapsed), args.nemesis,
+                       fmt_actions(nemesis.counts),
                        n_acks, res.summary_fields(),
                        len(run.crashes), n_catchups,
+                       nemesis.counts["power_loss"],
+                       nemesis.counts["power_loss_all"],
+                       nemesis.counts["corrupt"], run.refused, n_damaged,
                                   "FAIL(%s)" % ",".join(reasons) if failed
                                   else "PASS"))
     except Interrupted as e:
@@ -1122,6 +1425,18 @@ def main():
                     pass
         if nemesis is not None:
             nemesis.exit_event.set()
+        for n in run.nodes + run.retired:
+            if n.alive():
+                try:
+                    os.kill(n.pid, signal.SIGKILL)
+                    n.proc.wait(10)
+                except (OSError, subprocess.SubprocessError):
+                    pass
+            if n.lusw is not None:
+                try:
+                    n.lusw.close()
+                except (OSError, subprocess.SubprocessError) as e:
+                    print("chaos: unmounting %s: %s" % (n.lusw.mnt, e))
         if run.netns is not None:
             run.netns.teardown()
         if summary:
