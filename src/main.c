@@ -118,6 +118,9 @@ static void cluster_closed(struct cluster *c, void *arg)
 
 /* Publishes taken before the signal get this long to commit. */
 #define DRAIN_TIMEOUT_MS 3000
+/* Exit status of a node that stopped to rebuild its damaged store at the
+ * next start (EX_TEMPFAIL: start it again). */
+#define CHORUSD_EXIT_REBUILD 75
 
 static void close_all(struct node *n);
 
@@ -179,17 +182,40 @@ static void removed_cb(void *arg)
     node_stop(arg);
 }
 
+/* The store is damaged and marked to be rebuilt: stop, saying so in one
+ * line; the next start rebuilds it (docs/operations.md "Damaged files"). */
+static void fatal_cb(void *arg, const char *why)
+{
+    struct node *n = arg;
+
+    fprintf(stderr,
+            "chorusd: %s/store/data.mdb is damaged (%s): stopping; the next "
+            "start rebuilds the store from the raft log and peers\n",
+            n->cfg.data, why);
+    n->exit_code = CHORUSD_EXIT_REBUILD;
+    node_stop(n);
+}
+
 static int node_start(struct node *n, char *errmsg)
 {
     struct cluster_config cc;
     struct gw_config gc;
     char store_dir[PATH_MAX + 16];
+    bool rebuilt;
     int rv;
 
     rv = ch_mkdirs(n->cfg.data, errmsg);
     if (rv != 0)
         return rv;
     snprintf(store_dir, sizeof store_dir, "%s/store", n->cfg.data);
+    rv = store_rebuild_prepare(store_dir, &rebuilt, errmsg);
+    if (rv != 0)
+        return rv;
+    if (rebuilt)
+        log_warn("main",
+                 "store rebuilt dir=%s: the damaged data.mdb was kept as "
+                 "data.mdb.damaged; the raft log and peers fill the new one",
+                 store_dir);
     rv = store_open(store_dir, n->cfg.store_max_bytes, &n->store, errmsg);
     if (rv != 0)
         return rv;
@@ -214,6 +240,7 @@ static int node_start(struct node *n, char *errmsg)
     if (rv != 0)
         return rv;
     cluster_set_removed_cb(n->cluster, removed_cb, n);
+    cluster_set_fatal_cb(n->cluster, fatal_cb, n);
 
     memset(&gc, 0, sizeof gc);
     gc.http_addr = n->cfg.http;

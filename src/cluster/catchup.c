@@ -28,8 +28,6 @@
 /* The scrub after start checks this much per tick (on the loop). */
 #define SCRUB_MSGS_PER_TICK 2048
 #define SCRUB_BYTES_PER_TICK (2u << 20)
-/* Damage reports turned into holes per tick. */
-#define REPAIR_PER_TICK 16
 
 struct peer_list {
     uint64_t ids[CATCHUP_MAX_PEERS];
@@ -262,35 +260,31 @@ void cluster__catchup_restored(struct cluster *c)
         c->catchup.recount = true;
 }
 
-/* Damage a read found on disk (docs/architecture.md "Damaged files")
- * becomes a hole, fetched from a peer like any other. */
+/* Damage a read found on disk (docs/architecture.md "Damaged files"): the
+ * store is marked to be rebuilt and the node stops; the next start moves
+ * the damaged file aside and fetches everything again. Nothing is written
+ * into the damaged file. */
 static void repair_damage(struct cluster *c)
 {
     struct store_damage d;
+    char why[CH_ERRMSG_SIZE];
     int rv;
 
-    for (unsigned n = 0; n < REPAIR_PER_TICK; n++) {
-        if (!store_damage_take(c->store, &d))
-            return;
-        rv = store_mark_damaged(c->store, &d);
-        if (rv == CH_ENOTFOUND)
-            continue; /* a hole already, or gone */
-        if (rv != 0) {
-            log_error("catchup",
-                      "store damage cannot be repaired topic=%s from=%lld "
-                      "to=%lld why=%s err=%s: %s",
-                      d.path, (long long)d.from_seq, (long long)d.to_seq, d.why,
-                      ch_strerror(rv), store_errmsg(c->store));
-            c->catchup.is_beyond_repair = true;
-            continue;
-        }
-        log_warn("catchup",
-                 "store damage found topic=%s from=%lld to=%lld why=%s: "
-                 "fetching it from a peer",
-                 d.path, (long long)d.from_seq, (long long)d.to_seq, d.why);
-        c->metrics.damaged_ranges++;
-        cluster__catchup_restored(c);
-    }
+    if (c->catchup.is_beyond_repair || !store_damage_take(c->store, &d))
+        return;
+    c->catchup.is_beyond_repair = true;
+    c->metrics.damaged_ranges++;
+    snprintf(why, sizeof why,
+             "store damage found topic=%.80s from=%lld to=%lld why=%.40s",
+             d.path, (long long)d.from_seq, (long long)d.to_seq, d.why);
+    log_error("catchup", "%s: stopping; the next start rebuilds the store",
+              why);
+    rv = store_rebuild_mark(c->store, why);
+    if (rv != 0)
+        log_error("catchup", "store rebuild mark not written: %s",
+                  store_errmsg(c->store));
+    if (c->fatal_cb != NULL)
+        c->fatal_cb(c->fatal_arg, why);
 }
 
 /* One pass over the whole store after start, a slice per tick: damage is
@@ -400,7 +394,7 @@ const char *cluster__catchup_reason(struct cluster *c)
     struct cluster_catchup *cu = &c->catchup;
 
     if (cu->is_beyond_repair)
-        return "store damaged beyond repair in place (see the log)";
+        return "store damaged: stopping to rebuild it (see the log)";
     if (!cu->active && !cu->wanted)
         return NULL;
     if (!cu->active)

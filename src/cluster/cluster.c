@@ -284,6 +284,12 @@ void cluster_set_removed_cb(struct cluster *c, cluster_removed_cb cb, void *arg)
     c->removed_arg = arg;
 }
 
+void cluster_set_fatal_cb(struct cluster *c, cluster_fatal_cb cb, void *arg)
+{
+    c->fatal_cb = cb;
+    c->fatal_arg = arg;
+}
+
 void cluster_set_restored_cb(struct cluster *c, cluster_restored_cb cb,
                              void *arg)
 {

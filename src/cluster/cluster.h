@@ -132,6 +132,10 @@ void cluster_removed_notice(struct cluster *c, uint64_t id);
 typedef void (*cluster_removed_cb)(void *arg);
 void cluster_set_removed_cb(struct cluster *c, cluster_removed_cb cb,
                             void *arg);
+/* The node must stop: its store is damaged and marked to be rebuilt at the
+ * next start (docs/architecture.md "Damaged files"); `why` is one line. */
+typedef void (*cluster_fatal_cb)(void *arg, const char *why);
+void cluster_set_fatal_cb(struct cluster *c, cluster_fatal_cb cb, void *arg);
 /* Called after the store was replaced by a snapshot from the leader. */
 typedef void (*cluster_restored_cb)(void *arg);
 void cluster_set_restored_cb(struct cluster *c, cluster_restored_cb cb,

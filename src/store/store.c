@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 #include <zlib.h>
@@ -454,6 +455,7 @@ int store_open(const char *dir, uint64_t map_bytes, struct store **out,
         return CH_ENOMEM;
     }
     ch_buf_init(&s->scratch);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
     rc = pthread_mutex_init(&s->damage_mu, NULL);
     CH_ASSERT(rc == 0); /* default attributes: cannot fail on Linux */
     rv = ch_mkdirs(dir, s->errmsg);
@@ -1201,76 +1203,55 @@ bool store_damage_take(struct store *s, struct store_damage *out)
     return found;
 }
 
-int store_mark_damaged(struct store *s, const struct store_damage *d)
+#define REBUILD_MARK "REBUILD"
+
+int store_rebuild_mark(struct store *s, const char *why)
 {
-    unsigned char mk[MSG_KEY_BYTES];
-    struct store_hole h;
-    struct topic_rec t;
-    int64_t to = d->to_seq;
-    bool found;
-    MDB_cursor *cur;
-    MDB_txn *txn;
-    MDB_val k;
-    MDB_val v;
-    int rc;
-    int rv;
+    char path[CH_PATH_MAX + 16];
+    FILE *f;
+    int rv = 0;
 
-    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0)
-        return store__err_from_mdb(s, rc, "begin repair txn");
-    rv = topic_load(s, txn, s->dbi[STORE_DB_TOPICS], d->path, d->path_n, &t,
-                    &found);
-    if (rv != 0)
-        goto err;
-    if (!found || d->from_seq < t.first_seq || d->from_seq > t.last_seq) {
-        rv = CH_ENOTFOUND;
-        goto err;
-    }
-    if (to > t.last_seq)
-        to = t.last_seq;
-    rv = hole_find(txn, s->dbi[STORE_DB_HOLES], t.id, d->from_seq, &h, &found);
-    if (rv != 0)
-        goto err;
-    if (found && h.from_seq <= d->from_seq) {
-        rv = CH_ENOTFOUND; /* a hole already */
-        goto err;
-    }
-    if (found && h.from_seq <= to)
-        to = h.from_seq - 1;
-    rc = mdb_cursor_open(txn, s->dbi[STORE_DB_MSGS], &cur);
-    if (rc != 0) {
-        rv = store__err_from_mdb(s, rc, "open repair cursor");
-        goto err;
-    }
-    store__put_be64(mk, t.id);
-    put_be64_signed(mk + 8, d->from_seq);
-    k.mv_size = sizeof mk;
-    k.mv_data = mk;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != MSG_KEY_BYTES || store__get_be64(k.mv_data) != t.id ||
-            get_be64_signed((const unsigned char *)k.mv_data + 8) > to)
-            break;
-        rc = mdb_cursor_del(cur, 0);
-        if (rc != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        rv = store__err_from_mdb(s, rc, "delete damaged records");
-        goto err;
-    }
-    rv = store__hole_put(s, txn, t.id, d->from_seq, to, d->path, d->path_n);
-    if (rv != 0)
-        goto err;
-    rc = mdb_txn_commit(txn);
-    if (rc != 0)
-        return store__err_from_mdb(s, rc, "commit repair txn");
-    return 0;
-
-err:
-    mdb_txn_abort(txn);
+    snprintf(path, sizeof path, "%s/" REBUILD_MARK, s->dir);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return set_err(s, CH_EIO, "cannot write the rebuild mark");
+    if (fprintf(f, "%s\n", why) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
+        rv = set_err(s, CH_EIO, "cannot write the rebuild mark");
+    if (fclose(f) != 0 && rv == 0)
+        rv = set_err(s, CH_EIO, "cannot write the rebuild mark");
     return rv;
+}
+
+int store_rebuild_prepare(const char *dir, bool *rebuilt, char *errmsg)
+{
+    char mark[CH_PATH_MAX + 16];
+    char from[CH_PATH_MAX + 16];
+    char to[CH_PATH_MAX + 32];
+
+    *rebuilt = false;
+    snprintf(mark, sizeof mark, "%s/" REBUILD_MARK, dir);
+    if (access(mark, F_OK) != 0)
+        return 0;
+    snprintf(from, sizeof from, "%s/data.mdb", dir);
+    snprintf(to, sizeof to, "%s/data.mdb.damaged", dir);
+    if (rename(from, to) != 0 && errno != ENOENT) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.100s: cannot move aside: %s",
+                 from, strerror(errno));
+        return CH_EIO;
+    }
+    snprintf(from, sizeof from, "%s/lock.mdb", dir);
+    if (unlink(from) != 0 && errno != ENOENT) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.100s: %s", from,
+                 strerror(errno));
+        return CH_EIO;
+    }
+    if (unlink(mark) != 0) {
+        snprintf(errmsg, CH_ERRMSG_SIZE, "store %.100s: %s", mark,
+                 strerror(errno));
+        return CH_EIO;
+    }
+    *rebuilt = true;
+    return 0;
 }
 
 static int scrub_count(void *arg, const struct ch_msg *m)

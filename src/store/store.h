@@ -181,12 +181,18 @@ struct store_damage {
  * report from any thread; up to STORE_DAMAGE_MAX wait, more are dropped
  * (found again by the next read of that range). */
 bool store_damage_take(struct store *s, struct store_damage *out);
-/* Turns a damaged range into a hole in one write transaction: its records
- * are deleted and catch-up fetches it (store_hole_first, store_fill). The
- * part already in a hole is left as it is. Returns 0, CH_ENOTFOUND (no
- * such topic or range: nothing to do) or CH_EIO/CH_ECORRUPT (the store
- * cannot be written: the damage is beyond repair in place). */
-int store_mark_damaged(struct store *s, const struct store_damage *d);
+/* Damage is not repaired in place: LMDB has no checksums of its own, and
+ * writing into a damaged page can crash it (seen: mdb_cursor_del on a page
+ * with a flipped node size). Instead the store is marked (a file REBUILD
+ * next to data.mdb, holding `why`), the node stops, and at the next start
+ * store_rebuild_prepare moves data.mdb aside: the node starts on an empty
+ * store, which the raft snapshot and log rebuild and catch-up fills from
+ * peers (docs/architecture.md "Damaged files"). Returns 0 or CH_EIO. */
+int store_rebuild_mark(struct store *s, const char *why);
+/* Before store_open: when dir holds a REBUILD mark, moves data.mdb to
+ * data.mdb.damaged (replacing an older one), removes lock.mdb and the mark,
+ * and sets *rebuilt. Returns 0 or CH_EIO (errmsg set). */
+int store_rebuild_prepare(const char *dir, bool *rebuilt, char *errmsg);
 
 /* A pass over every stored message checking what reads check (checksums,
  * no record missing), a slice at a time; damage found is reported as by

@@ -64,6 +64,9 @@ enum store_db {
 #define META_FORMAT "format"
 #define META_NEXT_TOPIC "next_topic"
 
+/* Longest store directory kept (its REBUILD mark is written there). */
+#define CH_PATH_MAX 4096
+
 /* Damage reports waiting for the loop (store_damage_take). */
 #define STORE_DAMAGE_MAX 64
 
@@ -76,6 +79,7 @@ struct store {
     uint64_t applied;             /* cached meta "applied"; loop thread */
     struct ch_buf scratch;        /* record encoding in apply; loop thread */
     char errmsg[CH_ERRMSG_SIZE];  /* last error text (write path, open) */
+    char dir[CH_PATH_MAX];        /* the environment's directory */
 };
 
 struct store_txn {

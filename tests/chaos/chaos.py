@@ -60,6 +60,8 @@ ACTION_KINDS = ("kill", "kill_leader", "stop", "restart", "transfer",
                 "corrupt")
 # --nemesis: which faults besides the default ones (README.md).
 NEMESES = ("default", "powerloss", "corrupt", "all")
+# chorusd's exit status when it stops to rebuild a damaged store.
+REBUILD_EXIT = 75
 LMDB_PAGE = 4096
 LMDB_P_LEAF = 0x02
 LMDB_P_OVERFLOW = 0x04
@@ -874,6 +876,7 @@ class Run:
         self.corrupt_on = args.nemesis in ("corrupt", "all")
         self.flags = []
         self.refused = 0        # damaged nodes that refused to start
+        self.rebuilds = 0       # nodes that stopped to rebuild their store
         self.retired = []       # nodes replaced after refusing
         self.next_id = 4
 
@@ -938,6 +941,9 @@ class Run:
             n.dead = True
             n._reaped_run = n.run_no
             rc = n.proc.returncode
+            if self.stopped_to_rebuild(n, rc):
+                self.restart(n)
+                return
             try:
                 n._reaped(rc)
             except H.TestFailure as e:
@@ -954,6 +960,22 @@ class Run:
         log("nemesis: %s refused to start: %s" % (
             n.name, lines[-1] if lines else "(no line)"))
         self.replace(n)
+
+    def stopped_to_rebuild(self, n, rc):
+        """A node that found its store damaged stops with exit 75 and one
+        line; started again (as systemd would) it rebuilds the store from
+        the raft log and its peers. Not a crash."""
+        if rc != REBUILD_EXIT or "rebuilds the store" not in n.run_log():
+            return False
+        try:
+            n._reaped(rc)
+        except H.TestFailure as e:
+            self.crash(n, str(e))
+        n.dead = True
+        self.rebuilds += 1
+        log("%s stopped to rebuild its damaged store; it will be restarted"
+            % n.name)
+        return True
 
     def replace(self, n):
         """The operator's answer to a node whose data is damaged: remove it,
@@ -1012,6 +1034,8 @@ class Run:
                 if rc is None:
                     continue
                 n._reaped_run = n.run_no
+                if self.stopped_to_rebuild(n, rc):
+                    continue
                 text = "exit code %s" % rc
                 try:
                     n._reaped(rc)
@@ -1186,6 +1210,16 @@ def main():
         ap.error("--min-power-loss* needs --nemesis powerloss or all")
     if args.min_corruptions and args.nemesis not in ("corrupt", "all"):
         ap.error("--min-corruptions needs --nemesis corrupt or all")
+    # Unless given, the minimums scale with the run: one power loss a
+    # minute, one of the whole cluster per five, one damaged file per two.
+    if args.nemesis in ("powerloss", "all"):
+        args.min_power_losses = args.min_power_losses or \
+            int(args.duration // 60)
+        args.min_power_loss_all = args.min_power_loss_all or \
+            max(1, int(args.duration // 300))
+    if args.nemesis in ("corrupt", "all"):
+        args.min_corruptions = args.min_corruptions or \
+            int(args.duration // 120)
     if args.nemesis in ("powerloss", "all") and \
             not os.access(lusw_binary(), os.X_OK):
         print("chaos: chorus-lusw not found: %s (CHORUS_LUSW); result=FAIL"
@@ -1383,18 +1417,19 @@ def main():
         n_catchups = sum(n.full_log().count("catchup finished")
                          for n in run.nodes)
         n_damaged = sum(n.full_log().count("store damage found")
-                        for n in run.nodes)
+                        for n in run.nodes + run.retired)
         summary = ("chaos: duration=%ds nemesis=%s actions=%s acks=%d %s "
                    "crashes=%d catchups=%d power_losses=%d "
                    "power_losses_all=%d corruptions=%d refused=%d "
-                   "damaged_ranges=%d result=%s" % (
+                   "rebuilds=%d damaged_ranges=%d result=%s" % (
                        round(elapsed), args.nemesis,
                        fmt_actions(nemesis.counts),
                        n_acks, res.summary_fields(),
                        len(run.crashes), n_catchups,
                        nemesis.counts["power_loss"],
                        nemesis.counts["power_loss_all"],
-                       nemesis.counts["corrupt"], run.refused, n_damaged,
+                       nemesis.counts["corrupt"], run.refused, run.rebuilds,
+                       n_damaged,
                                   "FAIL(%s)" % ",".join(reasons) if failed
                                   else "PASS"))
     except Interrupted as e:

@@ -1755,30 +1755,24 @@ static void tamper(struct fx *f, int64_t seq, enum tamper how)
 }
 
 /* A record whose bytes changed on disk is never passed: the read stops
- * before it (CH_EMISSING, as at a hole), reports the damage once, and
- * store_mark_damaged turns it into a hole that a peer's copy fills; then
- * the history reads whole and equal to the peer's. */
+ * before it (CH_EMISSING, as at a hole) and reports the damage once. The
+ * store is then marked; at the next open the damaged file is moved aside
+ * and the store starts empty (the node rebuilds it from raft and peers). */
 static void test_store_damaged_record_not_served(void **state)
 {
     struct fx *f = *state;
     struct collect *c = calloc(1, sizeof(*c));
     struct store_damage d;
-    struct store *peer;
-    struct fx pf = {.index = 0};
+    char errmsg[CH_ERRMSG_SIZE];
+    char moved[400];
+    bool rebuilt = true;
     int64_t next = 0;
-    int64_t copied = 0;
 
     assert_non_null(c);
-    peer = open_second(f, "peer");
-    pf.s = peer;
     for (int i = 0; i < 6; i++) {
         char body[32];
-        struct ch_msg m;
-        struct store_result r;
         snprintf(body, sizeof body, "message number %d", i + 1);
-        m = msg("/a", "u", "", body);
-        apply(f, 100, &m, 1, &r);
-        apply(&pf, 100, &m, 1, &r); /* the same entries on the peer */
+        pub(f, 100, "/a", "u", "", body);
     }
     tamper(f, 4, FLIP_BODY_BYTE);
     assert_int_equal(read_range_rv(f->s, "/a", 1, 0, c, &next), CH_EMISSING);
@@ -1792,18 +1786,27 @@ static void test_store_damaged_record_not_served(void **state)
     assert_string_equal(d.path, "/a");
     assert_int_equal(d.from_seq, 4);
     assert_int_equal(d.to_seq, 4);
-    assert_int_equal(store_mark_damaged(f->s, &d), 0);
-    assert_int_equal(store_mark_damaged(f->s, &d), CH_ENOTFOUND);
-    assert_int_equal(read_range_rv(f->s, "/a", 4, 0, c, &next), CH_EMISSING);
-    assert_false(store_damage_take(f->s, &d)); /* a hole now, not damage */
-    assert_int_equal(store_copy_holes(f->s, peer, 10, &copied), 0);
-    assert_int_equal(copied, 1);
-    assert_int_equal(read_range_rv(f->s, "/a", 1, 0, c, &next), 0);
-    assert_int_equal(c->n, 6);
-    assert_string_equal(c->msgs[3].body, "message number 4");
-    assert_int_equal(next, 7);
-    assert_same_content(f->s, peer);
-    store_close(peer);
+    assert_string_equal(d.why, "checksum mismatch");
+    /* reads after the damage are refused too; before it they work */
+    assert_int_equal(read_range_rv(f->s, "/a", 5, 0, c, &next), 0);
+    assert_int_equal(c->n, 2);
+    assert_int_equal(read_range_rv(f->s, "/a", 1, 3, c, &next), 0);
+
+    /* without a mark, nothing moves */
+    assert_int_equal(store_rebuild_prepare(f->path, &rebuilt, errmsg), 0);
+    assert_false(rebuilt);
+    assert_int_equal(store_rebuild_mark(f->s, "test"), 0);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_rebuild_prepare(f->path, &rebuilt, errmsg), 0);
+    assert_true(rebuilt);
+    snprintf(moved, sizeof moved, "%s/data.mdb.damaged", f->path);
+    assert_int_equal(access(moved, F_OK), 0);
+    assert_int_equal(store_open(f->path, MAP_BYTES, &f->s, errmsg), 0);
+    assert_int_equal(store_applied_index(f->s), 0);
+    assert_int_equal(topic_count(f->s, "/a"), 0);
+    assert_int_equal(store_rebuild_prepare(f->path, &rebuilt, errmsg), 0);
+    assert_false(rebuilt); /* the mark is gone */
     free(c);
 }
 
