@@ -11,7 +11,9 @@
  * the node reports itself unhealthy ("catching up") and its reads stop at
  * a hole (CH_EMISSING), never skipping it. Fills are local state (the
  * messages are the cluster's committed ones), not raft entries; the holes
- * are in LMDB, so a restart resumes where it stopped. */
+ * are in LMDB, so a restart resumes where it stopped. The tick also runs
+ * the scrub after start and stops the node when a read found damage on
+ * disk (docs/architecture.md "Damaged files"). */
 #include "cluster/cluster_int.h"
 #include "common/alloc.h"
 #include "common/log.h"
@@ -270,9 +272,9 @@ static void repair_damage(struct cluster *c)
     char why[CH_ERRMSG_SIZE];
     int rv;
 
-    if (c->catchup.is_beyond_repair || !store_damage_take(c->store, &d))
+    if (c->catchup.is_store_damaged || !store_damage_take(c->store, &d))
         return;
-    c->catchup.is_beyond_repair = true;
+    c->catchup.is_store_damaged = true;
     c->metrics.damaged_ranges++;
     snprintf(why, sizeof why,
              "store damage found topic=%.80s from=%lld to=%lld why=%.40s",
@@ -288,7 +290,7 @@ static void repair_damage(struct cluster *c)
 }
 
 /* One pass over the whole store after start, a slice per tick: damage is
- * found (and repaired) before a client asks for it. */
+ * found before a client asks for it. */
 static void scrub(struct cluster *c)
 {
     struct cluster_catchup *cu = &c->catchup;
@@ -393,7 +395,7 @@ const char *cluster__catchup_reason(struct cluster *c)
 {
     struct cluster_catchup *cu = &c->catchup;
 
-    if (cu->is_beyond_repair)
+    if (cu->is_store_damaged)
         return "store damaged: stopping to rebuild it (see the log)";
     if (!cu->active && !cu->wanted)
         return NULL;

@@ -113,7 +113,7 @@ struct cluster_catchup {
     int64_t missing;          /* messages still missing (health) */
     struct store_scrub scrub; /* the pass over the store after start */
     uint64_t scrub_start_ms;
-    bool is_beyond_repair; /* damage found: the node stops to rebuild */
+    bool is_store_damaged; /* damage found: the node stops to rebuild */
     uint64_t fetched;      /* messages stored by this catch-up */
     struct ch_msg *msgs;   /* an answer's messages (CH_MAX_CATCHUP_MSGS) */
     char reason[96];

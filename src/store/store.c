@@ -1068,9 +1068,7 @@ int store_fill(struct store *s, const char *path, size_t path_n,
         k.mv_data = mk;
         v.mv_size = s->scratch.len;
         v.mv_data = s->scratch.data;
-        /* Into a hole (checked above); a damaged record left there is
-         * overwritten with the true one. */
-        rc = mdb_put(txn, s->dbi[STORE_DB_MSGS], &k, &v, 0);
+        rc = mdb_put(txn, s->dbi[STORE_DB_MSGS], &k, &v, MDB_NOOVERWRITE);
         if (rc != 0) {
             rv = store__err_from_mdb(s, rc, "fill: put message");
             goto err;

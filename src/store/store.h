@@ -168,8 +168,8 @@ int store_fill(struct store *s, const char *path, size_t path_n,
 
 /* A range of one topic's messages a read found damaged on disk (a record
  * whose checksum fails, records missing, LMDB reporting its own structure
- * corrupt): never served; the node fetches it again from a peer
- * (docs/architecture.md "Damaged files"). */
+ * corrupt): never served; the node stops to rebuild its store
+ * (store_rebuild_mark, docs/architecture.md "Damaged files"). */
 struct store_damage {
     char path[CH_MAX_TOPIC_BYTES + 1];
     size_t path_n;
